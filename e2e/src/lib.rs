@@ -1,0 +1,22 @@
+//! End-to-end harness for crius.
+//!
+//! crius is driven as a black box: the tests start the real `crius` binary (see [`daemon`]) with a
+//! generated configuration in a temporary directory and talk CRI to it over its unix socket
+//! ([`cri`]). The images it pulls are built here from Debian's static busybox ([`layer`],
+//! [`images`]) and pushed to throw-away `docker-registry` instances ([`registry`]), optionally
+//! behind a fault-injecting HTTP proxy ([`proxy`]). Nothing here reaches past the loopback
+//! interface.
+
+pub mod cri;
+pub mod daemon;
+pub mod images;
+pub mod layer;
+pub mod proxy;
+pub mod registry;
+pub mod tls;
+pub mod util;
+
+pub use daemon::{Crius, CriusBuilder};
+pub use images::{PushedImage, PushedIndex};
+pub use proxy::{BlobFault, Proxy};
+pub use registry::{RegistryMode, TestRegistry};

@@ -1,0 +1,184 @@
+//! Fetching one layer: the blob streams from the registry through digest and size checks,
+//! decompression and the unpacker straight into a directory under `tmp/`, which is renamed into
+//! `layers/` only when every check passed. Nothing of a bad blob is kept.
+
+use std::io::{BufRead, BufReader};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::digest::Digest;
+use super::error::{ImageError, Result};
+use super::store::{LayerRecord, Store};
+use super::unpack::{Compression, unpack_layer};
+
+/// What the puller knows about a layer from the manifest and config.
+pub struct LayerSpec {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    pub diff_id: Digest,
+}
+
+/// The first problem the download stream itself saw (digest, size, network), kept because the
+/// unpacker only sees a failed read.
+type StreamFault = Arc<Mutex<Option<String>>>;
+
+/// Downloads and unpacks `layer` unless the store has it already.
+pub async fn fetch(
+    store: &Store,
+    client: &oci_client::Client,
+    reference: &oci_client::Reference,
+    layer: &LayerSpec,
+) -> Result<()> {
+    if store.has_layer(&layer.diff_id) {
+        return Ok(());
+    }
+    let sized = client
+        .pull_blob_stream(reference, layer.digest.as_str())
+        .await
+        .map_err(|e| ImageError::Registry(format!("blob {}: {e}", layer.digest)))?;
+    let fault: StreamFault = Arc::default();
+    let checked = CheckedStream {
+        inner: sized.stream,
+        expected: layer.size,
+        seen: 0,
+        fault: fault.clone(),
+    };
+    let reader = SyncIoBridge::new(StreamReader::new(checked));
+    let tmp = store.tmp_path("layer");
+    let media_type = layer.media_type.clone();
+    let dest = tmp.clone();
+    let unpacked = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir(&dest)?;
+        let mut reader = BufReader::with_capacity(256 * 1024, reader);
+        let magic = reader.fill_buf()?;
+        let compression = Compression::detect(&media_type, &magic[..magic.len().min(4)]);
+        let stats = unpack_layer(&mut reader, compression, &dest).map_err(std::io::Error::other)?;
+        // Read to the end so the digest check at the end of the stream runs.
+        std::io::copy(&mut reader, &mut std::io::sink())?;
+        Ok::<_, std::io::Error>(stats)
+    })
+    .await;
+    let outcome = match unpacked {
+        Ok(Ok(stats)) => check_fault(&fault, layer).map(|()| stats),
+        Ok(Err(err)) => Err(check_fault(&fault, layer)
+            .err()
+            .unwrap_or_else(|| unpack_error(layer, err))),
+        Err(join) => Err(ImageError::Registry(format!(
+            "layer {}: unpack task failed: {join}",
+            layer.digest
+        ))),
+    };
+    let stats = match outcome {
+        Ok(stats) => stats,
+        Err(err) => {
+            discard(tmp).await;
+            return Err(err);
+        }
+    };
+    if stats.diff_id != layer.diff_id.as_str() {
+        discard(tmp).await;
+        return Err(ImageError::Verification {
+            digest: layer.digest.to_string(),
+            message: format!(
+                "uncompressed content is {} but the image config says {}",
+                stats.diff_id, layer.diff_id
+            ),
+        });
+    }
+    let final_dir = store.layer_dir(&layer.diff_id);
+    tokio::fs::rename(&tmp, &final_dir)
+        .await
+        .map_err(|e| ImageError::io(format!("store layer {}", layer.diff_id), e))?;
+    store.add_layer(
+        &layer.diff_id,
+        LayerRecord {
+            bytes: stats.size,
+            inodes: stats.entries,
+        },
+    );
+    Ok(())
+}
+
+fn check_fault(fault: &StreamFault, layer: &LayerSpec) -> Result<()> {
+    let seen = fault.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match seen {
+        None => Ok(()),
+        Some(message) => Err(ImageError::Verification {
+            digest: layer.digest.to_string(),
+            message,
+        }),
+    }
+}
+
+fn unpack_error(layer: &LayerSpec, err: std::io::Error) -> ImageError {
+    match err.into_inner() {
+        Some(inner) => match inner.downcast::<super::unpack::UnpackError>() {
+            Ok(source) => ImageError::Unpack {
+                digest: layer.digest.to_string(),
+                source: *source,
+            },
+            Err(other) => ImageError::io(
+                format!("unpack layer {}", layer.digest),
+                std::io::Error::other(other),
+            ),
+        },
+        None => ImageError::Registry(format!("layer {}: read failed", layer.digest)),
+    }
+}
+
+async fn discard(dir: std::path::PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+}
+
+/// Passes the blob through, failing it the moment it grows past its descriptor's size, when it
+/// ends short, or when the digest check at its end fails.
+struct CheckedStream<S> {
+    inner: S,
+    expected: u64,
+    seen: u64,
+    fault: StreamFault,
+}
+
+impl<S> CheckedStream<S> {
+    fn fail(&self, message: String) -> Poll<Option<std::io::Result<Bytes>>> {
+        let mut slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(message.clone());
+        Poll::Ready(Some(Err(std::io::Error::other(message))))
+    }
+}
+
+impl<S> Stream for CheckedStream<S>
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.seen += chunk.len() as u64;
+                if self.seen > self.expected {
+                    let (seen, expected) = (self.seen, self.expected);
+                    return self.fail(format!(
+                        "registry sent {seen}+ bytes, descriptor says {expected}"
+                    ));
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(err))) => self.fail(format!("download failed: {err}")),
+            Poll::Ready(None) if self.seen < self.expected => {
+                let (seen, expected) = (self.seen, self.expected);
+                self.fail(format!(
+                    "registry sent {seen} bytes, descriptor says {expected}"
+                ))
+            }
+            other => other,
+        }
+    }
+}

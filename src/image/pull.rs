@@ -1,0 +1,244 @@
+//! `PullImage`: resolve the name, try each endpoint (mirrors first), fetch manifest and config,
+//! fetch the layers in parallel (bounded), and commit the image to the store in one step.
+
+use futures::TryStreamExt;
+use oci_client::secrets::RegistryAuth;
+
+use super::ImageManager;
+use super::auth::Credentials;
+use super::digest::Digest;
+use super::error::{ImageError, Result};
+use super::layer::{self, LayerSpec};
+use super::manifest::{self, Fetched};
+use super::reference::ImageRef;
+use super::registry::{self, Endpoint};
+use super::store::ImageRecord;
+
+impl ImageManager {
+    /// Pulls `image` and returns its id (`sha256:` of its config).
+    pub async fn pull(&self, image: &str, creds: Option<&Credentials>) -> Result<String> {
+        let candidates = self.candidates(image)?;
+        let work = async {
+            let mut last = None;
+            for candidate in &candidates {
+                match self.pull_reference(candidate, creds).await {
+                    Ok(id) => return Ok(id),
+                    Err(err) => {
+                        if candidates.len() > 1 {
+                            tracing::info!(image = %candidate, "not pulled: {err}");
+                        }
+                        last = Some(err);
+                    }
+                }
+            }
+            Err(last.unwrap_or_else(|| ImageError::NotFound(image.to_string())))
+        };
+        match self.config.pull_time_limit() {
+            Some(limit) => {
+                tokio::time::timeout(limit, work)
+                    .await
+                    .map_err(|_| ImageError::Timeout {
+                        image: image.to_string(),
+                        limit,
+                    })?
+            }
+            None => work.await,
+        }
+    }
+
+    async fn pull_reference(
+        &self,
+        image: &ImageRef,
+        creds: Option<&Credentials>,
+    ) -> Result<String> {
+        let endpoints = registry::endpoints(&self.config, image);
+        let mut failures = Vec::new();
+        for endpoint in &endpoints {
+            match self.pull_from(image, endpoint, creds).await {
+                Ok(id) => return Ok(id),
+                Err(err) => {
+                    tracing::warn!(%image, endpoint = %endpoint.describe(), "pull failed: {err}");
+                    failures.push((endpoint.describe(), err));
+                }
+            }
+        }
+        let Some((_, last)) = failures.pop() else {
+            return Err(ImageError::NotFound(image.to_string()));
+        };
+        if failures.is_empty() {
+            return Err(last);
+        }
+        // Name every endpoint tried; keep the last error's kind for the status code.
+        let tried: Vec<String> = failures
+            .iter()
+            .map(|(ep, e)| format!("{ep}: {e}"))
+            .collect();
+        Err(match last {
+            ImageError::Registry(msg) => {
+                ImageError::Registry(format!("{msg} (also tried {})", tried.join("; ")))
+            }
+            other => other,
+        })
+    }
+
+    async fn pull_from(
+        &self,
+        image: &ImageRef,
+        endpoint: &Endpoint,
+        creds: Option<&Credentials>,
+    ) -> Result<String> {
+        let downloads = self.config.max_concurrent_downloads.max(1) as usize;
+        let client = registry::client(&self.config, endpoint, downloads)?;
+        let reference = endpoint.reference(image);
+        let auth_file = self.auth_file()?;
+        let creds = registry::credentials(&auth_file, endpoint, image.repository(), creds);
+        let auth =
+            registry::registry_auth(&creds, &self.config, endpoint, reference.repository()).await?;
+
+        let (top_digest, top_body) = fetch_manifest(&client, &reference, &auth, endpoint).await?;
+        let (manifest_digest, manifest_body, manifest, index) =
+            match manifest::parse(&top_body, &top_digest)? {
+                Fetched::Manifest(m) => (top_digest.clone(), top_body, m, None),
+                Fetched::Index(index) => {
+                    let platform = manifest::host_platform();
+                    let chosen = manifest::select(&index, platform).ok_or_else(|| {
+                        ImageError::NotFound(format!(
+                            "{image}: no manifest for {}/{} in its index",
+                            platform.0, platform.1
+                        ))
+                    })?;
+                    let by_digest = reference.clone_with_digest(chosen.to_string());
+                    let (digest, body) =
+                        fetch_manifest(&client, &by_digest, &auth, endpoint).await?;
+                    match manifest::parse(&body, &digest)? {
+                        Fetched::Manifest(m) => {
+                            (digest, body, m, Some((top_digest.clone(), top_body)))
+                        }
+                        Fetched::Index(_) => {
+                            return Err(ImageError::Unsupported(format!(
+                                "{image}: index {top_digest} points to another index"
+                            )));
+                        }
+                    }
+                }
+            };
+
+        let config_digest = Digest::parse(manifest.config().digest().as_ref())?;
+        let config_body = self
+            .fetch_config(&client, &reference, &config_digest)
+            .await?;
+        let summary = manifest::parse_config(&config_body, &config_digest)?;
+        if summary.diff_ids.len() != manifest.layers().len() {
+            return Err(ImageError::Registry(format!(
+                "{image}: manifest has {} layers but config {config_digest} lists {} diff ids",
+                manifest.layers().len(),
+                summary.diff_ids.len()
+            )));
+        }
+        let layers = manifest
+            .layers()
+            .iter()
+            .zip(&summary.diff_ids)
+            .map(|(desc, diff_id)| {
+                Ok(LayerSpec {
+                    digest: Digest::parse(desc.digest().as_ref())?,
+                    size: u64::try_from(desc.size()).unwrap_or(0),
+                    media_type: desc.media_type().to_string(),
+                    diff_id: diff_id.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut held: Vec<String> = summary.diff_ids.iter().map(|d| d.to_string()).collect();
+        held.extend([
+            config_digest.to_string(),
+            manifest_digest.to_string(),
+            top_digest.to_string(),
+        ]);
+        let _hold = self.store.hold(held);
+        self.store.write_blob(&config_digest, &config_body)?;
+        self.store.write_blob(&manifest_digest, &manifest_body)?;
+        if let Some((digest, body)) = &index {
+            self.store.write_blob(digest, body)?;
+        }
+
+        futures::stream::iter(layers.iter().map(Ok))
+            .try_for_each_concurrent(downloads, |spec| {
+                let (client, reference) = (&client, &reference);
+                async move {
+                    let _lock = self.layer_locks.lock(spec.diff_id.as_str()).await;
+                    layer::fetch(&self.store, client, reference, spec).await
+                }
+            })
+            .await?;
+
+        let size = layers.iter().map(|l| l.size).sum::<u64>() + config_body.len() as u64;
+        let record = ImageRecord {
+            id: config_digest.to_string(),
+            manifest_digest: manifest_digest.to_string(),
+            repo_tags: image
+                .digest()
+                .is_none()
+                .then(|| image.repo_tag())
+                .flatten()
+                .into_iter()
+                .collect(),
+            repo_digests: vec![image.repo_digest(top_digest.as_str())],
+            layers: summary.diff_ids.iter().map(|d| d.to_string()).collect(),
+            size,
+            user: summary.user,
+            extra_blobs: index.map(|(d, _)| d.to_string()).into_iter().collect(),
+        };
+        self.store.commit(record)?;
+        Ok(config_digest.to_string())
+    }
+
+    /// The config blob, from the store when an earlier pull kept it.
+    async fn fetch_config(
+        &self,
+        client: &oci_client::Client,
+        reference: &oci_client::Reference,
+        digest: &Digest,
+    ) -> Result<Vec<u8>> {
+        if self.store.has_blob(digest) {
+            return self.store.read_blob(digest);
+        }
+        let mut body = Vec::new();
+        client
+            .pull_blob(reference, digest.as_str(), &mut body)
+            .await
+            .map_err(|e| blob_error(digest, e))?;
+        Ok(body)
+    }
+}
+
+async fn fetch_manifest(
+    client: &oci_client::Client,
+    reference: &oci_client::Reference,
+    auth: &RegistryAuth,
+    endpoint: &Endpoint,
+) -> Result<(Digest, Vec<u8>)> {
+    let (body, digest) = client
+        .pull_manifest_raw(reference, auth, manifest::ACCEPTED)
+        .await
+        .map_err(|e| match e {
+            oci_client::errors::OciDistributionError::DigestError(d) => ImageError::Verification {
+                digest: reference.digest().unwrap_or("manifest").to_string(),
+                message: d.to_string(),
+            },
+            other => {
+                ImageError::Registry(format!("{reference} from {}: {other}", endpoint.describe()))
+            }
+        })?;
+    Ok((Digest::parse(&digest)?, body.to_vec()))
+}
+
+fn blob_error(digest: &Digest, err: oci_client::errors::OciDistributionError) -> ImageError {
+    match err {
+        oci_client::errors::OciDistributionError::DigestError(d) => ImageError::Verification {
+            digest: digest.to_string(),
+            message: d.to_string(),
+        },
+        other => ImageError::Registry(format!("blob {digest}: {other}")),
+    }
+}

@@ -1,0 +1,14 @@
+//! crius: a Kubernetes container runtime serving the CRI over a unix socket.
+//!
+//! See `docs/architecture.md` for how a request flows through these modules.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod image;
+pub mod logging;
+pub mod mounts;
+pub mod network;
+pub mod server;

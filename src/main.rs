@@ -1,0 +1,5 @@
+//! The `crius` binary: a thin entry point over [`crius::cli`].
+
+fn main() -> std::process::ExitCode {
+    crius::cli::main()
+}

@@ -1,0 +1,54 @@
+//! `Status`: RuntimeReady and NetworkReady conditions.
+
+use tonic::Status;
+
+use super::CriServer;
+use crate::api;
+
+pub async fn handle(
+    server: &CriServer,
+    request: api::StatusRequest,
+) -> Result<api::StatusResponse, Status> {
+    let runtime = api::RuntimeCondition {
+        r#type: "RuntimeReady".to_string(),
+        status: true,
+        reason: String::new(),
+        message: String::new(),
+    };
+    let network = match crate::network::default_network_file(&server.config.network.network_dir) {
+        Some(_) => api::RuntimeCondition {
+            r#type: "NetworkReady".to_string(),
+            status: true,
+            reason: String::new(),
+            message: String::new(),
+        },
+        None => api::RuntimeCondition {
+            r#type: "NetworkReady".to_string(),
+            status: false,
+            reason: "NetworkPluginNotReady".to_string(),
+            message: format!(
+                "no CNI network configuration found in {}",
+                server.config.network.network_dir.display()
+            ),
+        },
+    };
+    let mut info = std::collections::HashMap::new();
+    if request.verbose {
+        info.insert(
+            "config".to_string(),
+            serde_json::to_string(server.config.as_ref())
+                .map_err(|e| Status::internal(format!("Status: {e}")))?,
+        );
+    }
+    Ok(api::StatusResponse {
+        status: Some(api::RuntimeStatus {
+            conditions: vec![runtime, network],
+        }),
+        info,
+        // Handlers and their features arrive with the OCI runtime; until then none is claimed.
+        runtime_handlers: Vec::new(),
+        features: Some(api::RuntimeFeatures {
+            supplemental_groups_policy: false,
+        }),
+    })
+}
