@@ -17,6 +17,9 @@ use crate::config::Config;
 use crate::image::ImageManager;
 use crate::server::CriServer;
 
+/// How long running calls may go on after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub fn run(config: Config) -> ExitCode {
     crate::logging::init(config.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -29,11 +32,13 @@ pub fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    let result = runtime.block_on(serve(config));
+    // Blocking work still running (an unpack) must not hold the exit up; its tmp dir is wiped at start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err}");
-            eprintln!("crius: {err}");
+            tracing::error!("crius: {err}");
             ExitCode::FAILURE
         }
     }
@@ -58,12 +63,28 @@ async fn serve(config: Config) -> Result<(), String> {
         .max_encoding_message_size(config.api.grpc_max_send_msg_size);
 
     tracing::info!(socket = %config.api.listen.display(), root = %config.root.display(), "crius {} serving the CRI", env!("CARGO_PKG_VERSION"));
-    let result = tonic::transport::Server::builder()
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let serving = tonic::transport::Server::builder()
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
-        .await
-        .map_err(|e| format!("serving {}: {e}", config.api.listen.display()));
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {
+            let stopping = stopping.clone();
+            async move {
+                shutdown_signal().await;
+                stopping.notify_one();
+            }
+        });
+    // Calls still running get a grace period; the store is crash-safe, so cutting a pull short
+    // after it loses nothing but the pull.
+    let grace = async {
+        stopping.notified().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!("calls still running after {SHUTDOWN_GRACE:?}: stopping anyway");
+    };
+    let result = tokio::select! {
+        served = serving => served.map_err(|e| format!("serving {}: {e}", config.api.listen.display())),
+        () = grace => Ok(()),
+    };
     let _ = fs::remove_file(&config.api.listen);
     tracing::info!("crius stopped");
     result

@@ -1,6 +1,8 @@
 //! tracing set-up: one line per event on stderr, filtered by the configured level.
 //! `RUST_LOG`, when set, overrides the level for debugging a single module.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogLevel;
@@ -13,5 +15,6 @@ pub fn init(level: LogLevel) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }
