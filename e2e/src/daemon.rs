@@ -57,6 +57,7 @@ pub struct CriusBuilder {
     cas: Vec<(String, PathBuf)>,
     drop_ins: Vec<(String, String)>,
     extra_args: Vec<OsString>,
+    bin: Option<PathBuf>,
 }
 
 impl Default for CriusBuilder {
@@ -73,6 +74,7 @@ impl Default for CriusBuilder {
             cas: Vec::new(),
             drop_ins: Vec::new(),
             extra_args: Vec::new(),
+            bin: None,
         }
     }
 }
@@ -167,6 +169,12 @@ impl CriusBuilder {
         self
     }
 
+    /// Runs this binary instead of [`crius_bin`].
+    pub fn bin(mut self, bin: &Path) -> Self {
+        self.bin = Some(bin.to_path_buf());
+        self
+    }
+
     /// Extra command line arguments (after the generated ones).
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.extra_args.push(arg.into());
@@ -251,6 +259,7 @@ pub struct Paths {
 
 /// A crius daemon (running or not) with its own temporary state.
 pub struct Crius {
+    bin: PathBuf,
     paths: Paths,
     extra_args: Vec<OsString>,
     child: Option<Child>,
@@ -319,6 +328,7 @@ impl Crius {
         std::fs::write(&paths.config, builder.config_toml(&paths)?)
             .with_context(|| format!("writing {}", paths.config.display()))?;
         Ok(Crius {
+            bin: builder.bin.clone().unwrap_or_else(crius_bin),
             paths,
             extra_args: builder.extra_args,
             child: None,
@@ -387,6 +397,11 @@ impl Crius {
         &self.paths.log
     }
 
+    /// The binary this daemon runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -411,7 +426,7 @@ impl Crius {
 
     /// `crius <args>` for running a variant by hand (not started, stdio inherited).
     pub fn command(&self) -> Command {
-        let mut command = Command::new(crius_bin());
+        let mut command = Command::new(&self.bin);
         command.args(self.args());
         command
     }
@@ -421,7 +436,7 @@ impl Crius {
         if self.is_running() {
             return Ok(());
         }
-        let bin = crius_bin();
+        let bin = self.bin.clone();
         if !bin.exists() {
             bail!(
                 "{} does not exist: build it (cargo build --bin crius) or set CRIUS_BIN",

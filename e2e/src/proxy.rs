@@ -290,6 +290,10 @@ async fn read_head<R: AsyncRead + Unpin>(stream: &mut R) -> Result<(String, Vec<
             bail!("connection closed before the end of the HTTP head");
         }
         buf.extend_from_slice(&chunk[..n]);
+        if !buf[0].is_ascii_alphabetic() {
+            // E.g. a TLS ClientHello (0x16) from a client trying HTTPS first.
+            return Err(NotHttp.into());
+        }
     }
 }
 
@@ -346,8 +350,33 @@ impl Head {
     }
 }
 
+/// The peer does not speak HTTP/1.x.
+#[derive(Debug)]
+struct NotHttp;
+
+impl std::fmt::Display for NotHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not an HTTP/1.x request")
+    }
+}
+
+impl std::error::Error for NotHttp {}
+
 async fn handle(mut client: TcpStream, shared: Arc<Shared>) -> Result<()> {
-    let (request_text, request_rest) = read_head(&mut client).await?;
+    let (request_text, request_rest) = match read_head(&mut client).await {
+        Ok(head) => head,
+        Err(err) => {
+            // Answer like a plain HTTP server would (Go's answers 400 to a TLS handshake), so
+            // that a client probing HTTPS first fails fast instead of timing out.
+            let _ = client
+                .write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            let _ = client.shutdown().await;
+            return Err(err);
+        }
+    };
     let request = Head::parse(&request_text)?;
     let mut parts = request.start_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();

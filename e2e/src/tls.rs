@@ -46,83 +46,41 @@ pub fn generate(dir: &Path) -> Result<TlsFiles> {
         server_cert: dir.join("server.crt"),
         server_key: dir.join("server.key"),
     };
-    let ca_key = dir.join("ca.key");
-    let csr = dir.join("server.csr");
     let serial = format!("0x{:016x}", rand::random::<u64>());
-    openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-config",
-        path_str(&cnf)?,
-        "-extensions",
-        "v3_ca",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        path_str(&ca_key)?,
-        "-out",
-        path_str(&files.ca_cert)?,
-        "-days",
-        "7",
-    ])?;
-    openssl(&[
-        "req",
-        "-new",
-        "-config",
-        path_str(&cnf)?,
-        "-subj",
-        "/CN=localhost",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        path_str(&files.server_key)?,
-        "-out",
-        path_str(&csr)?,
-    ])?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        path_str(&csr)?,
-        "-CA",
-        path_str(&files.ca_cert)?,
-        "-CAkey",
-        path_str(&ca_key)?,
-        "-set_serial",
-        &serial,
-        "-days",
-        "7",
-        "-extfile",
-        path_str(&cnf)?,
-        "-extensions",
-        "v3_srv",
-        "-out",
-        path_str(&files.server_cert)?,
-    ])?;
+    let curve = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(
+        dir,
+        &format!(
+            "req -x509 -new -config openssl.cnf -extensions v3_ca {curve} -keyout ca.key -out ca.crt -days 7"
+        ),
+    )?;
+    openssl(
+        dir,
+        &format!(
+            "req -new -config openssl.cnf -subj /CN=localhost {curve} -keyout server.key -out server.csr"
+        ),
+    )?;
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial {serial} -days 7 \
+             -extfile openssl.cnf -extensions v3_srv -out server.crt"
+        ),
+    )?;
     Ok(files)
 }
 
-fn path_str(path: &Path) -> Result<&str> {
-    path.to_str()
-        .with_context(|| format!("non-UTF-8 path {}", path.display()))
-}
-
-fn openssl(args: &[&str]) -> Result<()> {
+/// Runs `openssl <args>` (split on whitespace) in `dir`.
+fn openssl(dir: &Path, args: &str) -> Result<()> {
     let output = Command::new("openssl")
-        .args(args)
+        .args(args.split_whitespace())
+        .current_dir(dir)
         .output()
         .context("running openssl (install it: hack/install-deps.sh)")?;
     if !output.status.success() {
         bail!(
             "openssl {} failed ({}): {}",
-            args.join(" "),
+            args,
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );

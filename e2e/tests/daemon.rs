@@ -129,11 +129,26 @@ async fn unimplemented_rpcs_name_themselves() {
     let mut client = crius.runtime_client().await.unwrap();
     for &rpc in UNIMPLEMENTED {
         let result = match rpc {
-            "RunPodSandbox" => client.run_pod_sandbox(v1::RunPodSandboxRequest::default()).await.map(drop),
-            "ListPodSandbox" => client.list_pod_sandbox(v1::ListPodSandboxRequest::default()).await.map(drop),
-            "CreateContainer" => client.create_container(v1::CreateContainerRequest::default()).await.map(drop),
-            "ListContainers" => client.list_containers(v1::ListContainersRequest::default()).await.map(drop),
-            "ExecSync" => client.exec_sync(v1::ExecSyncRequest::default()).await.map(drop),
+            "RunPodSandbox" => client
+                .run_pod_sandbox(v1::RunPodSandboxRequest::default())
+                .await
+                .map(drop),
+            "ListPodSandbox" => client
+                .list_pod_sandbox(v1::ListPodSandboxRequest::default())
+                .await
+                .map(drop),
+            "CreateContainer" => client
+                .create_container(v1::CreateContainerRequest::default())
+                .await
+                .map(drop),
+            "ListContainers" => client
+                .list_containers(v1::ListContainersRequest::default())
+                .await
+                .map(drop),
+            "ExecSync" => client
+                .exec_sync(v1::ExecSyncRequest::default())
+                .await
+                .map(drop),
             other => panic!("add a call for {other}"),
         };
         let status = result.expect_err(rpc);

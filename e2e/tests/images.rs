@@ -60,7 +60,7 @@ async fn pull_by_digest_then_tag(images: &mut Images, pushed: &PushedImage) {
     assert_image_ref(&image_ref, pushed.id(), &[&pushed.manifest_digest]);
     let status = status_of(images, &pushed.reference).await;
     assert_eq!(status.id, pushed.config_digest);
-    assert_eq!(status.repo_tags, [pushed.reference.clone()]);
+    assert_eq!(status.repo_tags, [pushed.reference.as_str()]);
     assert_eq!(status.repo_digests, [pushed.by_digest()]);
     assert!(status.size > 0);
     assert_eq!(
@@ -138,7 +138,7 @@ async fn pull_index(images: &mut Images, index: &PushedIndex) {
         );
     }
     let status = status_of(images, &index.reference).await;
-    assert_eq!(status.repo_tags, [index.reference.clone()]);
+    assert_eq!(status.repo_tags, [index.reference.as_str()]);
     let listed = images.list(None).await.unwrap();
     assert_eq!(
         listed.len(),
@@ -264,7 +264,7 @@ async fn list_images_shows_all_and_filters_by_reference() {
     let filtered = images.list(Some(&single.reference)).await.unwrap();
     assert_eq!(filtered.len(), 1, "{filtered:?}");
     assert_eq!(filtered[0].id, single.config_digest);
-    assert_eq!(filtered[0].repo_tags, [single.reference.clone()]);
+    assert_eq!(filtered[0].repo_tags, [single.reference.as_str()]);
 
     let none = images
         .list(Some(&format!("{}/e2e/absent:v1", registry.host())))
@@ -492,7 +492,7 @@ async fn mirror_serves_pulls_for_its_stopped_upstream() {
     assert_eq!(status.id, on_mirror.config_digest);
     assert_eq!(
         status.repo_tags,
-        [reference.clone()],
+        [reference.as_str()],
         "the image keeps the name it was pulled by"
     );
     assert_eq!(
@@ -585,7 +585,7 @@ async fn remove_by_one_of_two_tags_only_untags() {
     );
     let status = status_of(&mut images, &v2.reference).await;
     assert_eq!(status.id, v2.config_digest);
-    assert_eq!(status.repo_tags, [v2.reference.clone()]);
+    assert_eq!(status.repo_tags, [v2.reference.as_str()]);
     assert_eq!(images.list(None).await.unwrap().len(), 1);
     assert_eq!(
         crius.layer_dirs(),
@@ -745,7 +745,7 @@ async fn kill9_mid_pull_then_clean_repull() {
     assert_image_ref(&image_ref, pushed.id(), &[&pushed.manifest_digest]);
     let status = status_of(&mut images, &reference).await;
     assert_eq!(status.id, pushed.config_digest);
-    assert_eq!(status.repo_tags, [reference.clone()]);
+    assert_eq!(status.repo_tags, [reference.as_str()]);
     assert_eq!(
         status.repo_digests,
         [format!(

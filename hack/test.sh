@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests of every crate and the end-to-end tests in e2e/, which
+# start the crius binary built here (CRIUS_BIN) against throw-away registries on 127.0.0.1.
+# Extra arguments go to `cargo nextest run`, e.g. `hack/test.sh -E 'test(/pull/)'`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash hack/install-deps.sh
+cargo build --workspace --bins
+target_dir=${CARGO_TARGET_DIR:-$PWD/target}
+export CRIUS_BIN="$target_dir/debug/crius"
+exec cargo nextest run --workspace --no-fail-fast "$@"
