@@ -15,8 +15,8 @@ pub const ACCEPTED: &[&str] = &[
 ];
 
 pub enum Fetched {
-    Index(ImageIndex),
-    Manifest(ImageManifest),
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
 /// Classifies a manifest body by its fields, since `mediaType` is optional in OCI documents.

@@ -58,10 +58,8 @@ impl ImageManager {
     /// Finds an image by id (`sha256:<hex>` or bare hex), `name:tag` or `name@digest`; short names
     /// are looked up in each unqualified-search registry.
     pub fn find(&self, name: &str) -> Result<Option<ImageRecord>> {
-        if let Some(id) = as_image_id(name) {
-            if let Some(image) = self.store.image(&id) {
-                return Ok(Some(image));
-            }
+        if let Some(image) = as_image_id(name).and_then(|id| self.store.image(&id)) {
+            return Ok(Some(image));
         }
         for candidate in self.candidates(name)? {
             let found = self

@@ -142,7 +142,7 @@ impl ImageManager {
             .map(|(desc, diff_id)| {
                 Ok(LayerSpec {
                     digest: Digest::parse(desc.digest().as_ref())?,
-                    size: u64::try_from(desc.size()).unwrap_or(0),
+                    size: desc.size(),
                     media_type: desc.media_type().to_string(),
                     diff_id: diff_id.clone(),
                 })

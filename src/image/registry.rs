@@ -215,8 +215,10 @@ mod tests {
 
     #[test]
     fn mirrors_come_first_and_upstream_last() {
-        let mut reg = RegistryConfig::default();
-        reg.mirrors = vec!["m1:5000".into(), "m2:5000/hub".into()];
+        let reg = RegistryConfig {
+            mirrors: vec!["m1:5000".into(), "m2:5000/hub".into()],
+            ..Default::default()
+        };
         let config = config_with("docker.io", reg);
         let image = ImageRef::parse("busybox", "docker.io").unwrap();
         let eps = endpoints(&config, &image);
@@ -237,8 +239,10 @@ mod tests {
 
     #[test]
     fn insecure_registries_try_unverified_tls_then_http() {
-        let mut reg = RegistryConfig::default();
-        reg.insecure = true;
+        let reg = RegistryConfig {
+            insecure: true,
+            ..Default::default()
+        };
         let config = config_with("127.0.0.1:5000", reg);
         let image = ImageRef::parse("127.0.0.1:5000/x", "docker.io").unwrap();
         let schemes: Vec<_> = endpoints(&config, &image)
