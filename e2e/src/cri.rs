@@ -65,6 +65,22 @@ pub fn auth_field(user: &str, password: &str) -> AuthConfig {
     }
 }
 
+/// `AuthConfig` with only `identity_token`: an OAuth2 refresh token to trade for an access token.
+pub fn auth_identity_token(token: &str) -> AuthConfig {
+    AuthConfig {
+        identity_token: token.to_string(),
+        ..AuthConfig::default()
+    }
+}
+
+/// `AuthConfig` with only `registry_token`: a bearer token to send to the registry as is.
+pub fn auth_registry_token(token: &str) -> AuthConfig {
+    AuthConfig {
+        registry_token: token.to_string(),
+        ..AuthConfig::default()
+    }
+}
+
 /// The image RPCs, with plain arguments and results.
 #[derive(Clone)]
 pub struct Images {

@@ -54,6 +54,7 @@ pub struct CriusBuilder {
     auth_file: Option<PathBuf>,
     certs_dir: Option<PathBuf>,
     auth_entries: BTreeMap<String, (String, String)>,
+    raw_auth_entries: BTreeMap<String, serde_json::Value>,
     cas: Vec<(String, PathBuf)>,
     drop_ins: Vec<(String, String)>,
     extra_args: Vec<OsString>,
@@ -71,6 +72,7 @@ impl Default for CriusBuilder {
             auth_file: None,
             certs_dir: None,
             auth_entries: BTreeMap::new(),
+            raw_auth_entries: BTreeMap::new(),
             cas: Vec::new(),
             drop_ins: Vec::new(),
             extra_args: Vec::new(),
@@ -143,6 +145,14 @@ impl CriusBuilder {
     pub fn auth_entry(mut self, host: &str, user: &str, password: &str) -> Self {
         self.auth_entries
             .insert(host.to_string(), (user.to_string(), password.to_string()));
+        self
+    }
+
+    /// Adds `{"auths": {"<host>": <entry>}}` to the auth file as given, e.g.
+    /// `{"identitytoken": "..."}` or `{"registrytoken": "..."}`; replaces an
+    /// [`CriusBuilder::auth_entry`] for the same host.
+    pub fn auth_file_entry(mut self, host: &str, entry: serde_json::Value) -> Self {
+        self.raw_auth_entries.insert(host.to_string(), entry);
         self
     }
 
@@ -319,8 +329,10 @@ impl Crius {
             std::fs::copy(ca, dir.join("ca.crt"))
                 .with_context(|| format!("copying {}", ca.display()))?;
         }
-        if !builder.auth_entries.is_empty() {
-            write_auth_file(&paths.auth_file, &builder.auth_entries)?;
+        if !builder.auth_entries.is_empty() || !builder.raw_auth_entries.is_empty() {
+            let mut auths = auth_entries_json(&builder.auth_entries);
+            auths.extend(builder.raw_auth_entries.clone());
+            write_auth_json(&paths.auth_file, auths)?;
         }
         for (name, contents) in &builder.drop_ins {
             std::fs::write(paths.config_dir.join(name), contents)?;
@@ -581,15 +593,26 @@ impl Drop for Crius {
 
 /// Writes a docker `config.json`-style auth file.
 pub fn write_auth_file(path: &Path, entries: &BTreeMap<String, (String, String)>) -> Result<()> {
+    write_auth_json(path, auth_entries_json(entries))
+}
+
+/// `{"<host>": {"auth": base64(user:password)}}` for each entry.
+fn auth_entries_json(
+    entries: &BTreeMap<String, (String, String)>,
+) -> serde_json::Map<String, serde_json::Value> {
     use base64::Engine as _;
-    let auths: serde_json::Map<String, serde_json::Value> = entries
+    entries
         .iter()
         .map(|(host, (user, password))| {
             let auth =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             (host.clone(), serde_json::json!({ "auth": auth }))
         })
-        .collect();
+        .collect()
+}
+
+/// Writes `{"auths": <auths>}` to `path`.
+fn write_auth_json(path: &Path, auths: serde_json::Map<String, serde_json::Value>) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

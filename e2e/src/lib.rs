@@ -4,7 +4,8 @@
 //! generated configuration in a temporary directory and talk CRI to it over its unix socket
 //! ([`cri`]). The images it pulls are built here from Debian's static busybox ([`layer`],
 //! [`images`]) and pushed to throw-away `docker-registry` instances ([`registry`]), optionally
-//! behind a fault-injecting HTTP proxy ([`proxy`]). Nothing here reaches past the loopback
+//! behind a fault-injecting HTTP proxy ([`proxy`]) or guarded by a bearer-token server
+//! ([`token_server`]). Nothing here reaches past the loopback
 //! interface.
 
 pub mod cri;
@@ -14,9 +15,11 @@ pub mod layer;
 pub mod proxy;
 pub mod registry;
 pub mod tls;
+pub mod token_server;
 pub mod util;
 
 pub use daemon::{Crius, CriusBuilder};
 pub use images::{PushedImage, PushedIndex};
 pub use proxy::{BlobFault, Proxy};
 pub use registry::{RegistryMode, TestRegistry};
+pub use token_server::{Grant, TokenAuth, TokenServer};

@@ -14,7 +14,8 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::secrets::RegistryAuth;
 use tempfile::TempDir;
 
-use crate::tls::{self, TlsFiles};
+use crate::tls::{self, ClientCertFiles, TlsFiles};
+use crate::token_server::{TokenAuth, TokenServer};
 use crate::util::{free_port, tail_of_file};
 
 /// The registry binary, overridable with `CRIUS_E2E_REGISTRY_BIN`.
@@ -36,6 +37,14 @@ pub enum RegistryMode {
     BasicAuth { user: String, password: String },
     /// HTTPS (as [`RegistryMode::Tls`]) plus htpasswd basic authentication.
     TlsBasicAuth { user: String, password: String },
+    /// Plain HTTP with distribution's bearer-token authentication (`auth: token:`): anonymous
+    /// requests get `401` with `WWW-Authenticate: Bearer realm=..,service=..,scope=..`, the realm
+    /// being a [`TokenServer`] started with the registry ([`TestRegistry::token_server`]) that
+    /// knows this user, password and refresh token.
+    Token(TokenAuth),
+    /// HTTPS (as [`RegistryMode::Tls`]) plus bearer-token authentication (the token server
+    /// itself stays plain HTTP on loopback).
+    TlsToken(TokenAuth),
 }
 
 impl RegistryMode {
@@ -47,15 +56,40 @@ impl RegistryMode {
         }
     }
 
+    /// Token mode for `user` / `password` (and the OAuth2 `refresh_token`) over plain HTTP.
+    pub fn token(user: &str, password: &str, refresh_token: &str) -> Self {
+        RegistryMode::Token(TokenAuth::new(user, password, refresh_token))
+    }
+
     fn is_tls(&self) -> bool {
-        matches!(self, RegistryMode::Tls | RegistryMode::TlsBasicAuth { .. })
+        matches!(
+            self,
+            RegistryMode::Tls | RegistryMode::TlsBasicAuth { .. } | RegistryMode::TlsToken(_)
+        )
     }
 
     fn credentials(&self) -> Option<(&str, &str)> {
         match self {
             RegistryMode::BasicAuth { user, password }
             | RegistryMode::TlsBasicAuth { user, password } => Some((user, password)),
+            RegistryMode::Token(auth) | RegistryMode::TlsToken(auth) => {
+                Some((&auth.user, &auth.password))
+            }
             RegistryMode::Plain | RegistryMode::Tls => None,
+        }
+    }
+
+    fn htpasswd(&self) -> bool {
+        matches!(
+            self,
+            RegistryMode::BasicAuth { .. } | RegistryMode::TlsBasicAuth { .. }
+        )
+    }
+
+    fn token_auth(&self) -> Option<&TokenAuth> {
+        match self {
+            RegistryMode::Token(auth) | RegistryMode::TlsToken(auth) => Some(auth),
+            _ => None,
         }
     }
 }
@@ -66,6 +100,9 @@ pub struct TestRegistry {
     addr: SocketAddr,
     child: Option<Child>,
     tls: Option<TlsFiles>,
+    /// Set by [`TestRegistry::require_client_certs`].
+    client_certs: Option<ClientCertFiles>,
+    token_server: Option<TokenServer>,
     log: PathBuf,
     config: PathBuf,
     // Last field: removed after the child is gone.
@@ -100,16 +137,24 @@ impl TestRegistry {
         } else {
             None
         };
-        if let Some((user, password)) = mode.credentials() {
+        if let Some((user, password)) = mode.credentials().filter(|_| mode.htpasswd()) {
             let hash = bcrypt::hash(password, 5).context("hashing the registry password")?;
             std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n"))
                 .context("writing htpasswd")?;
         }
+        let token_server = match mode.token_auth() {
+            Some(auth) => {
+                Some(TokenServer::start(auth.clone()).context("starting the token server")?)
+            }
+            None => None,
+        };
         let mut registry = TestRegistry {
             mode,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             child: None,
             tls,
+            client_certs: None,
+            token_server,
             log: dir.path().join("registry.log"),
             config: dir.path().join("config.yml"),
             dir,
@@ -156,6 +201,11 @@ impl TestRegistry {
         self.mode.credentials()
     }
 
+    /// The token server of the token modes: its realm, request log and [`TokenServer::mint`].
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token_server.as_ref()
+    }
+
     /// `http://127.0.0.1:<port>` or `https://...`.
     pub fn base_url(&self) -> String {
         let scheme = if self.is_tls() { "https" } else { "http" };
@@ -196,7 +246,8 @@ impl TestRegistry {
         Ok(oci_client::Client::new(config))
     }
 
-    /// The credentials oci-client should use with this registry.
+    /// The credentials oci-client should use with this registry (in the token modes it trades
+    /// them for a token itself).
     pub fn registry_auth(&self) -> RegistryAuth {
         match self.credentials() {
             Some((user, password)) => RegistryAuth::Basic(user.to_string(), password.to_string()),
@@ -211,7 +262,32 @@ impl TestRegistry {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
+        if let Some(client) = &self.client_certs {
+            let mut pem = std::fs::read(&client.cert)?;
+            pem.extend(std::fs::read(&client.key)?);
+            builder = builder.identity(reqwest::Identity::from_pem(&pem)?);
+        }
         Ok(builder.build()?)
+    }
+
+    /// Requires a TLS client certificate from now on: generates a client CA and a certificate
+    /// it signs, and restarts the registry (same port and storage) trusting that CA
+    /// (`http.tls.clientcas`). [`TestRegistry::http_client`] presents the certificate from then
+    /// on; [`TestRegistry::oci_client`] cannot, so push first. TLS modes only.
+    pub async fn require_client_certs(&mut self) -> Result<ClientCertFiles> {
+        if !self.is_tls() {
+            bail!("client certificates need a TLS mode, not {:?}", self.mode);
+        }
+        let files = tls::generate_client(&self.dir.path().join("tls-client"))
+            .context("generating the client certificate")?;
+        self.client_certs = Some(files.clone());
+        self.restart().await?;
+        Ok(files)
+    }
+
+    /// The client certificate set up by [`TestRegistry::require_client_certs`].
+    pub fn client_certs(&self) -> Option<&ClientCertFiles> {
+        self.client_certs.as_ref()
     }
 
     /// Whether the child process is (still) running.
@@ -252,10 +328,26 @@ impl TestRegistry {
                 tls.server_key.display()
             ));
         }
-        if self.credentials().is_some() {
+        if let Some(client) = &self.client_certs {
+            yaml.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                client.ca_cert.display()
+            ));
+        }
+        if self.mode.htpasswd() {
             yaml.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: crius-e2e\n    path: {}\n",
                 self.dir.path().join("htpasswd").display()
+            ));
+        }
+        if let Some(server) = &self.token_server {
+            yaml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+                 rootcertbundle: {}\n",
+                server.realm(),
+                server.service(),
+                server.issuer(),
+                server.root_cert().display()
             ));
         }
         std::fs::write(&self.config, yaml)

@@ -1,11 +1,12 @@
-//! Self-tests of the harness: registries, image building and pushing, the fault proxy.
-//! These need no crius binary.
+//! Self-tests of the harness: registries, image building and pushing, the fault proxy, the
+//! token server. These need no crius binary.
 
 use std::time::Duration;
 
 use crius_e2e::images::{self, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crius_e2e::proxy::{BlobFault, Proxy};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
+use crius_e2e::token_server::{Access, Grant, TokenAuth, TokenServer};
 use crius_e2e::util::sha256_digest;
 use oci_client::Reference;
 use oci_client::manifest::OciManifest;
@@ -545,4 +546,275 @@ async fn proxy_cuts_a_blob_mid_body_and_throttles() {
         started.elapsed()
     );
     assert_eq!(sha256_digest(&body), layer);
+}
+
+// --- token server ---------------------------------------------------------------------------
+
+const TOKEN_USER: &str = "carol";
+const TOKEN_PASSWORD: &str = "t0ken-pw";
+const REFRESH: &str = "refresh-0123456789";
+
+/// `GET /v2/<repo>/manifests/<tag>` with `Authorization: Bearer <token>`: status and the
+/// `WWW-Authenticate` header.
+async fn get_manifest_with(
+    registry: &TestRegistry,
+    repo: &str,
+    tag: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut request = registry
+        .http_client()
+        .unwrap()
+        .get(format!("{}/v2/{repo}/manifests/{tag}", registry.base_url()))
+        .header("Accept", OCI_MANIFEST);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (response.status().as_u16(), challenge)
+}
+
+/// `POST <realm>` with a form body; status and JSON answer.
+async fn post_form(realm: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut body = reqwest::Url::parse("http://x/").unwrap();
+    body.query_pairs_mut().extend_pairs(form);
+    let response = reqwest::Client::new()
+        .post(realm)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body.query().unwrap_or_default().to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// `GET <realm>?service=..&scope=..`, optionally with basic credentials.
+async fn get_token(
+    server: &TokenServer,
+    scope: &str,
+    basic: Option<(&str, &str)>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().get(format!(
+        "{}?service={}&scope={scope}",
+        server.realm(),
+        server.service()
+    ));
+    if let Some((user, password)) = basic {
+        request = request.basic_auth(user, Some(password));
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn token_of(answer: &serde_json::Value) -> &str {
+    answer["access_token"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn token_registry_challenges_with_its_token_server_realm() {
+    let registry = TestRegistry::start(RegistryMode::token(TOKEN_USER, TOKEN_PASSWORD, REFRESH))
+        .await
+        .unwrap();
+    let server = registry.token_server().unwrap();
+    let anonymous = get_v2(&registry).await;
+    assert_eq!(anonymous.status(), 401);
+    let challenge = anonymous.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(&format!("realm=\"{}\"", server.realm())),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains(&format!("service=\"{}\"", server.service())),
+        "{challenge}"
+    );
+    assert!(server.realm().starts_with("http://127.0.0.1:"));
+    assert!(
+        std::fs::read_to_string(server.root_cert())
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
+}
+
+#[tokio::test]
+async fn token_registry_accepts_tokens_of_every_grant_and_only_for_their_scope() {
+    let registry = TestRegistry::start(RegistryMode::token(TOKEN_USER, TOKEN_PASSWORD, REFRESH))
+        .await
+        .unwrap();
+    let server = registry.token_server().unwrap();
+    // oci-client pushes with the basic credentials, trading them for pull,push tokens.
+    let pushed = images::push_single(&registry, "e2e/private", "v1")
+        .await
+        .unwrap();
+    assert!(server.granted(Grant::Basic) > 0, "{:#?}", server.requests());
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.scopes == ["repository:e2e/private:pull,push"]),
+        "{:#?}",
+        server.requests()
+    );
+    let (_, digest) = pull_manifest(&registry, &pushed.reference, &[OCI_MANIFEST]).await;
+    assert_eq!(digest, pushed.manifest_digest);
+    server.clear_requests();
+
+    let scope = "repository:e2e/private:pull";
+    let realm = server.realm();
+
+    // No token, or an anonymous one (it grants nothing): denied.
+    let (status, challenge) = get_manifest_with(&registry, "e2e/private", "v1", None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains(scope), "{challenge}");
+    let (status, anonymous) = get_token(server, scope, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(anonymous["token"], anonymous["access_token"]);
+    let (status, challenge) =
+        get_manifest_with(&registry, "e2e/private", "v1", Some(token_of(&anonymous))).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+
+    // Basic credentials on GET.
+    let (status, _) = get_token(server, scope, Some((TOKEN_USER, "wrong"))).await;
+    assert_eq!(status, 401);
+    let (status, basic) = get_token(server, scope, Some((TOKEN_USER, TOKEN_PASSWORD))).await;
+    assert_eq!(status, 200);
+    assert_eq!(basic["expires_in"], 300);
+    let (status, _) =
+        get_manifest_with(&registry, "e2e/private", "v1", Some(token_of(&basic))).await;
+    assert_eq!(status, 200);
+
+    // The OAuth2 password grant hands out the refresh token, which the refresh grant accepts.
+    let service = server.service();
+    let (status, _) = post_form(
+        &realm,
+        &[
+            ("grant_type", "password"),
+            ("username", TOKEN_USER),
+            ("password", "wrong"),
+            ("service", service),
+            ("scope", scope),
+            ("client_id", "harness"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, password) = post_form(
+        &realm,
+        &[
+            ("grant_type", "password"),
+            ("username", TOKEN_USER),
+            ("password", TOKEN_PASSWORD),
+            ("service", service),
+            ("scope", scope),
+            ("client_id", "harness"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(password["refresh_token"], REFRESH);
+    let (status, _) =
+        get_manifest_with(&registry, "e2e/private", "v1", Some(token_of(&password))).await;
+    assert_eq!(status, 200);
+    let (status, refused) = post_form(
+        &realm,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "not-the-refresh-token"),
+            ("service", service),
+            ("scope", scope),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"], "invalid_grant");
+    let (status, refreshed) = post_form(
+        &realm,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", REFRESH),
+            ("service", service),
+            ("scope", scope),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) =
+        get_manifest_with(&registry, "e2e/private", "v1", Some(token_of(&refreshed))).await;
+    assert_eq!(status, 200);
+
+    assert_eq!(server.count(Grant::Anonymous), 1);
+    assert_eq!(
+        (server.count(Grant::Basic), server.granted(Grant::Basic)),
+        (2, 1)
+    );
+    assert_eq!(
+        (
+            server.count(Grant::Password),
+            server.granted(Grant::Password)
+        ),
+        (2, 1)
+    );
+    assert_eq!(
+        (
+            server.count(Grant::RefreshToken),
+            server.granted(Grant::RefreshToken)
+        ),
+        (2, 1)
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r.service.as_deref() == Some(service) && r.scopes == [scope]),
+        "{:#?}",
+        server.requests()
+    );
+
+    // Minted tokens: accepted for their own repository only, and not logged as requests.
+    let minted = server
+        .mint(TOKEN_USER, &[Access::pull("e2e/private")])
+        .unwrap();
+    let (status, _) = get_manifest_with(&registry, "e2e/private", "v1", Some(&minted)).await;
+    assert_eq!(status, 200);
+    let other = server
+        .mint(TOKEN_USER, &[Access::pull("e2e/other")])
+        .unwrap();
+    let (status, _) = get_manifest_with(&registry, "e2e/private", "v1", Some(&other)).await;
+    assert_eq!(status, 401);
+    assert_eq!(server.requests().len(), 7);
+
+    // A token signed by another server's key is not trusted.
+    let stranger = TokenServer::start(TokenAuth::new(TOKEN_USER, TOKEN_PASSWORD, REFRESH)).unwrap();
+    let forged = stranger
+        .mint(TOKEN_USER, &[Access::pull("e2e/private")])
+        .unwrap();
+    let (status, _) = get_manifest_with(&registry, "e2e/private", "v1", Some(&forged)).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn tls_token_registry_serves_https_with_a_plain_http_realm() {
+    let registry = TestRegistry::start(RegistryMode::TlsToken(TokenAuth::new(
+        TOKEN_USER,
+        TOKEN_PASSWORD,
+        REFRESH,
+    )))
+    .await
+    .unwrap();
+    assert!(registry.base_url().starts_with("https://"));
+    assert_eq!(get_v2(&registry).await.status(), 401);
+    let pushed = images::push_single(&registry, "e2e/private", "v1")
+        .await
+        .unwrap();
+    let (_, digest) = pull_manifest(&registry, &pushed.reference, &[OCI_MANIFEST]).await;
+    assert_eq!(digest, pushed.manifest_digest);
+    assert!(registry.token_server().unwrap().granted(Grant::Basic) > 0);
 }
