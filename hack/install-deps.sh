@@ -10,6 +10,7 @@ packages=(
   protobuf-compiler        # protoc: the CRI API is generated at build time
   docker-registry          # CNCF distribution: the e2e tests' throw-away registries
   busybox-static           # /bin/busybox: the e2e test images are built from it
+  runc                     # the monitor tests drive it (and compare crius oci with it)
   containernetworking-plugins
   openssl                  # TLS material for the e2e registries
   iproute2

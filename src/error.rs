@@ -11,7 +11,9 @@ impl From<ImageError> for Status {
             ImageError::Reference(_) | ImageError::Auth(_) => Status::invalid_argument(message),
             ImageError::NotFound(_) => Status::not_found(message),
             ImageError::Timeout { .. } => Status::deadline_exceeded(message),
-            ImageError::Unsupported(_) => Status::failed_precondition(message),
+            ImageError::Unsupported(_) | ImageError::Certificates(_) => {
+                Status::failed_precondition(message)
+            }
             ImageError::Registry(_)
             | ImageError::Verification { .. }
             | ImageError::Unpack { .. } => Status::unknown(message),

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod image;
+pub mod libcontainer;
 pub mod logging;
 pub mod mounts;
 pub mod network;

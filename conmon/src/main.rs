@@ -1,8 +1,46 @@
-//! crius-monitor: the per-container monitor. It holds a container's stdio, writes its CRI log and
-//! its exit status, and outlives daemon restarts. Its implementation lands with the OCI runtime
-//! issue; until then the binary only says so.
+//! crius-monitor: the per-container monitor (crius's conmon). The daemon starts one for each
+//! container and each exec; it detaches, has the OCI runtime create the container, stays its
+//! parent, holds its stdio, writes its CRI log, serves attach and control sockets, notices OOM
+//! kills, and writes the exit file. See docs/monitor.md.
+
+mod attach;
+mod child_reaper;
+mod cli;
+mod container_io;
+mod control;
+mod cri_log;
+mod exec_sync;
+mod exit_file;
+mod monitor;
+mod oom_watcher;
+mod runtime;
+mod sync_pipe;
+mod terminal;
+
+use cli::{Mode, Parsed};
 
 fn main() {
-    eprintln!("crius-monitor: not built yet; containers arrive with the runtime issue");
-    std::process::exit(1);
+    let code = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Parsed::Help) => {
+            print!("{}", cli::USAGE);
+            0
+        }
+        Ok(Parsed::Version) => {
+            println!("crius-monitor {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Parsed::Run(opts)) => match &opts.mode {
+            Mode::ExecSync {
+                process,
+                timeout,
+                output_limit,
+            } => exec_sync::run(&opts, process, *timeout, *output_limit),
+            Mode::Container { .. } | Mode::Exec { .. } => monitor::run(&opts),
+        },
+        Err(e) => {
+            eprintln!("crius-monitor: {e}\n\n{}", cli::USAGE);
+            2
+        }
+    };
+    std::process::exit(code);
 }

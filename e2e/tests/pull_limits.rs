@@ -20,7 +20,7 @@ async fn pull_timeout_is_deadline_exceeded_and_leaves_nothing() {
     proxy.set_fault_for(&pushed.layer_digests, BlobFault::Stall { after: 4096 });
     let crius = Crius::builder()
         .insecure(&proxy.host())
-        .pull_timeout("2s")
+        .pull_timeout("6s")
         .start()
         .await
         .unwrap();
@@ -32,7 +32,7 @@ async fn pull_timeout_is_deadline_exceeded_and_leaves_nothing() {
         .await
         .expect_err("the layer never arrives");
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
-    assert!(error.message().contains("2s"), "{error:?}");
+    assert!(error.message().contains("6s"), "{error:?}");
     assert!(images.list(None).await.unwrap().is_empty());
     // The abandoned download is torn down, not left to finish in the background.
     proxy.release_stalled();

@@ -94,7 +94,7 @@ const DOCS: &[Doc] = &[
     ),
     key(
         "image.certs_dir",
-        "Extra CAs per registry: <certs_dir>/<host[:port]>/*.crt (client certificates: not yet).",
+        "Per registry: <certs_dir>/<host[:port]>/*.crt (extra CAs), client.cert + client.key.",
     ),
     Doc {
         path: "image.registries",

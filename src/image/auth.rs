@@ -471,18 +471,85 @@ async fn exchange_identity_token(
 
 /// `(realm, service)` from one WWW-Authenticate header value, if it holds a Bearer challenge.
 fn bearer_challenge(header: &str) -> Option<(String, Option<String>)> {
-    http_auth::ChallengeParser::new(header)
-        .filter_map(Result::ok)
-        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|c| {
-            let param = |name: &str| {
-                c.params
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v.to_unescaped())
-            };
-            Some((param("realm")?, param("service")))
-        })
+    match challenge([header]) {
+        Some(Challenge::Bearer { realm, service }) => Some((realm, service)),
+        _ => None,
+    }
+}
+
+/// A `WWW-Authenticate` challenge crius knows how to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    /// Distribution token auth: fetch a token from `realm` (for `service`), send it as Bearer.
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+    /// HTTP Basic: send the username and password with every request.
+    Basic,
+}
+
+/// The challenge to answer among the `WWW-Authenticate` values of a 401: the first Bearer
+/// challenge that names a realm (as docker and oci-client prefer token auth), else Basic when
+/// offered; `None` when there is nothing crius can answer.
+pub fn challenge<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
+    let mut basic = false;
+    for header in headers {
+        for c in http_auth::ChallengeParser::new(header).filter_map(Result::ok) {
+            if c.scheme.eq_ignore_ascii_case("bearer") {
+                let param = |name: &str| {
+                    c.params
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.to_unescaped())
+                };
+                if let Some(realm) = param("realm").filter(|r| !r.is_empty()) {
+                    let service = param("service").filter(|s| !s.is_empty());
+                    return Some(Challenge::Bearer { realm, service });
+                }
+            } else if c.scheme.eq_ignore_ascii_case("basic") {
+                basic = true;
+            }
+        }
+    }
+    basic.then_some(Challenge::Basic)
+}
+
+/// Gets a token for `scope` from a distribution token server: `GET <realm>?scope=..&service=..`,
+/// with the basic credentials of `auth` when it has some (anonymous otherwise; a registry token
+/// is never sent to a token server, it is used as the token itself).
+pub async fn fetch_token(
+    http: &reqwest::Client,
+    realm: reqwest::Url,
+    service: Option<&str>,
+    scope: &str,
+    auth: &RegistryAuth,
+) -> Result<String, AuthError> {
+    let url = realm.to_string();
+    let mut query = vec![("scope", scope)];
+    if let Some(service) = service {
+        query.push(("service", service));
+    }
+    let mut request = http.get(realm).query(&query);
+    if let RegistryAuth::Basic(username, password) = auth {
+        request = request.basic_auth(username, Some(password));
+    }
+    let http_err = |source| AuthError::Http {
+        url: url.clone(),
+        source,
+    };
+    let resp = request.send().await.map_err(http_err)?;
+    if !resp.status().is_success() {
+        return Err(AuthError::TokenStatus {
+            url: url.clone(),
+            status: resp.status().as_u16(),
+        });
+    }
+    let body: TokenResponse = resp.json().await.map_err(http_err)?;
+    let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
+    non_empty(body.token)
+        .or_else(|| non_empty(body.access_token))
+        .ok_or(AuthError::TokenMissing { url })
 }
 
 #[cfg(test)]
@@ -986,6 +1053,78 @@ mod tests {
         assert_eq!(
             r(Credentials::RegistryToken("t".into())).await,
             RegistryAuth::Bearer("t".into())
+        );
+    }
+
+    #[test]
+    fn challenges_prefer_bearer_then_basic() {
+        let bearer = |realm: &str, service: Option<&str>| Challenge::Bearer {
+            realm: realm.into(),
+            service: service.map(Into::into),
+        };
+        assert_eq!(
+            challenge([
+                r#"Bearer realm="https://auth.example/token",service="reg",scope="repository:a:pull""#
+            ]),
+            Some(bearer("https://auth.example/token", Some("reg")))
+        );
+        // Several challenges in one header or across headers; Bearer wins wherever it is.
+        assert_eq!(
+            challenge([r#"Basic realm="r", Bearer realm="/token""#]),
+            Some(bearer("/token", None))
+        );
+        assert_eq!(
+            challenge([r#"basic realm="r""#, r#"BEARER Realm="/t",Service="s""#]),
+            Some(bearer("/t", Some("s")))
+        );
+        assert_eq!(
+            challenge([r#"Basic realm="registry""#]),
+            Some(Challenge::Basic)
+        );
+        // A Bearer challenge without a realm cannot be answered; Basic still can.
+        assert_eq!(
+            challenge([r#"Bearer service="s""#, "Basic"]),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(challenge([r#"Bearer realm="""#]), None);
+        assert_eq!(challenge([r#"Digest realm="r", nonce="n""#]), None);
+        assert_eq!(challenge(["not a challenge ,,, ="]), None);
+        assert_eq!(challenge([]), None);
+    }
+
+    #[tokio::test]
+    async fn token_fetch_sends_scope_service_and_basic_credentials() {
+        let (base, seen) = serve(vec![response(
+            "200 OK",
+            &[],
+            r#"{"access_token":"a","token":"t"}"#,
+        )]);
+        let realm = reqwest::Url::parse(&format!("{base}/token?x=1")).unwrap();
+        let token = fetch_token(
+            &client(),
+            realm,
+            Some("reg"),
+            "repository:a/b:pull",
+            &RegistryAuth::Basic("u".into(), "p".into()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(token, "t");
+        let get = seen.recv().unwrap();
+        assert_eq!(get.method, "GET");
+        assert_eq!(
+            get.path,
+            "/token?x=1&scope=repository%3Aa%2Fb%3Apull&service=reg"
+        );
+
+        let (base, _seen) = serve(vec![response("403 Forbidden", &[], "")]);
+        let realm = reqwest::Url::parse(&format!("{base}/token")).unwrap();
+        let err = fetch_token(&client(), realm, None, "s", &RegistryAuth::Anonymous)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, AuthError::TokenStatus { status: 403, .. }),
+            "{err}"
         );
     }
 }

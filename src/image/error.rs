@@ -18,6 +18,10 @@ pub enum ImageError {
     Verification { digest: String, message: String },
     #[error("{0}")]
     Unsupported(String),
+    /// A host's `certs.d` directory cannot be used as it is (a client certificate without its
+    /// key, a key that does not parse); the message names the files.
+    #[error("{0}")]
+    Certificates(String),
     #[error("layer {digest}: {source}")]
     Unpack {
         digest: String,

@@ -14,6 +14,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::store::{LayerRecord, Store};
+use super::transport::Transport;
 use super::unpack::{Compression, unpack_layer};
 
 /// What the puller knows about a layer from the manifest and config.
@@ -31,20 +32,17 @@ type StreamFault = Arc<Mutex<Option<String>>>;
 /// Downloads and unpacks `layer` unless the store has it already.
 pub async fn fetch(
     store: &Store,
-    client: &oci_client::Client,
+    transport: &Transport,
     reference: &oci_client::Reference,
     layer: &LayerSpec,
 ) -> Result<()> {
     if store.has_layer(&layer.diff_id) {
         return Ok(());
     }
-    let sized = client
-        .pull_blob_stream(reference, layer.digest.as_str())
-        .await
-        .map_err(|e| ImageError::Registry(format!("blob {}: {e}", layer.digest)))?;
+    let stream = transport.blob_stream(reference, &layer.digest).await?;
     let fault: StreamFault = Arc::default();
     let checked = CheckedStream {
-        inner: sized.stream,
+        inner: stream,
         expected: layer.size,
         seen: 0,
         fault: fault.clone(),

@@ -10,6 +10,7 @@ mod pull;
 pub mod reference;
 mod registry;
 mod store;
+mod transport;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};

@@ -2,7 +2,6 @@
 //! fetch the layers in parallel (bounded), and commit the image to the store in one step.
 
 use futures::TryStreamExt;
-use oci_client::secrets::RegistryAuth;
 
 use super::ImageManager;
 use super::auth::Credentials;
@@ -13,6 +12,7 @@ use super::manifest::{self, Fetched};
 use super::reference::ImageRef;
 use super::registry::{self, Endpoint};
 use super::store::ImageRecord;
+use super::transport::Transport;
 
 impl ImageManager {
     /// Pulls `image` and returns its id (`sha256:` of its config).
@@ -88,14 +88,14 @@ impl ImageManager {
         creds: Option<&Credentials>,
     ) -> Result<String> {
         let downloads = self.config.max_concurrent_downloads.max(1) as usize;
-        let client = registry::client(&self.config, endpoint, downloads)?;
         let reference = endpoint.reference(image);
         let auth_file = self.auth_file()?;
         let creds = registry::credentials(&auth_file, endpoint, image.repository(), creds);
         let auth =
             registry::registry_auth(&creds, &self.config, endpoint, reference.repository()).await?;
+        let transport = registry::transport(&self.config, endpoint, downloads, auth)?;
 
-        let (top_digest, top_body) = fetch_manifest(&client, &reference, &auth, endpoint).await?;
+        let (top_digest, top_body) = transport.manifest(&reference, manifest::ACCEPTED).await?;
         let (manifest_digest, manifest_body, manifest, index) =
             match manifest::parse(&top_body, &top_digest)? {
                 Fetched::Manifest(m) => (top_digest.clone(), top_body, m, None),
@@ -108,8 +108,7 @@ impl ImageManager {
                         ))
                     })?;
                     let by_digest = reference.clone_with_digest(chosen.to_string());
-                    let (digest, body) =
-                        fetch_manifest(&client, &by_digest, &auth, endpoint).await?;
+                    let (digest, body) = transport.manifest(&by_digest, manifest::ACCEPTED).await?;
                     match manifest::parse(&body, &digest)? {
                         Fetched::Manifest(m) => {
                             (digest, body, m, Some((top_digest.clone(), top_body)))
@@ -125,7 +124,7 @@ impl ImageManager {
 
         let config_digest = Digest::parse(manifest.config().digest().as_ref())?;
         let config_body = self
-            .fetch_config(&client, &reference, &config_digest)
+            .fetch_config(&transport, &reference, &config_digest)
             .await?;
         let summary = manifest::parse_config(&config_body, &config_digest)?;
         if summary.diff_ids.len() != manifest.layers().len() {
@@ -164,10 +163,10 @@ impl ImageManager {
 
         futures::stream::iter(layers.iter().map(Ok))
             .try_for_each_concurrent(downloads, |spec| {
-                let (client, reference) = (&client, &reference);
+                let (transport, reference) = (&transport, &reference);
                 async move {
                     let _lock = self.layer_locks.lock(spec.diff_id.as_str()).await;
-                    layer::fetch(&self.store, client, reference, spec).await
+                    layer::fetch(&self.store, transport, reference, spec).await
                 }
             })
             .await?;
@@ -196,49 +195,13 @@ impl ImageManager {
     /// The config blob, from the store when an earlier pull kept it.
     async fn fetch_config(
         &self,
-        client: &oci_client::Client,
+        transport: &Transport,
         reference: &oci_client::Reference,
         digest: &Digest,
     ) -> Result<Vec<u8>> {
         if self.store.has_blob(digest) {
             return self.store.read_blob(digest);
         }
-        let mut body = Vec::new();
-        client
-            .pull_blob(reference, digest.as_str(), &mut body)
-            .await
-            .map_err(|e| blob_error(digest, e))?;
-        Ok(body)
-    }
-}
-
-async fn fetch_manifest(
-    client: &oci_client::Client,
-    reference: &oci_client::Reference,
-    auth: &RegistryAuth,
-    endpoint: &Endpoint,
-) -> Result<(Digest, Vec<u8>)> {
-    let (body, digest) = client
-        .pull_manifest_raw(reference, auth, manifest::ACCEPTED)
-        .await
-        .map_err(|e| match e {
-            oci_client::errors::OciDistributionError::DigestError(d) => ImageError::Verification {
-                digest: reference.digest().unwrap_or("manifest").to_string(),
-                message: d.to_string(),
-            },
-            other => {
-                ImageError::Registry(format!("{reference} from {}: {other}", endpoint.describe()))
-            }
-        })?;
-    Ok((Digest::parse(&digest)?, body.to_vec()))
-}
-
-fn blob_error(digest: &Digest, err: oci_client::errors::OciDistributionError) -> ImageError {
-    match err {
-        oci_client::errors::OciDistributionError::DigestError(d) => ImageError::Verification {
-            digest: digest.to_string(),
-            message: d.to_string(),
-        },
-        other => ImageError::Registry(format!("blob {digest}: {other}")),
+        transport.blob(reference, digest).await
     }
 }

@@ -1,0 +1,13 @@
+//! crius' own OCI runtime: the kernel-facing side of containers, organised like youki's
+//! libcontainer (one module per concern, each behind a small API the runtime core calls).
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod hooks;
+pub mod oom_score;
+pub mod rlimits;
+pub mod seccomp;
+pub mod sysctl;
+#[cfg(test)]
+mod test_util;
+pub mod user;
