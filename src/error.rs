@@ -3,12 +3,22 @@
 use tonic::Status;
 
 use crate::image::ImageError;
+use crate::image::auth::AuthError;
 
 impl From<ImageError> for Status {
     fn from(err: ImageError) -> Status {
         let message = err.to_string();
         match err {
-            ImageError::Reference(_) | ImageError::Auth(_) => Status::invalid_argument(message),
+            ImageError::Reference(_) => Status::invalid_argument(message),
+            // The daemon's own auth file is broken: an operator must fix it.
+            ImageError::Auth(
+                AuthError::Read { .. }
+                | AuthError::Json { .. }
+                | AuthError::Base64 { .. }
+                | AuthError::MalformedAuth { .. },
+            ) => Status::failed_precondition(message),
+            ImageError::Auth(AuthError::Http { .. }) => Status::unavailable(message),
+            ImageError::Auth(_) => Status::unauthenticated(message),
             ImageError::NotFound(_) => Status::not_found(message),
             ImageError::Timeout { .. } => Status::deadline_exceeded(message),
             ImageError::Unsupported(_) | ImageError::Certificates(_) => {

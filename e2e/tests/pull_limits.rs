@@ -34,9 +34,23 @@ async fn pull_timeout_is_deadline_exceeded_and_leaves_nothing() {
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error:?}");
     assert!(error.message().contains("6s"), "{error:?}");
     assert!(images.list(None).await.unwrap().is_empty());
-    // The abandoned download is torn down, not left to finish in the background.
+    // The abandoned download is torn down at once, not left waiting on the stalled registry.
+    let tmp = crius.root().join("images/tmp");
+    let mut left = usize::MAX;
+    for _ in 0..50 {
+        left = std::fs::read_dir(&tmp).unwrap().count();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        left,
+        0,
+        "work files of the abandoned pull remain in {}",
+        tmp.display()
+    );
     proxy.release_stalled();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(crius.layer_dirs().is_empty(), "{:?}", crius.layer_dirs());
 
     proxy.clear();

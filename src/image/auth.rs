@@ -90,8 +90,13 @@ pub enum AuthError {
     Http { url: String, source: reqwest::Error },
     #[error("cannot exchange identity token with {url}: {reason}")]
     Challenge { url: String, reason: String },
-    #[error("token server {url} answered HTTP {status}")]
-    TokenStatus { url: String, status: u16 },
+    #[error("token server {url} answered HTTP {status}{detail}")]
+    TokenStatus {
+        url: String,
+        status: u16,
+        /// The server's own explanation (`: invalid_grant`), or empty.
+        detail: String,
+    },
     #[error("token server {url} answered without \"access_token\" or \"token\"")]
     TokenMissing { url: String },
 }
@@ -456,10 +461,7 @@ async fn exchange_identity_token(
         .await
         .map_err(http_err(&realm_str))?;
     if !resp.status().is_success() {
-        return Err(AuthError::TokenStatus {
-            url: realm_str,
-            status: resp.status().as_u16(),
-        });
+        return Err(token_status(realm_str, resp).await);
     }
     let body: TokenResponse = resp.json().await.map_err(http_err(&realm_str))?;
     let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
@@ -540,16 +542,37 @@ pub async fn fetch_token(
     };
     let resp = request.send().await.map_err(http_err)?;
     if !resp.status().is_success() {
-        return Err(AuthError::TokenStatus {
-            url: url.clone(),
-            status: resp.status().as_u16(),
-        });
+        return Err(token_status(url.clone(), resp).await);
     }
     let body: TokenResponse = resp.json().await.map_err(http_err)?;
     let non_empty = |t: Option<String>| t.filter(|t| !t.is_empty());
     non_empty(body.token)
         .or_else(|| non_empty(body.access_token))
         .ok_or(AuthError::TokenMissing { url })
+}
+
+/// A refusal from a token server, with its explanation: the OAuth2 `error` and
+/// `error_description` fields, or docker's `details`/`message`, never the raw body (which may echo
+/// what was sent).
+async fn token_status(url: String, resp: reqwest::Response) -> AuthError {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let text = |key: &str| body.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let parts: Vec<String> = ["error", "error_description", "details", "message"]
+        .iter()
+        .filter_map(|key| text(key))
+        .map(|t| t.chars().take(200).collect())
+        .collect();
+    let detail = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(": "))
+    };
+    AuthError::TokenStatus {
+        url,
+        status,
+        detail,
+    }
 }
 
 #[cfg(test)]

@@ -8,14 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Future, Stream};
 use tokio_util::io::{StreamReader, SyncIoBridge};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::store::{LayerRecord, Store};
 use super::transport::Transport;
-use super::unpack::{Compression, unpack_layer};
+use super::unpack::{Compression, UnpackStats, unpack_layer};
 
 /// What the puller knows about a layer from the manifest and config.
 pub struct LayerSpec {
@@ -41,25 +42,27 @@ pub async fn fetch(
     }
     let stream = transport.blob_stream(reference, &layer.digest).await?;
     let fault: StreamFault = Arc::default();
+    // Dropping this future (pull timeout, client gone) cancels the download, which fails the
+    // unpacker's next read; the blocking task then deletes its directory itself.
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
     let checked = CheckedStream {
         inner: stream,
         expected: layer.size,
         seen: 0,
         fault: fault.clone(),
+        cancelled: Box::pin(cancel.cancelled_owned()),
     };
     let reader = SyncIoBridge::new(StreamReader::new(checked));
     let tmp = store.tmp_path("layer");
     let media_type = layer.media_type.clone();
     let dest = tmp.clone();
     let unpacked = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir(&dest)?;
-        let mut reader = BufReader::with_capacity(256 * 1024, reader);
-        let magic = reader.fill_buf()?;
-        let compression = Compression::detect(&media_type, &magic[..magic.len().min(4)]);
-        let stats = unpack_layer(&mut reader, compression, &dest).map_err(std::io::Error::other)?;
-        // Read to the end so the digest check at the end of the stream runs.
-        std::io::copy(&mut reader, &mut std::io::sink())?;
-        Ok::<_, std::io::Error>(stats)
+        let result = unpack_into(reader, &media_type, &dest);
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&dest);
+        }
+        result
     })
     .await;
     let outcome = match unpacked {
@@ -103,6 +106,22 @@ pub async fn fetch(
     Ok(())
 }
 
+/// The blocking part: sniff the compression, unpack, and read the stream to its end so the digest
+/// check at the end of the stream runs.
+fn unpack_into(
+    reader: impl std::io::Read,
+    media_type: &str,
+    dest: &std::path::Path,
+) -> std::io::Result<UnpackStats> {
+    std::fs::create_dir(dest)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    let magic = reader.fill_buf()?;
+    let compression = Compression::detect(media_type, &magic[..magic.len().min(4)]);
+    let stats = unpack_layer(&mut reader, compression, dest).map_err(std::io::Error::other)?;
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(stats)
+}
+
 fn check_fault(fault: &StreamFault, layer: &LayerSpec) -> Result<()> {
     let seen = fault.lock().unwrap_or_else(|p| p.into_inner()).take();
     match seen {
@@ -141,6 +160,7 @@ struct CheckedStream<S> {
     expected: u64,
     seen: u64,
     fault: StreamFault,
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl<S> CheckedStream<S> {
@@ -158,6 +178,9 @@ where
     type Item = std::io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.cancelled.as_mut().poll(cx).is_ready() {
+            return self.fail("pull abandoned".to_string());
+        }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.seen += chunk.len() as u64;

@@ -39,6 +39,30 @@ pub enum Transport {
     Mtls(mtls::Mtls),
 }
 
+/// Logs in before the first request when there are credentials. oci-client would otherwise do it
+/// lazily and, when the token server refuses, drop that answer and send the request without
+/// credentials, leaving only the registry's bare "unauthorized" to report.
+async fn authenticate(
+    client: &oci_client::Client,
+    reference: &Reference,
+    auth: &RegistryAuth,
+    endpoint: &str,
+) -> Result<()> {
+    if *auth == RegistryAuth::Anonymous {
+        return Ok(());
+    }
+    client
+        .auth(reference, auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            ImageError::Registry(format!(
+                "{reference}: logging in at {endpoint} failed: {}",
+                with_causes(&e)
+            ))
+        })
+}
+
 impl Transport {
     /// The manifest or index `reference` names, and its digest. The body is checked against the
     /// reference's digest and the registry's `Docker-Content-Digest`, whichever are present.
@@ -53,6 +77,7 @@ impl Transport {
                 auth,
                 endpoint,
             } => {
+                authenticate(client, reference, auth, endpoint).await?;
                 let (body, digest) = client
                     .pull_manifest_raw(reference, auth, accepted)
                     .await
