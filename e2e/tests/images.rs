@@ -653,11 +653,11 @@ async fn concurrent_identical_pulls_download_each_blob_once() {
         status_of(&mut first, &reference).await.id,
         pushed.config_digest
     );
-    for layer in &pushed.layer_digests {
+    for blob in pushed.layer_digests.iter().chain([&pushed.config_digest]) {
         assert_eq!(
-            proxy.blob_gets(layer),
+            proxy.blob_gets(blob),
             1,
-            "layer {layer} was downloaded more than once"
+            "blob {blob} was downloaded more than once"
         );
     }
     assert_eq!(first.list(None).await.unwrap().len(), 1);

@@ -192,16 +192,20 @@ impl ImageManager {
         Ok(config_digest.to_string())
     }
 
-    /// The config blob, from the store when an earlier pull kept it.
+    /// The config blob, from the store when an earlier (or concurrent) pull kept it: under the
+    /// digest's lock, so concurrent pulls of one image fetch it once.
     async fn fetch_config(
         &self,
         transport: &Transport,
         reference: &oci_client::Reference,
         digest: &Digest,
     ) -> Result<Vec<u8>> {
+        let _lock = self.layer_locks.lock(digest.as_str()).await;
         if self.store.has_blob(digest) {
             return self.store.read_blob(digest);
         }
-        transport.blob(reference, digest).await
+        let body = transport.blob(reference, digest).await?;
+        self.store.write_blob(digest, &body)?;
+        Ok(body)
     }
 }
