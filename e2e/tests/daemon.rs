@@ -285,3 +285,50 @@ fn invalid_config_stops_startup_naming_file_and_key() {
         assert!(!crius.socket().exists(), "{file}: a socket was created");
     }
 }
+
+async fn network_ready(network_dir: &std::path::Path) -> k8s_cri::v1::RuntimeCondition {
+    let crius = Crius::builder()
+        .drop_in(
+            "10-network.toml",
+            &format!(
+                "[network]\nnetwork_dir = {:?}\n",
+                network_dir.display().to_string()
+            ),
+        )
+        .start()
+        .await
+        .unwrap();
+    let mut client = crius.runtime_client().await.unwrap();
+    let status = client
+        .status(StatusRequest { verbose: false })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    status
+        .conditions
+        .into_iter()
+        .find(|c| c.r#type == "NetworkReady")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn network_ready_follows_the_cni_configuration_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = network_ready(dir.path()).await;
+    assert!(!empty.status);
+    assert_eq!(empty.reason, "NetworkPluginNotReady");
+    assert!(
+        empty.message.contains(&dir.path().display().to_string()),
+        "{empty:?}"
+    );
+
+    std::fs::write(
+        dir.path().join("10-test.conflist"),
+        r#"{"cniVersion":"1.0.0","name":"test","plugins":[{"type":"loopback"}]}"#,
+    )
+    .unwrap();
+    let found = network_ready(dir.path()).await;
+    assert!(found.status, "{found:?}");
+}
