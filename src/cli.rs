@@ -43,6 +43,14 @@ enum Command {
     Config,
     /// Print crius' version and the CRI API version it serves.
     Version,
+    /// The runc-compatible OCI runtime: `crius oci [--root DIR] [--log FILE]
+    /// [--log-format text|json] <create|start|state|kill|delete|exec|update|pause|resume|features>`.
+    #[command(disable_help_flag = true)]
+    Oci {
+        /// runc's own global flags and command, parsed by `crius oci` itself.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 impl Cli {
@@ -62,7 +70,17 @@ impl Cli {
 }
 
 pub fn main() -> ExitCode {
+    // `crius oci ...` takes runc's global flags (its `--root` is the state dir, not the daemon's
+    // root), so it is dispatched before the daemon's parser sees them. It stays single-threaded:
+    // no runtime, no logging setup.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == "oci") {
+        return crate::oci_cli::main(argv.collect());
+    }
     let cli = Cli::parse();
+    if let Some(Command::Oci { args }) = cli.command {
+        return crate::oci_cli::main(args);
+    }
     if let Some(Command::Version) = cli.command {
         println!("crius version {}", env!("CARGO_PKG_VERSION"));
         println!("CRI API version {}", crate::api::API_VERSION);

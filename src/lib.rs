@@ -12,4 +12,5 @@ pub mod libcontainer;
 pub mod logging;
 pub mod mounts;
 pub mod network;
+pub mod oci_cli;
 pub mod server;

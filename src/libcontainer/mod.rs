@@ -1,6 +1,15 @@
 //! crius' own OCI runtime: the kernel-facing side of containers, organised like youki's
 //! libcontainer (one module per concern, each behind a small API the runtime core calls).
 
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod syscall;
+pub mod tty;
+
 pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
