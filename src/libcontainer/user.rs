@@ -68,8 +68,9 @@ fn setgroups_denied() -> bool {
 /// Switch credentials to `user`.
 pub fn apply(user: &User) -> Result<(), UserError> {
     let (uid, gid) = (user.uid(), user.gid());
-    // Primary gid first, then additionalGids (deduplicated), as runc does.
-    let mut groups = vec![gid];
+    // Exactly additionalGids (deduplicated), as runc does: the caller (the CRI side) decides
+    // whether the primary gid belongs among them.
+    let mut groups: Vec<u32> = Vec::new();
     for g in user.additional_gids().iter().flatten() {
         if !groups.contains(g) {
             groups.push(*g);
