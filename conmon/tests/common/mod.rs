@@ -111,7 +111,7 @@ impl TestContainer {
         config["process"]["terminal"] = Value::Bool(false);
         config["process"]["args"] = args.iter().map(|a| Value::from(*a)).collect();
         config["root"]["readonly"] = Value::Bool(false);
-        config["linux"]["cgroupsPath"] = Value::from(format!("/crius-test/{}", container.id));
+        config["linux"]["cgroupsPath"] = Value::from(format!("/crius-test-{}", container.id));
         tweak(&mut config);
         fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write config");
         container
@@ -290,10 +290,6 @@ impl TestContainer {
                 leaks.push(format!("cgroup {} left", dir.display()));
                 let _ = fs::remove_dir(&dir);
             }
-            if let Some(parent) = dir.parent() {
-                // Shared by concurrent tests: only goes once the last one is done.
-                let _ = fs::remove_dir(parent);
-            }
         }
         leaks
     }
@@ -316,13 +312,15 @@ impl Drop for TestContainer {
     }
 }
 
-/// `/crius-test/<id>` in every cgroup hierarchy mounted under /sys/fs/cgroup.
+/// `/crius-test-<id>` in every cgroup hierarchy mounted under /sys/fs/cgroup. Each test has its
+/// own top-level cgroup: a shared parent could be removed by one test while another's runtime
+/// is creating its child in it.
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let mut dirs = vec![Path::new("/sys/fs/cgroup/crius-test").join(id)];
+    let mut dirs = vec![Path::new("/sys/fs/cgroup").join(format!("crius-test-{id}"))];
     if let Ok(entries) = fs::read_dir("/sys/fs/cgroup") {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                dirs.push(entry.path().join("crius-test").join(id));
+                dirs.push(entry.path().join(format!("crius-test-{id}")));
             }
         }
     }
