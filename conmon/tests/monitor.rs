@@ -393,10 +393,9 @@ fn exec_with_attach() {
     let c = running_container("exec");
     let exit_file = c.path("exec-exit.json");
     let attach = c.path("exec-attach.sock");
-    let mut args: Vec<String> = ["exec", "--id", &c.id, "--runtime", "runc", "--runtime-root"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = vec!["exec".into(), "--id".into(), c.id.clone()];
+    args.extend(runtime_flags());
+    args.push("--runtime-root".into());
     args.push(c.runc_root().to_string_lossy().into_owned());
     for (flag, path) in [("--exit-file", &exit_file), ("--attach-socket", &attach)] {
         args.push(flag.into());

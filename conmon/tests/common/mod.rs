@@ -142,9 +142,9 @@ impl TestContainer {
     /// The usual `container` command line, plus `extra`.
     pub fn monitor_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["container".into(), "--id".into(), self.id.clone()];
+        args.extend(runtime_flags());
         for (flag, value) in [
             ("--bundle", self.bundle()),
-            ("--runtime", PathBuf::from("runc")),
             ("--runtime-root", self.runc_root()),
             ("--exit-file", self.exit_path()),
             ("--log-path", self.log_path()),
@@ -203,7 +203,9 @@ impl TestContainer {
     }
 
     pub fn runc(&self, args: &[&str]) -> Output {
-        Command::new("runc")
+        let cmd = runtime_command();
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
             .arg("--root")
             .arg(self.runc_root())
             .args(args)
@@ -310,6 +312,26 @@ impl Drop for TestContainer {
             }
         }
     }
+}
+
+/// The OCI runtime the monitor drives in these tests: Debian's runc, or the command line in
+/// `$CRIUS_MONITOR_RUNTIME` (e.g. `target/debug/crius oci`), as hack/test.sh runs them a second time.
+pub fn runtime_command() -> Vec<String> {
+    match std::env::var("CRIUS_MONITOR_RUNTIME") {
+        Ok(cmd) if !cmd.trim().is_empty() => cmd.split_whitespace().map(str::to_string).collect(),
+        _ => vec!["runc".to_string()],
+    }
+}
+
+/// `--runtime P [--runtime-arg A]...` for the monitor's command line.
+pub fn runtime_flags() -> Vec<String> {
+    let cmd = runtime_command();
+    let mut flags = vec!["--runtime".to_string(), cmd[0].clone()];
+    for arg in &cmd[1..] {
+        flags.push("--runtime-arg".to_string());
+        flags.push(arg.clone());
+    }
+    flags
 }
 
 /// `/crius-test-<id>` in every cgroup hierarchy mounted under /sys/fs/cgroup. Each test has its
@@ -487,14 +509,9 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
 /// Runs `crius-monitor exec-sync` against `container` and returns its JSON answer and exit code.
 pub fn exec_sync(container: &TestContainer, extra: &[&str]) -> (Value, i32) {
     let out = Command::new(MONITOR)
-        .args([
-            "exec-sync",
-            "--id",
-            &container.id,
-            "--runtime",
-            "runc",
-            "--runtime-root",
-        ])
+        .args(["exec-sync", "--id", &container.id])
+        .args(runtime_flags())
+        .arg("--runtime-root")
         .arg(container.runc_root())
         .args(extra)
         .stdin(Stdio::null())
