@@ -1,6 +1,8 @@
 //! Pod networking through CNI. For now: finding the network configuration (Status reports
 //! NetworkReady from it); plugin execution lands with the pod sandbox work.
 
+pub mod cni;
+
 use std::path::{Path, PathBuf};
 
 /// The configuration file of the default network: the first `.conflist`, `.conf` or `.json` file
