@@ -65,7 +65,14 @@ impl Controller for Io {
         if let Some(w) = b.weight() {
             write_entry(dir, file, &conv(w).to_string())?;
         }
-        for d in b.weight_device().iter().flatten() {
+        // Per-device weights exist only under BFQ: io.weight takes `MAJ:MIN W` only where
+        // blk-iocost is enabled on the device (off by default, EOPNOTSUPP otherwise). runc skips
+        // them without BFQ too.
+        let devices = b.weight_device().iter().flatten().collect::<Vec<_>>();
+        if !bfq && !devices.is_empty() {
+            tracing::warn!("per-device io weights need the BFQ scheduler; ignoring them");
+        }
+        for d in devices.into_iter().filter(|_| bfq) {
             if let Some(w) = d.weight() {
                 write_entry(
                     dir,
