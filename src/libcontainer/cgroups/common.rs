@@ -273,6 +273,18 @@ pub(crate) fn wait_until(
     }
 }
 
+/// Whether `b` asks for a weight, per-device weights or any throttle: what both the v1 blkio and
+/// the v2 io controller act on.
+pub(crate) fn block_io_requested(b: &oci_spec::runtime::LinuxBlockIo) -> bool {
+    let listed = |v: Option<usize>| v.is_some_and(|n| n > 0);
+    b.weight().is_some()
+        || listed(b.weight_device().as_ref().map(Vec::len))
+        || listed(b.throttle_read_bps_device().as_ref().map(Vec::len))
+        || listed(b.throttle_write_bps_device().as_ref().map(Vec::len))
+        || listed(b.throttle_read_iops_device().as_ref().map(Vec::len))
+        || listed(b.throttle_write_iops_device().as_ref().map(Vec::len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

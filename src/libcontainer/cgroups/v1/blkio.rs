@@ -7,7 +7,7 @@ use std::path::Path;
 use oci_spec::runtime::{LinuxResources, LinuxThrottleDevice};
 
 use super::super::CgroupError;
-use super::super::common::{write_entry, write_file};
+use super::super::common::{block_io_requested, write_entry, write_file};
 use super::{Controller, Subsystem};
 
 pub(crate) struct Blkio;
@@ -16,23 +16,9 @@ impl Controller for Blkio {
     const SUBSYSTEM: Subsystem = Subsystem::Blkio;
 
     fn needs(r: &LinuxResources) -> bool {
-        r.block_io().as_ref().is_some_and(|b| {
-            b.weight().is_some()
-                || b.leaf_weight().is_some()
-                || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-                || b.throttle_read_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_write_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_read_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_write_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-        })
+        r.block_io()
+            .as_ref()
+            .is_some_and(|b| b.leaf_weight().is_some() || block_io_requested(b))
     }
 
     fn apply(r: &LinuxResources, dir: &Path) -> Result<(), CgroupError> {

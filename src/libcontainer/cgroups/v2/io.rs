@@ -7,7 +7,7 @@ use std::path::Path;
 use oci_spec::runtime::LinuxResources;
 
 use super::super::CgroupError;
-use super::super::common::write_entry;
+use super::super::common::{block_io_requested, write_entry};
 use super::Controller;
 
 pub(crate) struct Io;
@@ -22,22 +22,7 @@ impl Controller for Io {
     const NAME: Option<&'static str> = Some("io");
 
     fn needs(r: &LinuxResources) -> bool {
-        r.block_io().as_ref().is_some_and(|b| {
-            b.weight().is_some()
-                || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-                || b.throttle_read_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_write_bps_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_read_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-                || b.throttle_write_iops_device()
-                    .as_ref()
-                    .is_some_and(|v| !v.is_empty())
-        })
+        r.block_io().as_ref().is_some_and(block_io_requested)
     }
 
     fn apply(r: &LinuxResources, dir: &Path) -> Result<(), CgroupError> {
