@@ -21,6 +21,7 @@ use tempfile::TempDir;
 use tonic::transport::Channel;
 
 use crate::cri::{self, Images};
+use crate::pods::TestNetwork;
 use crate::registry::TestRegistry;
 use crate::util::{tail_of_file, workspace_root};
 
@@ -59,6 +60,8 @@ pub struct CriusBuilder {
     drop_ins: Vec<(String, String)>,
     extra_args: Vec<OsString>,
     bin: Option<PathBuf>,
+    network: Option<(PathBuf, Vec<PathBuf>)>,
+    config_values: Vec<(String, toml::Value)>,
 }
 
 impl Default for CriusBuilder {
@@ -77,6 +80,8 @@ impl Default for CriusBuilder {
             drop_ins: Vec::new(),
             extra_args: Vec::new(),
             bin: None,
+            network: None,
+            config_values: Vec::new(),
         }
     }
 }
@@ -191,6 +196,22 @@ impl CriusBuilder {
         self
     }
 
+    /// `[network] network_dir` and `plugin_dirs` of `network`. The network must outlive the
+    /// daemon.
+    pub fn network(mut self, network: &TestNetwork) -> Self {
+        self.network = Some((network.network_dir(), network.plugin_dirs()));
+        self
+    }
+
+    /// Sets `dotted_key` (plain segments: `"network.network_dir"`, no quoted keys) in the main
+    /// config file, creating tables on the way; applied last, so it wins over the generated
+    /// values.
+    pub fn config_value(mut self, dotted_key: &str, value: impl Into<toml::Value>) -> Self {
+        self.config_values
+            .push((dotted_key.to_string(), value.into()));
+        self
+    }
+
     /// Writes the configuration into a new temporary directory without starting anything.
     pub fn prepare(self) -> Result<Crius> {
         Crius::prepare(self)
@@ -244,8 +265,40 @@ impl CriusBuilder {
             image.insert("registries".into(), Value::Table(registries));
         }
         root.insert("image".into(), Value::Table(image));
+        if let Some((network_dir, plugin_dirs)) = &self.network {
+            let mut network = Table::new();
+            network.insert("network_dir".into(), Value::from(path_string(network_dir)?));
+            let dirs = plugin_dirs
+                .iter()
+                .map(|d| path_string(d))
+                .collect::<Result<Vec<_>>>()?;
+            network.insert("plugin_dirs".into(), Value::from(dirs));
+            root.insert("network".into(), Value::Table(network));
+        }
+        for (key, value) in &self.config_values {
+            set_dotted(&mut root, key, value.clone())?;
+        }
         Ok(toml::to_string(&root)?)
     }
+}
+
+/// `table[a][b][c] = value` for `key` `"a.b.c"`, creating the tables `a` and `a.b`.
+fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
+    let mut segments: Vec<&str> = key.split('.').collect();
+    let last = segments
+        .pop()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("empty config key {key:?}"))?;
+    let mut current = table;
+    for segment in segments {
+        current = current
+            .entry(segment)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("config key {key:?}: {segment:?} is not a table"))?;
+    }
+    current.insert(last.to_string(), value);
+    Ok(())
 }
 
 fn path_string(path: &Path) -> Result<String> {
@@ -621,4 +674,46 @@ fn write_auth_json(path: &Path, auths: serde_json::Map<String, serde_json::Value
         serde_json::to_vec_pretty(&serde_json::json!({ "auths": auths }))?,
     )
     .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_config_values_land_in_the_main_file() {
+        let network = TestNetwork::new().unwrap();
+        let crius = Crius::builder()
+            .network(&network)
+            .config_value("log_level", "trace")
+            .config_value("network.plugin_dirs", vec!["/opt/cni/bin"])
+            .config_value("image.registries.localhost.insecure", true)
+            .prepare()
+            .unwrap();
+        let text = std::fs::read_to_string(crius.config_path()).unwrap();
+        let config: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(config["log_level"].as_str(), Some("trace"));
+        assert_eq!(
+            config["network"]["network_dir"].as_str(),
+            network.network_dir().to_str()
+        );
+        assert_eq!(
+            config["network"]["plugin_dirs"],
+            toml::Value::from(vec!["/opt/cni/bin"])
+        );
+        assert_eq!(
+            config["image"]["registries"]["localhost"]["insecure"].as_bool(),
+            Some(true)
+        );
+        // Default builders write no [network] table.
+        let plain = Crius::builder().prepare().unwrap();
+        let text = std::fs::read_to_string(plain.config_path()).unwrap();
+        assert!(!text.contains("[network]"), "{text}");
+    }
+
+    #[test]
+    fn config_value_through_a_scalar_fails() {
+        let result = Crius::builder().config_value("log_level.x", 1).prepare();
+        assert!(result.is_err());
+    }
 }
