@@ -32,6 +32,9 @@ pub struct TestNetwork {
     bridge: String,
     third_octet: u8,
     default_route: bool,
+    /// Whether portmap's top-level chains existed before this network: if not, drop removes
+    /// them once idle.
+    portmap_chains_before: bool,
     dir: TempDir,
     // Held for the network's life: the subnet reservation.
     _lock: Flock<File>,
@@ -71,6 +74,7 @@ impl TestNetwork {
             bridge: bridge_name(third_octet),
             third_octet,
             default_route,
+            portmap_chains_before: nat_chain_exists(PORTMAP_CHAINS[0]),
             dir,
             _lock: lock,
         };
@@ -190,6 +194,64 @@ impl Drop for TestNetwork {
     fn drop(&mut self) {
         // The bridge plugin creates the bridge and never removes it; CNI DEL cleans the rest.
         let _ = delete_link(&self.bridge);
+        if !self.portmap_chains_before {
+            remove_idle_portmap_chains();
+        }
+    }
+}
+
+/// portmap's chains shared by every network on the host (nat table).
+pub const PORTMAP_CHAINS: [&str; 3] = [
+    "CNI-HOSTPORT-DNAT",
+    "CNI-HOSTPORT-SETMARK",
+    "CNI-HOSTPORT-MASQ",
+];
+
+fn nat_chain_exists(chain: &str) -> bool {
+    Command::new("iptables")
+        .args(["-t", "nat", "-S", chain])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Removes portmap's shared chains (and the jumps to them) when no pod uses them, i.e.
+/// `CNI-HOSTPORT-DNAT` holds no rule. Another network that is between creating the chains
+/// and adding its first rule could lose them, so only call it when this process made them.
+pub fn remove_idle_portmap_chains() {
+    let rules = |chain: Option<&str>| -> Vec<String> {
+        Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .args(chain)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| l.starts_with("-A "))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !nat_chain_exists(PORTMAP_CHAINS[0]) || !rules(Some(PORTMAP_CHAINS[0])).is_empty() {
+        return;
+    }
+    let iptables = |args: &[&str]| {
+        let _ = Command::new("iptables")
+            .args(["-t", "nat"])
+            .args(args)
+            .output();
+    };
+    for chain in PORTMAP_CHAINS {
+        for rule in rules(None) {
+            if rule.ends_with(&format!("-j {chain}")) {
+                let words = split_rule(&rule[3..]);
+                let mut args = vec!["-D"];
+                args.extend(words.iter().map(String::as_str));
+                iptables(&args);
+            }
+        }
+        iptables(&["-F", chain]);
+        iptables(&["-X", chain]);
     }
 }
 
@@ -223,6 +285,38 @@ fn iptables_save_lines() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Splits an `iptables -S` rule into arguments; `"..."` (with `\"` escapes) is one argument.
+fn split_rule(rule: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut in_word = false;
+    let mut chars = rule.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => current.extend(chars.next()),
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            c => {
+                current.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(current);
+    }
+    words
 }
 
 /// `ip link del <name>`; a link that does not exist is not an error.
@@ -336,6 +430,26 @@ mod tests {
         assert_ne!(a.bridge(), b.bridge());
         assert_ne!(a.name(), b.name());
         assert_eq!(b.conflist()["plugins"][0]["ipam"]["routes"], json!([]));
+    }
+
+    #[test]
+    fn rules_split_like_a_shell() {
+        assert_eq!(
+            split_rule(r#"POSTROUTING -m comment --comment "CNI portfwd \"x\" y" -j MASQ"#),
+            [
+                "POSTROUTING",
+                "-m",
+                "comment",
+                "--comment",
+                "CNI portfwd \"x\" y",
+                "-j",
+                "MASQ"
+            ]
+        );
+        assert_eq!(
+            split_rule(r#"A --comment "" -j B"#),
+            ["A", "--comment", "", "-j", "B"]
+        );
     }
 
     #[test]
