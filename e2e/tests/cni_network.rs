@@ -283,7 +283,10 @@ fn real_plugins_accept_the_conflist_and_del_leaves_nothing() {
     );
     if !chains_before {
         let left = run("iptables-save", &["-t", "nat"]).1;
-        assert!(!left.contains("CNI-HOSTPORT"), "portmap chains left:\n{left}");
+        assert!(
+            !left.contains("CNI-HOSTPORT"),
+            "portmap chains left:\n{left}"
+        );
     }
     if let Some(v) = forward_before {
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v);

@@ -6,6 +6,7 @@ pub mod cri_log;
 pub mod flow;
 pub mod leak_check;
 pub mod network;
+pub mod procs;
 pub mod requests;
 
 pub use cri_log::{LogEntry, read_cri_log, read_cri_log_tuples};
