@@ -72,7 +72,10 @@ pub async fn exec_sync(
     .map_err(spawn_error)?;
     match parse_result(&output.stdout) {
         Some(Ok(result)) if output.status.success() => Ok(result),
-        Some(Err(message)) => Err(MonitorError::Monitor(message)),
+        Some(Err(message)) => Err(MonitorError::Monitor {
+            message,
+            monitor_pid: None,
+        }),
         _ => Err(MonitorError::Failed {
             status: output.status.to_string(),
             message: last_line(&output.stderr),

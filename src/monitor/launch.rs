@@ -132,7 +132,10 @@ pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> 
     })?;
     match parse_sync(&line) {
         Some(Ok(launched)) if status.success() => Ok(launched),
-        Some(Err(message)) => Err(MonitorError::Monitor(message)),
+        Some(Err((message, monitor_pid))) => Err(MonitorError::Monitor {
+            message,
+            monitor_pid,
+        }),
         _ => Err(MonitorError::Failed {
             status: status.to_string(),
             message: no_sync_message(&line, l.stderr_log),
@@ -140,14 +143,10 @@ pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> 
     }
 }
 
-/// The sync line: `Ok` with the pids, `Err` with the monitor's error, `None` if it is not one.
-pub(super) fn parse_sync(line: &str) -> Option<Result<Launched, String>> {
+/// The sync line: `Ok` with the pids, `Err` with the monitor's error and pid, `None` if it is
+/// not one.
+pub(super) fn parse_sync(line: &str) -> Option<Result<Launched, (String, Option<i32>)>> {
     let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-    if let Some(error) = value.get("error") {
-        return Some(Err(error
-            .as_str()
-            .map_or_else(|| error.to_string(), str::to_string)));
-    }
     let pid = |key: &str| {
         value
             .get(key)?
@@ -155,6 +154,12 @@ pub(super) fn parse_sync(line: &str) -> Option<Result<Launched, String>> {
             .and_then(|p| i32::try_from(p).ok())
             .filter(|p| *p > 0)
     };
+    if let Some(error) = value.get("error") {
+        let message = error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_string);
+        return Some(Err((message, pid("monitor_pid"))));
+    }
     Some(Ok(Launched {
         pid: pid("pid")?,
         monitor_pid: pid("monitor_pid")?,
@@ -190,7 +195,10 @@ mod tests {
             parse_sync(
                 r#"{"error":"runtime create failed (Some(Exited(1))): boom","monitor_pid":7}"#
             ),
-            Some(Err("runtime create failed (Some(Exited(1))): boom".into()))
+            Some(Err((
+                "runtime create failed (Some(Exited(1))): boom".into(),
+                Some(7)
+            )))
         );
         assert_eq!(parse_sync(""), None);
         assert_eq!(parse_sync("{\"pid\":0,\"monitor_pid\":1}"), None);

@@ -32,8 +32,12 @@ pub enum MonitorError {
         source: std::io::Error,
     },
     /// The monitor reported an error (bad arguments, the runtime's create or exec failed).
-    #[error("crius-monitor: {0}")]
-    Monitor(String),
+    /// `monitor_pid` is the detached monitor that said so (it exits right after).
+    #[error("crius-monitor: {message}")]
+    Monitor {
+        message: String,
+        monitor_pid: Option<i32>,
+    },
     /// The monitor ended without saying anything usable.
     #[error("crius-monitor failed ({status}): {message}")]
     Failed { status: String, message: String },
