@@ -13,4 +13,5 @@ pub mod logging;
 pub mod mounts;
 pub mod network;
 pub mod oci_cli;
+pub mod sandbox;
 pub mod server;
