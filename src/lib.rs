@@ -16,4 +16,5 @@ pub mod network;
 pub mod oci_cli;
 pub mod oci_runtime;
 pub mod proc_info;
+pub mod sandbox;
 pub mod server;
