@@ -6,5 +6,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash hack/install-deps.sh
-cargo build --release --bin crius
+# A node without any CNI network gets crius' default bridge network (10.85.0.0/16 on crius0).
+cni_dir=/etc/cni/net.d
+if ! ls "$cni_dir"/*.conflist "$cni_dir"/*.conf "$cni_dir"/*.json >/dev/null 2>&1; then
+    install -D -m 0644 config/cni/10-crius-bridge.conflist "$cni_dir/10-crius-bridge.conflist"
+fi
+cargo build --release -p crius -p crius-monitor
 exec "${CARGO_TARGET_DIR:-target}/release/crius" "$@"

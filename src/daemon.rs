@@ -14,6 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::{ImageServiceServer, RuntimeServiceServer};
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::image::ImageManager;
 use crate::server::CriServer;
 
@@ -51,9 +52,14 @@ async fn serve(config: Config) -> Result<(), String> {
     let _lock = lock_root(&config.root)?;
     let images = ImageManager::open(&config.root, config.image.clone())
         .map_err(|e| format!("open image store: {e}"))?;
-    let listener = bind(&config.api.listen)?;
     let config = Arc::new(config);
-    let server = Arc::new(CriServer::new(config.clone(), Arc::new(images)));
+    let engine = Arc::new(
+        Engine::open(config.clone(), Arc::new(images))
+            .map_err(|e| format!("open pod state: {e}"))?,
+    );
+    crate::recovery::recover(&engine).await;
+    let listener = bind(&config.api.listen)?;
+    let server = Arc::new(CriServer::new(engine));
 
     let runtime_service = RuntimeServiceServer::from_arc(server.clone())
         .max_decoding_message_size(config.api.grpc_max_recv_msg_size)

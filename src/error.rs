@@ -31,3 +31,18 @@ impl From<ImageError> for Status {
         }
     }
 }
+
+impl From<crate::engine::PodError> for Status {
+    fn from(err: crate::engine::PodError) -> Status {
+        use crate::engine::PodError;
+        let message = err.to_string();
+        match err {
+            PodError::InvalidArgument(_) => Status::invalid_argument(message),
+            PodError::NotFound(_) => Status::not_found(message),
+            PodError::AlreadyExists(_) => Status::already_exists(message),
+            PodError::FailedPrecondition(_) => Status::failed_precondition(message),
+            PodError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            PodError::Internal(_) => Status::unknown(message),
+        }
+    }
+}

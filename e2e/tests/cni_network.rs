@@ -188,7 +188,7 @@ fn real_plugins_accept_the_conflist_and_del_leaves_nothing() {
     }
     let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
     let chains_before = run("iptables", &["-t", "nat", "-S", PORTMAP_CHAINS[0]]).0;
-    let network = TestNetwork::new().unwrap();
+    let network = TestNetwork::with_default_route().unwrap();
     let conflist = network.conflist();
     let netns = Netns::new();
     let mut attached = Attached {

@@ -12,6 +12,7 @@
 mod load;
 mod registries;
 mod render;
+mod runtime;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use registries::RegistryConfig;
+pub use runtime::{BUILTIN_RUNTIME, RuntimeConfig, RuntimeHandlerConfig};
 
 /// Default main configuration file.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/crius/crius.toml";
@@ -41,6 +43,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub image: ImageConfig,
     pub network: NetworkConfig,
+    pub runtime: RuntimeConfig,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             image: ImageConfig::default(),
             network: NetworkConfig::default(),
+            runtime: RuntimeConfig::default(),
         }
     }
 }

@@ -124,6 +124,43 @@ const DOCS: &[Doc] = &[
         "network.plugin_dirs",
         "Directories searched in order for CNI plugin binaries.",
     ),
+    section("runtime", "Pods and containers: OCI runtime handlers, monitor, cgroups."),
+    key(
+        "runtime.default_runtime",
+        "Handler for requests naming none; a key of [runtime.runtimes].",
+    ),
+    key(
+        "runtime.monitor_path",
+        "crius-monitor binary; \"\" = next to the crius binary, else $PATH.",
+    ),
+    key(
+        "runtime.cgroup_parent",
+        "cgroup parent (absolute cgroupfs path) of pods whose request gives none.",
+    ),
+    key("runtime.shm_size", "Size of each pod's /dev/shm tmpfs, in bytes."),
+    key(
+        "runtime.log_max_line",
+        "Most content bytes in one container log entry; longer lines are split.",
+    ),
+    Doc {
+        path: "runtime.runtimes",
+        comment: "OCI runtime handlers by name (the CRI runtime_handler); \"crius\" is crius' own.",
+        kind: Kind::Map {
+            example: "\
+# [runtime.runtimes.runc]
+# path = \"/usr/sbin/runc\"
+# root = \"\"
+",
+        },
+    },
+    key(
+        "runtime.runtimes.*.path",
+        "Runtime with runc's command line (runc, crun); \"\" = crius' own (crius oci).",
+    ),
+    key(
+        "runtime.runtimes.*.root",
+        "The runtime's state directory (--root); \"\" = <runroot>/runtimes/<name>.",
+    ),
 ];
 
 impl Config {

@@ -174,6 +174,8 @@ impl Config {
             absolute(network.key("plugin_dirs").index(i), dir)?;
         }
 
+        self.check_runtime(&top.key("runtime"))?;
+
         let registries = image.key("registries");
         for (host, registry) in &self.image.registries {
             let reg = registries.key(host);
@@ -183,6 +185,51 @@ impl Config {
             for (i, mirror) in registry.mirrors.iter().enumerate() {
                 if let Some(message) = mirror_error(mirror) {
                     problem(reg.key("mirrors").index(i), message)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Smallest pod /dev/shm accepted.
+const MIN_SHM_SIZE: u64 = 1024 * 1024;
+/// CRI log lines may be split into entries this small, no smaller.
+const MIN_LOG_LINE: usize = 256;
+
+impl Config {
+    fn check_runtime(&self, key: &KeyPath) -> Result<(), Problem> {
+        let rt = &self.runtime;
+        if !rt.runtimes.contains_key(&rt.default_runtime) {
+            problem(
+                key.key("default_runtime"),
+                format!(
+                    "{:?} is not a handler in [runtime.runtimes] ({})",
+                    rt.default_runtime,
+                    rt.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )?;
+        }
+        if !rt.monitor_path.as_os_str().is_empty() {
+            absolute(key.key("monitor_path"), &rt.monitor_path)?;
+        }
+        if !rt.cgroup_parent.starts_with('/') || rt.cgroup_parent.split('/').any(|c| c == "..") {
+            problem(
+                key.key("cgroup_parent"),
+                format!("{:?} is not an absolute cgroup path", rt.cgroup_parent),
+            )?;
+        }
+        in_range(key.key("shm_size"), rt.shm_size, MIN_SHM_SIZE, u64::MAX)?;
+        in_range(key.key("log_max_line"), rt.log_max_line, MIN_LOG_LINE, 1 << 30)?;
+        let runtimes = key.key("runtimes");
+        for (name, handler) in &rt.runtimes {
+            let entry = runtimes.key(name);
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                problem(entry.clone(), format!("{name:?} is not a handler name (letters, digits, - _ .)"))?;
+            }
+            for (field, path) in [("path", &handler.path), ("root", &handler.root)] {
+                if !path.as_os_str().is_empty() {
+                    absolute(entry.key(field), path)?;
                 }
             }
         }
@@ -225,6 +272,31 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(()) => panic!("config should be invalid: {config:?}"),
         }
+    }
+
+    #[test]
+    fn runtime_section_is_checked() {
+        let mut c = Config::default();
+        c.runtime.default_runtime = "kata".into();
+        assert_eq!(
+            invalid(&c),
+            r#"runtime.default_runtime: "kata" is not a handler in [runtime.runtimes] (crius)"#
+        );
+        let mut c = Config::default();
+        c.runtime.cgroup_parent = "kubepods".into();
+        assert!(invalid(&c).starts_with("runtime.cgroup_parent: "));
+        let mut c = Config::default();
+        c.runtime.runtimes.insert(
+            "runc".into(),
+            super::super::RuntimeHandlerConfig {
+                path: PathBuf::from("runc"),
+                root: PathBuf::new(),
+            },
+        );
+        assert_eq!(
+            invalid(&c),
+            r#"runtime.runtimes.runc.path: "runc" is not an absolute path"#
+        );
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! Pod sandboxes. For now the building blocks: pinned namespaces, the per-pod files and the
-//! built-in pause process.
+//! Pod sandboxes: pinned namespaces, the pod's files, the network, the pause process, and
+//! their lifecycle (`run`, `teardown`) and CRI view (`status`). See docs/sandbox.md.
 
+pub mod context;
 pub mod files;
 pub mod namespaces;
+mod network;
 pub mod pause;
+mod pause_process;
+pub mod run;
+pub mod status;
+pub mod teardown;

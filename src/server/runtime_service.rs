@@ -54,21 +54,175 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
+    async fn run_pod_sandbox(
+        &self,
+        request: Request<api::RunPodSandboxRequest>,
+    ) -> Result<Response<api::RunPodSandboxResponse>, Status> {
+        rpc::serve(
+            "RunPodSandbox",
+            Kind::Mutation,
+            super::run_pod_sandbox::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        request: Request<api::StopPodSandboxRequest>,
+    ) -> Result<Response<api::StopPodSandboxResponse>, Status> {
+        rpc::serve(
+            "StopPodSandbox",
+            Kind::Mutation,
+            super::stop_pod_sandbox::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        request: Request<api::RemovePodSandboxRequest>,
+    ) -> Result<Response<api::RemovePodSandboxResponse>, Status> {
+        rpc::serve(
+            "RemovePodSandbox",
+            Kind::Mutation,
+            super::remove_pod_sandbox::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        request: Request<api::PodSandboxStatusRequest>,
+    ) -> Result<Response<api::PodSandboxStatusResponse>, Status> {
+        rpc::serve(
+            "PodSandboxStatus",
+            Kind::Query,
+            super::pod_sandbox_status::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        request: Request<api::ListPodSandboxRequest>,
+    ) -> Result<Response<api::ListPodSandboxResponse>, Status> {
+        rpc::serve(
+            "ListPodSandbox",
+            Kind::Query,
+            super::list_pod_sandbox::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn create_container(
+        &self,
+        request: Request<api::CreateContainerRequest>,
+    ) -> Result<Response<api::CreateContainerResponse>, Status> {
+        rpc::serve(
+            "CreateContainer",
+            Kind::Mutation,
+            super::create_container::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn start_container(
+        &self,
+        request: Request<api::StartContainerRequest>,
+    ) -> Result<Response<api::StartContainerResponse>, Status> {
+        rpc::serve(
+            "StartContainer",
+            Kind::Mutation,
+            super::start_container::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn stop_container(
+        &self,
+        request: Request<api::StopContainerRequest>,
+    ) -> Result<Response<api::StopContainerResponse>, Status> {
+        rpc::serve(
+            "StopContainer",
+            Kind::Mutation,
+            super::stop_container::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn remove_container(
+        &self,
+        request: Request<api::RemoveContainerRequest>,
+    ) -> Result<Response<api::RemoveContainerResponse>, Status> {
+        rpc::serve(
+            "RemoveContainer",
+            Kind::Mutation,
+            super::remove_container::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_containers(
+        &self,
+        request: Request<api::ListContainersRequest>,
+    ) -> Result<Response<api::ListContainersResponse>, Status> {
+        rpc::serve(
+            "ListContainers",
+            Kind::Query,
+            super::list_containers::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn container_status(
+        &self,
+        request: Request<api::ContainerStatusRequest>,
+    ) -> Result<Response<api::ContainerStatusResponse>, Status> {
+        rpc::serve(
+            "ContainerStatus",
+            Kind::Query,
+            super::container_status::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: Request<api::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<api::UpdateContainerResourcesResponse>, Status> {
+        rpc::serve(
+            "UpdateContainerResources",
+            Kind::Mutation,
+            super::update_container_resources::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn reopen_container_log(
+        &self,
+        request: Request<api::ReopenContainerLogRequest>,
+    ) -> Result<Response<api::ReopenContainerLogResponse>, Status> {
+        rpc::serve(
+            "ReopenContainerLog",
+            Kind::Mutation,
+            super::reopen_container_log::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn exec_sync(
+        &self,
+        request: Request<api::ExecSyncRequest>,
+    ) -> Result<Response<api::ExecSyncResponse>, Status> {
+        rpc::serve(
+            "ExecSync",
+            Kind::Mutation,
+            super::exec_sync::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
-        run_pod_sandbox: RunPodSandboxRequest => RunPodSandboxResponse as "RunPodSandbox";
-        stop_pod_sandbox: StopPodSandboxRequest => StopPodSandboxResponse as "StopPodSandbox";
-        remove_pod_sandbox: RemovePodSandboxRequest => RemovePodSandboxResponse as "RemovePodSandbox";
-        pod_sandbox_status: PodSandboxStatusRequest => PodSandboxStatusResponse as "PodSandboxStatus";
-        list_pod_sandbox: ListPodSandboxRequest => ListPodSandboxResponse as "ListPodSandbox";
-        create_container: CreateContainerRequest => CreateContainerResponse as "CreateContainer";
-        start_container: StartContainerRequest => StartContainerResponse as "StartContainer";
-        stop_container: StopContainerRequest => StopContainerResponse as "StopContainer";
-        remove_container: RemoveContainerRequest => RemoveContainerResponse as "RemoveContainer";
-        list_containers: ListContainersRequest => ListContainersResponse as "ListContainers";
-        container_status: ContainerStatusRequest => ContainerStatusResponse as "ContainerStatus";
-        update_container_resources: UpdateContainerResourcesRequest => UpdateContainerResourcesResponse as "UpdateContainerResources";
-        reopen_container_log: ReopenContainerLogRequest => ReopenContainerLogResponse as "ReopenContainerLog";
-        exec_sync: ExecSyncRequest => ExecSyncResponse as "ExecSync";
         exec: ExecRequest => ExecResponse as "Exec";
         attach: AttachRequest => AttachResponse as "Attach";
         port_forward: PortForwardRequest => PortForwardResponse as "PortForward";

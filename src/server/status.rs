@@ -45,8 +45,19 @@ pub async fn handle(
             conditions: vec![runtime, network],
         }),
         info,
-        // Handlers and their features arrive with the OCI runtime; until then none is claimed.
-        runtime_handlers: Vec::new(),
+        // Recursive read-only and user-namespaced pods are not offered yet.
+        runtime_handlers: server
+            .engine
+            .handler_names()
+            .into_iter()
+            .map(|name| api::RuntimeHandler {
+                name,
+                features: Some(api::RuntimeHandlerFeatures {
+                    recursive_read_only_mounts: false,
+                    user_namespaces: false,
+                }),
+            })
+            .collect(),
         features: Some(api::RuntimeFeatures {
             supplemental_groups_policy: false,
         }),

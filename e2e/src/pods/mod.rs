@@ -3,6 +3,7 @@
 //! ([`cri_log`]) and what a daemon left on the host afterwards ([`leak_check`]).
 
 pub mod cri_log;
+pub mod env;
 pub mod flow;
 pub mod leak_check;
 pub mod network;
@@ -10,6 +11,7 @@ pub mod procs;
 pub mod requests;
 
 pub use cri_log::{LogEntry, read_cri_log, read_cri_log_tuples};
+pub use env::PodEnv;
 pub use flow::{CleanupGuard, PodFlow, cleanup_all, cleanup_pods};
 pub use leak_check::Leaks;
 pub use network::{TestNetwork, leaked_iptables_rules};

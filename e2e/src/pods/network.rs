@@ -52,14 +52,16 @@ impl std::fmt::Debug for TestNetwork {
 }
 
 impl TestNetwork {
-    /// Reserves a subnet and writes the conflist (with a default route via the bridge).
+    /// Reserves a subnet and writes the conflist. Pods get no default route: only the /24 (and
+    /// the host through the bridge address) is reachable, so nothing a test pod sends can be
+    /// forwarded off this machine.
     pub fn new() -> Result<TestNetwork> {
-        Self::create(true)
+        Self::create(false)
     }
 
-    /// Like [`TestNetwork::new`] but pods get no default route: only the /24 is reachable.
-    pub fn without_default_route() -> Result<TestNetwork> {
-        Self::create(false)
+    /// Like [`TestNetwork::new`] with a default route via the bridge (ipMasq stays off).
+    pub fn with_default_route() -> Result<TestNetwork> {
+        Self::create(true)
     }
 
     fn create(default_route: bool) -> Result<TestNetwork> {

@@ -1,0 +1,250 @@
+//! The kubelet's flow against the real daemon: pods with real CNI networking, containers from
+//! the local registry's busybox image, logs, ExecSync, exit codes, shared namespaces, host
+//! network and host ports — and afterwards nothing left on the host.
+
+use std::time::Duration;
+
+use crius_e2e::cri::api::{
+    ContainerState, LinuxContainerConfig, LinuxContainerResources,
+    LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, PodSandboxState, PortMapping,
+};
+use crius_e2e::pods::{
+    PodEnv, read_cri_log_tuples, pod_config, shell_container, sleep_container,
+};
+use tonic::Code;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A script that prints, then waits for SIGTERM and exits 0 on it.
+const SERVE: &str = "echo hello; echo oops >&2; trap 'exit 0' TERM; sleep 3600 & wait";
+
+#[tokio::test]
+async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("web", &env.log_dir("web"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    assert_eq!(pod_id.len(), 64);
+
+    let status = flow.pod_status(&pod_id).await.unwrap();
+    assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
+    let ip: std::net::IpAddr = status.network.unwrap().ip.parse().unwrap();
+    assert!(env.network.contains(&ip), "pod IP {ip} outside {}", env.network.subnet());
+
+    let c = shell_container("app", &env.image, SERVE);
+    let id = flow.create_container(&pod_id, &c, &pod).await.unwrap();
+    assert_eq!(
+        flow.container_status(&id).await.unwrap().state,
+        ContainerState::ContainerCreated as i32
+    );
+    flow.start_container(&id).await.unwrap();
+    let running = flow.container_status(&id).await.unwrap();
+    assert_eq!(running.state, ContainerState::ContainerRunning as i32);
+    assert!(running.started_at >= running.created_at && running.created_at > 0);
+    assert_eq!(running.image.unwrap().image, env.image);
+
+    // The pod's files and namespaces, seen from inside.
+    let resolv = flow.exec_sync(&id, &["cat", "/etc/resolv.conf"], 10 * SECOND).await.unwrap();
+    let resolv = String::from_utf8_lossy(&resolv.stdout);
+    assert!(resolv.contains("nameserver 127.0.0.1"), "{resolv}");
+    assert!(resolv.contains("search crius.test"), "{resolv}");
+    assert!(resolv.contains("options ndots:2"), "{resolv}");
+    let hostname = flow.exec_sync(&id, &["hostname"], 10 * SECOND).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&hostname.stdout).trim(), "web");
+    let addr = flow.exec_sync(&id, &["ip", "-4", "addr", "show", "eth0"], 10 * SECOND).await.unwrap();
+    assert!(String::from_utf8_lossy(&addr.stdout).contains(&ip.to_string()));
+    let shm = flow.exec_sync(&id, &["sh", "-c", "grep ' /dev/shm ' /proc/mounts"], 10 * SECOND).await.unwrap();
+    assert!(String::from_utf8_lossy(&shm.stdout).contains("tmpfs"));
+
+    // Exit codes and both output streams come back.
+    let r = flow.exec_sync(&id, &["sh", "-c", "echo out; echo err >&2; exit 3"], 10 * SECOND).await.unwrap();
+    assert_eq!((r.exit_code, r.stdout.as_slice(), r.stderr.as_slice()), (3, &b"out\n"[..], &b"err\n"[..]));
+    let timed_out = flow.exec_sync(&id, &["sleep", "30"], SECOND).await.unwrap_err();
+    assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
+
+    // The log, in the CRI format.
+    let log = std::path::Path::new(&running.log_path).to_path_buf();
+    assert_eq!(log, env.log_dir("web").join("app.log"));
+    let entries = read_cri_log_tuples(&log).unwrap();
+    assert!(entries.contains(&("stdout".into(), "F".into(), "hello".into())), "{entries:?}");
+    assert!(entries.contains(&("stderr".into(), "F".into(), "oops".into())), "{entries:?}");
+
+    // Graceful stop: the trap exits 0.
+    flow.stop_container(&id, 10).await.unwrap();
+    let exited = flow.container_status(&id).await.unwrap();
+    assert_eq!(exited.state, ContainerState::ContainerExited as i32);
+    assert_eq!((exited.exit_code, exited.reason.as_str()), (0, "Completed"));
+    assert!(exited.finished_at >= exited.started_at);
+    flow.stop_container(&id, 10).await.unwrap();
+
+    flow.remove_container(&id).await.unwrap();
+    flow.remove_container(&id).await.unwrap();
+    assert_eq!(flow.container_status(&id).await.unwrap_err().code(), Code::NotFound);
+    assert!(log.exists(), "RemoveContainer must keep the log");
+
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.stop_pod(&pod_id).await.unwrap();
+    assert_eq!(
+        flow.pod_status(&pod_id).await.unwrap().state,
+        PodSandboxState::SandboxNotready as i32
+    );
+    flow.remove_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    assert_eq!(flow.pod_status(&pod_id).await.unwrap_err().code(), Code::NotFound);
+    assert!(flow.list_pods().await.unwrap().is_empty());
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+#[tokio::test]
+async fn exit_codes_and_reasons_include_oom_kills() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("exits", &env.log_dir("exits"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+
+    let ok = flow.create_and_start(&pod_id, &shell_container("ok", &env.image, "true"), &pod).await.unwrap();
+    let fail = flow.create_and_start(&pod_id, &shell_container("fail", &env.image, "exit 7"), &pod).await.unwrap();
+    let mut hog = shell_container("hog", &env.image, "tail /dev/zero");
+    hog.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 32 << 20,
+            memory_swap_limit_in_bytes: 32 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let hog = flow.create_and_start(&pod_id, &hog, &pod).await.unwrap();
+
+    let s = flow.wait_container_exited(&ok, 20 * SECOND).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));
+    let s = flow.wait_container_exited(&fail, 20 * SECOND).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
+    let s = flow.wait_container_exited(&hog, 60 * SECOND).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"));
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+#[tokio::test]
+async fn containers_of_a_pod_share_localhost_and_the_pod_pid_namespace() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let mut pod = pod_config("shared", &env.log_dir("shared"));
+    pod.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options =
+        Some(NamespaceOption {
+            pid: NamespaceMode::Pod as i32,
+            ..Default::default()
+        });
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let server = shell_container(
+        "server",
+        &env.image,
+        "mkdir -p /www && echo hello-from-server > /www/index.html && exec httpd -f -p 8080 -h /www",
+    );
+    let mut server = server;
+    server.linux = Some(pod_pid());
+    let mut client = sleep_container("client", &env.image, 3600);
+    client.linux = Some(pod_pid());
+    let _server = flow.create_and_start(&pod_id, &server, &pod).await.unwrap();
+    let client = flow.create_and_start(&pod_id, &client, &pod).await.unwrap();
+
+    let got = retry_exec(&mut flow, &client, &["wget", "-qO-", "http://127.0.0.1:8080/"]).await;
+    assert_eq!(got.trim(), "hello-from-server");
+    // pid 1 of the pod is the pause process, and the other container's processes are visible.
+    let init = flow.exec_sync(&client, &["cat", "/proc/1/cmdline"], 10 * SECOND).await.unwrap();
+    assert!(String::from_utf8_lossy(&init.stdout).contains("pause"), "{:?}", init);
+    let ps = flow.exec_sync(&client, &["ps"], 10 * SECOND).await.unwrap();
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("httpd"), "{}", String::from_utf8_lossy(&ps.stdout));
+
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+fn pod_pid() -> LinuxContainerConfig {
+    LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                pid: NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Runs `cmd` until it succeeds (a server in another container may still be starting).
+async fn retry_exec(flow: &mut crius_e2e::pods::PodFlow, id: &str, cmd: &[&str]) -> String {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let r = flow.exec_sync(id, cmd, 10 * SECOND).await.unwrap();
+        if r.exit_code == 0 {
+            return String::from_utf8_lossy(&r.stdout).into_owned();
+        }
+        last = String::from_utf8_lossy(&r.stderr).into_owned();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{cmd:?} kept failing: {last}");
+}
+
+#[tokio::test]
+async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+
+    // Host network: the host's network namespace and hostname, no pod IP.
+    let mut host = pod_config("hostnet", &env.log_dir("hostnet"));
+    host.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options =
+        Some(NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            ..Default::default()
+        });
+    let host_id = flow.run_pod(&host).await.unwrap();
+    let c = flow.create_and_start(&host_id, &sleep_container("c", &env.image, 3600), &host).await.unwrap();
+    let ns = flow.exec_sync(&c, &["readlink", "/proc/self/ns/net"], 10 * SECOND).await.unwrap();
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), host_ns.to_string_lossy());
+    let name = flow.exec_sync(&c, &["hostname"], 10 * SECOND).await.unwrap();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(String::from_utf8_lossy(&name.stdout).trim(), host_name.trim());
+    assert_eq!(flow.pod_status(&host_id).await.unwrap().network.unwrap().ip, "");
+
+    // A host port: the portmap plugin forwards it to the pod.
+    let port = 30000 + (std::process::id() % 20000) as i32;
+    let mut web = pod_config("ports", &env.log_dir("ports"));
+    web.port_mappings = vec![PortMapping {
+        protocol: 0,
+        container_port: 8080,
+        host_port: port,
+        host_ip: String::new(),
+    }];
+    let web_id = flow.run_pod(&web).await.unwrap();
+    let server = shell_container(
+        "server",
+        &env.image,
+        "mkdir -p /www && echo through-the-host-port > /www/index.html && exec httpd -f -p 8080 -h /www",
+    );
+    flow.create_and_start(&web_id, &server, &web).await.unwrap();
+    let url = format!("http://{}:{port}/", env.network.gateway());
+    let mut body = String::new();
+    for _ in 0..50 {
+        if let Ok(r) = reqwest::get(&url).await
+            && let Ok(text) = r.text().await
+        {
+            body = text;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(body.trim(), "through-the-host-port", "{url}");
+
+    flow.remove_pod(&web_id).await.unwrap();
+    flow.remove_pod(&host_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

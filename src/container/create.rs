@@ -1,0 +1,250 @@
+//! CreateContainer: image → overlay rootfs, CRI request → OCI spec, then the runtime's `create`
+//! under a crius-monitor, which leaves the container's process waiting for StartContainer.
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use oci_spec::image::ImageConfiguration;
+use prost::Message;
+
+use super::{remove, rootfs};
+use crate::api::{self, NamespaceMode};
+use crate::engine::{Container, Engine, PodError, new_id};
+use crate::image::ImageRecord;
+use crate::monitor::{self, Launch};
+use crate::oci::{self, ContainerContext};
+use crate::proc_info;
+use crate::sandbox::context::{PodContextParts, pod_config};
+use crate::store::{ContainerPhase, ContainerRecord, Kind, ProcessRef, SandboxPhase, now_nanos};
+
+pub async fn create(
+    engine: &Arc<Engine>,
+    sandbox_id: &str,
+    config: api::ContainerConfig,
+) -> Result<String, PodError> {
+    let sandbox = engine.sandbox(sandbox_id)?;
+    let srec = sandbox.record();
+    if srec.phase != SandboxPhase::Ready {
+        return Err(PodError::FailedPrecondition(format!(
+            "pod sandbox {} is not ready",
+            srec.id
+        )));
+    }
+    let pod = pod_config(&srec)?;
+    let name = container_name(&config, &pod)?;
+    let image_name = config
+        .image
+        .as_ref()
+        .map(|i| i.image.clone())
+        .unwrap_or_default();
+    if image_name.is_empty() {
+        return Err(PodError::InvalidArgument("container image is required".into()));
+    }
+    let image = engine
+        .images
+        .find(&image_name)
+        .map_err(|e| PodError::InvalidArgument(e.to_string()))?
+        .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
+    let image_config = image_config(engine, &image)?;
+    let stop_signal = oci::stop_signal(&image_config)?;
+
+    let id = new_id();
+    engine.reserve_name(&name, &id)?;
+    let log_path = log_path(engine, &srec.id, &pod, &config);
+    let record = ContainerRecord {
+        id: id.clone(),
+        sandbox_id: srec.id.clone(),
+        name: name.clone(),
+        phase: ContainerPhase::Creating,
+        created_at: now_nanos(),
+        started_at: 0,
+        config: config.encode_to_vec(),
+        image_id: image.id.clone(),
+        image_name,
+        image_ref: image
+            .repo_digests
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image.id.clone()),
+        log_path,
+        runtime: srec.runtime.clone(),
+        stop_signal,
+        process: None,
+        exit: None,
+    };
+    if let Err(e) = engine.store.save(Kind::Container, &id, &record) {
+        engine.release_name(&name, &id);
+        return Err(e.into());
+    }
+    let container = Container::new(record);
+    engine.insert_container(container.clone());
+    let _op = container.op.lock().await;
+    match set_up(engine, &container, &srec, &config, &image, &image_config).await {
+        Ok(()) => Ok(id),
+        Err(err) => {
+            tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
+            if let Err(undo) = remove::remove(engine, &container).await {
+                tracing::error!(container = %id, "undoing a failed CreateContainer: {undo}");
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn set_up(
+    engine: &Arc<Engine>,
+    container: &Container,
+    srec: &crate::store::SandboxRecord,
+    config: &api::ContainerConfig,
+    image: &ImageRecord,
+    image_config: &ImageConfiguration,
+) -> Result<(), PodError> {
+    let id = container.id.clone();
+    let run_dir = engine.paths.container_run_dir(&id);
+    let rootfs_dir = run_dir.join("rootfs");
+    let lowers = image
+        .layers
+        .iter()
+        .map(|l| crate::image::Digest::parse(l).map(|d| engine.images.layer_dir(&d)))
+        .collect::<Result<Vec<PathBuf>, _>>()
+        .map_err(|e| PodError::internal("image layers", e))?;
+    {
+        let container_dir = engine.paths.container_dir(&id);
+        let target = rootfs_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            rootfs::mount_overlay(&lowers, &container_dir, &target)
+        })
+        .await??;
+    }
+
+    let parts = PodContextParts::new(engine, srec)?;
+    let target_pid = target_pid_ns(engine, config)?;
+    let rec = container.record();
+    let spec = oci::container_spec(
+        &parts.context(),
+        &ContainerContext {
+            id: &id,
+            config,
+            image: image_config,
+            image_name: &rec.image_name,
+            rootfs: &rootfs_dir,
+            target_pid,
+        },
+        &engine.spec_options(),
+    )?;
+    crate::engine::write_spec(&run_dir, &spec)?;
+
+    let log_path = rec.log_path.clone();
+    if let Some(parent) = log_path.parent() {
+        fs::create_dir_all(parent)
+            .map_err(|e| PodError::internal(format!("creating {}", parent.display()), e))?;
+    }
+    let exit_file = engine.paths.exit_file(&id);
+    let attach = engine.paths.attach_socket(&id);
+    let control = engine.paths.control_socket(&id);
+    let monitor_log = engine.paths.monitor_log(&id);
+    let launched = monitor::launch_container(&Launch {
+        monitor: &engine.paths.monitor,
+        runtime: &rec.runtime,
+        id: &id,
+        bundle: &run_dir,
+        exit_file: &exit_file,
+        log_path: Some(&log_path),
+        log_max_line: Some(engine.config.runtime.log_max_line),
+        attach_socket: Some(&attach),
+        control_socket: Some(&control),
+        terminal: config.tty,
+        stdin: config.stdin,
+        stdin_once: config.stdin && config.stdin_once,
+        stderr_log: Some(&monitor_log),
+    })
+    .await
+    .map_err(|e| PodError::internal("creating the container", e))?;
+    let process = ProcessRef {
+        pid: launched.pid,
+        start_time: proc_info::start_time(launched.pid).unwrap_or(0),
+        monitor_pid: launched.monitor_pid,
+    };
+    engine.save_container(container, |r| {
+        r.process = Some(process);
+        r.phase = ContainerPhase::Created;
+    })?;
+    Ok(())
+}
+
+/// `k8s_<name>_<pod>_<namespace>_<uid>_<attempt>`, as cri-o names containers.
+fn container_name(
+    config: &api::ContainerConfig,
+    pod: &api::PodSandboxConfig,
+) -> Result<String, PodError> {
+    let Some(m) = config.metadata.as_ref().filter(|m| !m.name.is_empty()) else {
+        return Err(PodError::InvalidArgument(
+            "container metadata.name is required".into(),
+        ));
+    };
+    let p = pod.metadata.clone().unwrap_or_default();
+    Ok(format!(
+        "k8s_{}_{}_{}_{}_{}",
+        m.name, p.name, p.namespace, p.uid, m.attempt
+    ))
+}
+
+/// `<log_directory>/<log_path>` of the pod and container; without a pod log directory, crius'
+/// own per-pod directory. No container log_path: `<name>_<attempt>.log`.
+fn log_path(
+    engine: &Engine,
+    sandbox_id: &str,
+    pod: &api::PodSandboxConfig,
+    config: &api::ContainerConfig,
+) -> PathBuf {
+    let dir = if pod.log_directory.is_empty() {
+        engine.paths.default_log_dir(sandbox_id)
+    } else {
+        PathBuf::from(&pod.log_directory)
+    };
+    if config.log_path.is_empty() {
+        let m = config.metadata.clone().unwrap_or_default();
+        dir.join(format!("{}_{}.log", m.name, m.attempt))
+    } else {
+        dir.join(&config.log_path)
+    }
+}
+
+fn image_config(engine: &Engine, image: &ImageRecord) -> Result<ImageConfiguration, PodError> {
+    let bytes = engine
+        .images
+        .config_json(image)
+        .map_err(|e| PodError::internal("reading the image config", e))?;
+    ImageConfiguration::from_reader(bytes.as_slice())
+        .map_err(|e| PodError::internal(format!("image config of {}", image.id), e))
+}
+
+/// `/proc/<pid>/ns/pid` of the TARGET container, for pid mode TARGET.
+fn target_pid_ns(
+    engine: &Engine,
+    config: &api::ContainerConfig,
+) -> Result<Option<PathBuf>, PodError> {
+    let ns = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref());
+    let Some(ns) = ns.filter(|n| n.pid == NamespaceMode::Target as i32) else {
+        return Ok(None);
+    };
+    let target = engine.container(&ns.target_id).map_err(|e| match e {
+        PodError::NotFound(m) => PodError::NotFound(format!("pid namespace target: {m}")),
+        other => other,
+    })?;
+    let rec = target.record();
+    match rec.process {
+        Some(p) if proc_info::is_alive(p.pid, p.start_time) => {
+            Ok(Some(PathBuf::from(format!("/proc/{}/ns/pid", p.pid))))
+        }
+        _ => Err(PodError::FailedPrecondition(format!(
+            "pid namespace target {} is not running",
+            rec.id
+        ))),
+    }
+}

@@ -1,0 +1,97 @@
+//! ExecSync, ReopenContainerLog and UpdateContainerResources: things done to a running
+//! container through its monitor or its runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::status::state;
+use crate::api;
+use crate::engine::{Container, Engine, PodError};
+use crate::monitor;
+
+/// Most bytes of stdout, and of stderr, an ExecSync answer carries (cri-o's limit).
+const EXEC_SYNC_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+fn require_running(engine: &Engine, container: &Container) -> Result<(), PodError> {
+    match state(engine, container).0 {
+        api::ContainerState::ContainerRunning => Ok(()),
+        other => Err(PodError::FailedPrecondition(format!(
+            "container {} is not running ({})",
+            container.id,
+            other.as_str_name()
+        ))),
+    }
+}
+
+pub async fn exec_sync(
+    engine: &Arc<Engine>,
+    container: &Container,
+    cmd: Vec<String>,
+    timeout_secs: i64,
+) -> Result<api::ExecSyncResponse, PodError> {
+    if cmd.is_empty() {
+        return Err(PodError::InvalidArgument("exec command is empty".into()));
+    }
+    if timeout_secs < 0 {
+        return Err(PodError::InvalidArgument("exec timeout is negative".into()));
+    }
+    require_running(engine, container)?;
+    let rec = container.record();
+    let timeout = (timeout_secs > 0).then(|| Duration::from_secs(timeout_secs.unsigned_abs()));
+    let result = monitor::exec_sync(
+        &engine.paths.monitor,
+        &rec.runtime,
+        &rec.id,
+        &cmd,
+        timeout,
+        EXEC_SYNC_OUTPUT_LIMIT,
+    )
+    .await
+    .map_err(|e| PodError::internal("exec", e))?;
+    if result.timed_out {
+        return Err(PodError::DeadlineExceeded(format!(
+            "command {cmd:?} timed out after {timeout_secs}s"
+        )));
+    }
+    Ok(api::ExecSyncResponse {
+        stdout: result.stdout,
+        stderr: result.stderr,
+        exit_code: result.exit_code,
+    })
+}
+
+pub async fn reopen_log(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
+    require_running(engine, container)?;
+    monitor::reopen_log(&engine.paths.control_socket(&container.id))
+        .await
+        .map_err(|e| PodError::internal("reopening the container log", e))
+}
+
+pub async fn update_resources(
+    engine: &Arc<Engine>,
+    container: &Container,
+    resources: &api::LinuxContainerResources,
+) -> Result<(), PodError> {
+    match state(engine, container).0 {
+        api::ContainerState::ContainerRunning | api::ContainerState::ContainerCreated => {}
+        other => {
+            return Err(PodError::FailedPrecondition(format!(
+                "container {} is not running ({})",
+                container.id,
+                other.as_str_name()
+            )));
+        }
+    }
+    let oci = crate::oci::linux_resources(resources, engine.cgroup_v2)?;
+    let rec = container.record();
+    rec.runtime
+        .update(&rec.id, &oci)
+        .await
+        .map_err(|e| PodError::internal("updating the container's resources", e))?;
+    // Status reports what was last asked for.
+    let mut config = super::status::container_config(&rec)?;
+    config.linux.get_or_insert_with(Default::default).resources = Some(resources.clone());
+    let encoded = prost::Message::encode_to_vec(&config);
+    engine.save_container(container, |r| r.config = encoded)?;
+    Ok(())
+}

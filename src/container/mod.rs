@@ -1,0 +1,11 @@
+//! Containers of pod sandboxes: created from a CRI request and an image into an OCI bundle
+//! over an overlayfs rootfs, run by an OCI runtime under a crius-monitor, stopped, removed,
+//! and shown to the CRI. One module per lifecycle step.
+
+pub mod create;
+pub mod exec;
+pub mod remove;
+pub mod rootfs;
+pub mod start;
+pub mod status;
+pub mod stop;

@@ -1,0 +1,42 @@
+//! RemoveContainer: kill if running, delete from the runtime, unmount the rootfs and delete the
+//! container's files — all but its log, which the kubelet manages. Idempotent; also undoes a
+//! failed CreateContainer and finishes removals a crash interrupted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{rootfs, stop};
+use crate::engine::{Container, Engine, PodError};
+use crate::store::{ContainerPhase, Kind};
+
+pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
+    stop::stop(engine, container, Duration::ZERO).await?;
+    let rec = container.record();
+    if rec.phase != ContainerPhase::Removing {
+        engine.save_container(container, |r| r.phase = ContainerPhase::Removing)?;
+    }
+    rec.runtime
+        .delete(&rec.id, true)
+        .await
+        .map_err(|e| PodError::internal("deleting the container from the runtime", e))?;
+    let run_dir = engine.paths.container_run_dir(&rec.id);
+    let dir = engine.paths.container_dir(&rec.id);
+    let sockets = [
+        engine.paths.attach_socket(&rec.id),
+        engine.paths.control_socket(&rec.id),
+    ];
+    tokio::task::spawn_blocking(move || {
+        rootfs::unmount(&run_dir.join("rootfs"))?;
+        rootfs::remove_tree(&run_dir)?;
+        rootfs::remove_tree(&dir)?;
+        for s in sockets {
+            let _ = std::fs::remove_file(s);
+        }
+        Ok::<(), PodError>(())
+    })
+    .await??;
+    engine.store.remove(Kind::Container, &rec.id)?;
+    engine.forget_container(&rec.id);
+    engine.release_name(&rec.name, &rec.id);
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! A container's root filesystem: an overlayfs of the image's unpacked layers (read-only
+//! lowers, shared by every container of the image) with the container's own upper and work
+//! directories under `<root>/containers/<id>/`, mounted at `<runroot>/containers/<id>/rootfs`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use crate::engine::PodError;
+
+/// The kernel copies mount data into one page.
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// Mounts the overlay; `lowers` lowest layer first (image order).
+pub fn mount_overlay(
+    lowers: &[PathBuf],
+    container_dir: &Path,
+    target: &Path,
+) -> Result<(), PodError> {
+    if lowers.is_empty() {
+        return Err(PodError::FailedPrecondition("the image has no layers".into()));
+    }
+    let upper = container_dir.join("upper");
+    let work = container_dir.join("work");
+    for dir in [&upper, &work, &target.to_path_buf()] {
+        fs::create_dir_all(dir)
+            .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
+    }
+    // overlayfs lists the topmost lower first.
+    let lowerdir = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let data = format!(
+        "lowerdir={lowerdir},upperdir={},workdir={}",
+        upper.display(),
+        work.display()
+    );
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(PodError::FailedPrecondition(format!(
+            "the image has too many layers ({}) for one overlay mount",
+            lowers.len()
+        )));
+    }
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| PodError::internal(format!("mounting the rootfs at {}", target.display()), e))
+}
+
+/// Unmounts the rootfs if mounted; idempotent.
+pub fn unmount(target: &Path) -> Result<(), PodError> {
+    loop {
+        match umount2(target, MntFlags::MNT_DETACH) {
+            // Mounted twice (should not happen): keep going until nothing is left.
+            Ok(()) => continue,
+            Err(Errno::EINVAL) | Err(Errno::ENOENT) => return Ok(()),
+            Err(e) => {
+                return Err(PodError::internal(
+                    format!("unmounting {}", target.display()),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+/// Removes a directory tree; absent is fine.
+pub fn remove_tree(dir: &Path) -> Result<(), PodError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PodError::internal(format!("removing {}", dir.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_stacks_layers_and_unmounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let l1 = dir.path().join("l1");
+        let l2 = dir.path().join("l2");
+        fs::create_dir_all(&l1).unwrap();
+        fs::create_dir_all(&l2).unwrap();
+        fs::write(l1.join("f"), "low").unwrap();
+        fs::write(l2.join("f"), "high").unwrap();
+        fs::write(l1.join("only-low"), "x").unwrap();
+        let target = dir.path().join("rootfs");
+        mount_overlay(&[l1.clone(), l2.clone()], &dir.path().join("c"), &target).unwrap();
+        let read = fs::read_to_string(target.join("f"));
+        fs::write(target.join("new"), "w").unwrap();
+        unmount(&target).unwrap();
+        unmount(&target).unwrap();
+        assert_eq!(read.unwrap(), "high");
+        assert!(dir.path().join("c/upper/new").exists());
+        assert!(!l1.join("new").exists());
+        assert!(mount_overlay(&[], dir.path(), &target).is_err());
+    }
+}

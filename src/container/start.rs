@@ -1,0 +1,41 @@
+//! StartContainer: the runtime's `start` lets the created process run its command.
+
+use std::sync::Arc;
+
+use super::status::exit_status;
+use crate::engine::{Container, Engine, PodError};
+use crate::store::{ContainerPhase, now_nanos};
+
+pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
+    let rec = container.record();
+    match rec.phase {
+        ContainerPhase::Created => {}
+        ContainerPhase::Started => {
+            return Err(PodError::FailedPrecondition(format!(
+                "container {} was already started",
+                rec.id
+            )));
+        }
+        ContainerPhase::Creating | ContainerPhase::Removing => {
+            return Err(PodError::FailedPrecondition(format!(
+                "container {} is not in the created state",
+                rec.id
+            )));
+        }
+    }
+    if exit_status(engine, container).is_some() {
+        return Err(PodError::FailedPrecondition(format!(
+            "container {} has exited (it was stopped before it was started)",
+            rec.id
+        )));
+    }
+    rec.runtime
+        .start(&rec.id)
+        .await
+        .map_err(|e| PodError::internal("starting the container", e))?;
+    engine.save_container(container, |r| {
+        r.phase = ContainerPhase::Started;
+        r.started_at = now_nanos();
+    })?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! StopContainer: the image's stop signal (else SIGTERM), the grace period, then SIGKILL to
+//! every process of the container. Idempotent; done once the monitor has written the exit file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::status::exit_status;
+use crate::engine::{Container, Engine, PodError};
+use crate::monitor;
+use crate::proc_info;
+use crate::store::ContainerPhase;
+
+/// How long after SIGKILL the exit file may take (the monitor drains output first).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn stop(engine: &Arc<Engine>, container: &Container, grace: Duration) -> Result<(), PodError> {
+    let rec = container.record();
+    let Some(process) = rec.process else {
+        return Ok(());
+    };
+    if matches!(rec.phase, ContainerPhase::Creating) || exit_status(engine, container).is_some() {
+        return Ok(());
+    }
+    let exit_file = engine.paths.exit_file(&rec.id);
+    // A container never started only waits for `start`: nothing to be graceful with.
+    let graceful = !grace.is_zero() && rec.phase == ContainerPhase::Started;
+    if graceful {
+        if proc_info::signal_if_same(process.pid, process.start_time, rec.stop_signal)
+            .unwrap_or(false)
+            && monitor::wait_exit_file(&exit_file, grace)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            return Ok(());
+        }
+    }
+    let _ = proc_info::signal_if_same(process.pid, process.start_time, libc::SIGKILL);
+    // Processes outside the container's own pid namespace (shared pod or host pid ns).
+    if let Err(e) = rec.runtime.kill(&rec.id, libc::SIGKILL, true).await {
+        tracing::debug!(container = %rec.id, "kill --all: {e}");
+    }
+    match monitor::wait_exit_file(&exit_file, KILL_WAIT).await {
+        Ok(Some(_)) => Ok(()),
+        // The process is gone but its monitor did not write the exit file (it was killed).
+        _ if !proc_info::is_alive(process.pid, process.start_time) => Ok(()),
+        _ => Err(PodError::DeadlineExceeded(format!(
+            "container {} did not exit within {:?} of SIGKILL",
+            rec.id, KILL_WAIT
+        ))),
+    }
+}

@@ -1,0 +1,332 @@
+//! The pod and container state the RuntimeService works on: the in-memory tables, the name
+//! reservations, the records on disk, and the paths and handlers every lifecycle step needs.
+//!
+//! The lifecycle steps themselves live in `sandbox/` and `container/`; they take `&Engine`.
+//! Locking: the tables are behind short-held std mutexes; each sandbox and container also has
+//! an async `op` lock that serialises lifecycle calls on that one object (a stop racing a
+//! remove), while calls on different objects run in parallel.
+
+mod error;
+mod paths;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use error::PodError;
+pub use paths::Paths;
+
+use crate::config::Config;
+use crate::image::ImageManager;
+use crate::network::cni::Cni;
+use crate::oci::SpecOptions;
+use crate::oci_runtime::OciRuntime;
+use crate::store::{ContainerRecord, Kind, SandboxRecord, StateStore};
+
+/// One pod sandbox.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub id: String,
+    record: Mutex<SandboxRecord>,
+    /// Serialises lifecycle calls on this sandbox.
+    pub op: tokio::sync::Mutex<()>,
+}
+
+/// One container.
+#[derive(Debug)]
+pub struct Container {
+    pub id: String,
+    record: Mutex<ContainerRecord>,
+    pub op: tokio::sync::Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks cannot leave a half-made value (every
+    // update replaces the whole record), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Sandbox {
+    pub fn new(record: SandboxRecord) -> Arc<Sandbox> {
+        Arc::new(Sandbox {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> SandboxRecord {
+        lock(&self.record).clone()
+    }
+}
+
+impl Container {
+    pub fn new(record: ContainerRecord) -> Arc<Container> {
+        Arc::new(Container {
+            id: record.id.clone(),
+            record: Mutex::new(record),
+            op: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn record(&self) -> ContainerRecord {
+        lock(&self.record).clone()
+    }
+
+    pub fn sandbox_id(&self) -> String {
+        lock(&self.record).sandbox_id.clone()
+    }
+}
+
+pub struct Engine {
+    pub config: Arc<Config>,
+    pub images: Arc<ImageManager>,
+    pub store: StateStore,
+    pub cni: Cni,
+    pub paths: Paths,
+    /// The host mounts cgroup v2 only (unified hierarchy).
+    pub cgroup_v2: bool,
+    sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
+    containers: Mutex<BTreeMap<String, Arc<Container>>>,
+    /// Reserved names → the id holding them.
+    names: Mutex<HashMap<String, String>>,
+}
+
+impl Engine {
+    pub fn open(config: Arc<Config>, images: Arc<ImageManager>) -> Result<Engine, PodError> {
+        let paths = Paths::new(&config)?;
+        paths.create()?;
+        let store = StateStore::open(&paths.state_dir())?;
+        let cni = Cni::new(config.network.plugin_dirs.clone(), paths.cni_cache_dir());
+        Ok(Engine {
+            config,
+            images,
+            store,
+            cni,
+            paths,
+            cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            sandboxes: Mutex::new(BTreeMap::new()),
+            containers: Mutex::new(BTreeMap::new()),
+            names: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The OCI runtime for a CRI `runtime_handler` ("" = the default one).
+    pub fn runtime_for(&self, handler: &str) -> Result<OciRuntime, PodError> {
+        let rt = &self.config.runtime;
+        let name = if handler.is_empty() {
+            rt.default_runtime.as_str()
+        } else {
+            handler
+        };
+        let Some(entry) = rt.runtimes.get(name) else {
+            return Err(PodError::InvalidArgument(format!(
+                "unknown runtime handler {name:?}; configured: {}",
+                rt.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let (path, args) = if entry.path.as_os_str().is_empty() {
+            (self.paths.exe.clone(), vec!["oci".to_owned()])
+        } else {
+            (entry.path.clone(), Vec::new())
+        };
+        let root = if entry.root.as_os_str().is_empty() {
+            self.paths.runroot.join("runtimes").join(name)
+        } else {
+            entry.root.clone()
+        };
+        Ok(OciRuntime {
+            name: name.to_owned(),
+            path,
+            args,
+            root,
+        })
+    }
+
+    /// How specs are generated on this host.
+    pub fn spec_options(&self) -> SpecOptions {
+        SpecOptions {
+            cgroup_v2: self.cgroup_v2,
+            ..SpecOptions::default()
+        }
+    }
+
+    /// Names of every configured handler, the default first.
+    pub fn handler_names(&self) -> Vec<String> {
+        let rt = &self.config.runtime;
+        let mut names = vec![rt.default_runtime.clone()];
+        names.extend(
+            rt.runtimes
+                .keys()
+                .filter(|n| **n != rt.default_runtime)
+                .cloned(),
+        );
+        names
+    }
+
+    // --- names ---
+
+    /// Reserves `name` for `id`; AlreadyExists names the holder.
+    pub fn reserve_name(&self, name: &str, id: &str) -> Result<(), PodError> {
+        let mut names = lock(&self.names);
+        match names.get(name) {
+            Some(holder) if holder != id => Err(PodError::AlreadyExists(format!(
+                "the name {name:?} is reserved by {holder}"
+            ))),
+            _ => {
+                names.insert(name.to_owned(), id.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    pub fn release_name(&self, name: &str, id: &str) {
+        let mut names = lock(&self.names);
+        if names.get(name).is_some_and(|holder| holder == id) {
+            names.remove(name);
+        }
+    }
+
+    // --- sandboxes ---
+
+    pub fn insert_sandbox(&self, sandbox: Arc<Sandbox>) {
+        lock(&self.sandboxes).insert(sandbox.id.clone(), sandbox);
+    }
+
+    pub fn forget_sandbox(&self, id: &str) {
+        lock(&self.sandboxes).remove(id);
+    }
+
+    pub fn sandboxes(&self) -> Vec<Arc<Sandbox>> {
+        lock(&self.sandboxes).values().cloned().collect()
+    }
+
+    /// By full id or unique id prefix (as crictl allows).
+    pub fn sandbox(&self, id: &str) -> Result<Arc<Sandbox>, PodError> {
+        find_by_prefix(&lock(&self.sandboxes), id, "pod sandbox")
+    }
+
+    /// Updates the record on disk, then in memory (memory never claims more than the disk).
+    pub fn save_sandbox(
+        &self,
+        sandbox: &Sandbox,
+        update: impl FnOnce(&mut SandboxRecord),
+    ) -> Result<SandboxRecord, PodError> {
+        let mut record = sandbox.record();
+        update(&mut record);
+        self.store.save(Kind::Sandbox, &record.id, &record)?;
+        *lock(&sandbox.record) = record.clone();
+        Ok(record)
+    }
+
+    // --- containers ---
+
+    pub fn insert_container(&self, container: Arc<Container>) {
+        lock(&self.containers).insert(container.id.clone(), container);
+    }
+
+    pub fn forget_container(&self, id: &str) {
+        lock(&self.containers).remove(id);
+    }
+
+    pub fn containers(&self) -> Vec<Arc<Container>> {
+        lock(&self.containers).values().cloned().collect()
+    }
+
+    pub fn container(&self, id: &str) -> Result<Arc<Container>, PodError> {
+        find_by_prefix(&lock(&self.containers), id, "container")
+    }
+
+    /// Containers of one sandbox.
+    pub fn containers_of(&self, sandbox_id: &str) -> Vec<Arc<Container>> {
+        self.containers()
+            .into_iter()
+            .filter(|c| lock(&c.record).sandbox_id == sandbox_id)
+            .collect()
+    }
+
+    pub fn save_container(
+        &self,
+        container: &Container,
+        update: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, PodError> {
+        let mut record = container.record();
+        update(&mut record);
+        self.store.save(Kind::Container, &record.id, &record)?;
+        *lock(&container.record) = record.clone();
+        Ok(record)
+    }
+
+    /// Updates only the in-memory record, for facts a restart finds again on its own (an exit
+    /// status read from the exit file).
+    pub fn cache_container(&self, container: &Container, update: impl FnOnce(&mut ContainerRecord)) {
+        update(&mut lock(&container.record));
+    }
+}
+
+fn find_by_prefix<T: Clone>(
+    table: &BTreeMap<String, T>,
+    id: &str,
+    what: &str,
+) -> Result<T, PodError> {
+    if id.is_empty() {
+        return Err(PodError::InvalidArgument(format!("{what} id is empty")));
+    }
+    if let Some(found) = table.get(id) {
+        return Ok(found.clone());
+    }
+    let mut matches = table
+        .range(id.to_owned()..)
+        .take_while(|(k, _)| k.starts_with(id));
+    match (matches.next(), matches.next()) {
+        (Some((_, found)), None) => Ok(found.clone()),
+        (Some(_), Some(_)) => Err(PodError::InvalidArgument(format!(
+            "{what} id prefix {id:?} is ambiguous"
+        ))),
+        (None, _) => Err(PodError::NotFound(format!("{what} {id:?} not found"))),
+    }
+}
+
+/// Writes `<bundle>/config.json`.
+pub fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), PodError> {
+    let path = bundle.join("config.json");
+    let bytes =
+        serde_json::to_vec(spec).map_err(|e| PodError::internal("encoding the OCI spec", e))?;
+    std::fs::write(&path, bytes)
+        .map_err(|e| PodError::internal(format!("writing {}", path.display()), e))
+}
+
+/// A fresh 64-hex id.
+pub fn new_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_resolve_by_unique_prefix() {
+        let table: BTreeMap<String, u8> =
+            [("abc1".to_owned(), 1), ("abc2".to_owned(), 2), ("b".to_owned(), 3)].into();
+        assert_eq!(find_by_prefix(&table, "abc1", "x").unwrap(), 1);
+        assert_eq!(find_by_prefix(&table, "b", "x").unwrap(), 3);
+        assert!(matches!(
+            find_by_prefix(&table, "abc", "x"),
+            Err(PodError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            find_by_prefix(&table, "c", "x"),
+            Err(PodError::NotFound(_))
+        ));
+        assert!(matches!(
+            find_by_prefix(&table, "", "x"),
+            Err(PodError::InvalidArgument(_))
+        ));
+        assert_eq!(new_id().len(), 64);
+    }
+}

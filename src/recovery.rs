@@ -1,0 +1,77 @@
+//! Start-up recovery: the records on disk become the in-memory tables again, and whatever a
+//! crash interrupted is finished or undone — half-made sandboxes and containers are torn down,
+//! half-removed ones removed, and stopped pods still owing a CNI DEL get it.
+//!
+//! Running containers need nothing: their monitors kept running, and a container that exited
+//! meanwhile left its exit file, which the status code reads.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::container;
+use crate::engine::{Container, Engine, Sandbox};
+use crate::sandbox;
+use crate::store::{ContainerPhase, ContainerRecord, Kind, SandboxPhase, SandboxRecord};
+
+pub async fn recover(engine: &Arc<Engine>) {
+    let sandboxes = load::<SandboxRecord>(engine, Kind::Sandbox);
+    let containers = load::<ContainerRecord>(engine, Kind::Container);
+    let known: HashSet<String> = sandboxes.iter().map(|s| s.id.clone()).collect();
+    for record in sandboxes {
+        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+            tracing::warn!(sandbox = %record.id, "recovering: {e}");
+        }
+        engine.insert_sandbox(Sandbox::new(record));
+    }
+    for record in containers {
+        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+            tracing::warn!(container = %record.id, "recovering: {e}");
+        }
+        let orphan = !known.contains(&record.sandbox_id);
+        let c = Container::new(record);
+        engine.insert_container(c.clone());
+        let phase = c.record().phase;
+        if orphan || matches!(phase, ContainerPhase::Creating | ContainerPhase::Removing) {
+            tracing::info!(container = %c.id, ?phase, orphan, "recovering: removing an unfinished container");
+            if let Err(e) = container::remove::remove(engine, &c).await {
+                tracing::error!(container = %c.id, "recovering: {e}");
+            }
+        }
+    }
+    for s in engine.sandboxes() {
+        let phase = s.record().phase;
+        let result = match phase {
+            SandboxPhase::Creating | SandboxPhase::Removing => {
+                tracing::info!(sandbox = %s.id, ?phase, "recovering: removing an unfinished sandbox");
+                sandbox::teardown::destroy(engine, &s).await
+            }
+            // A stop interrupted before its CNI DEL finishes it now.
+            SandboxPhase::Stopped => sandbox::teardown::stop(engine, &s).await,
+            SandboxPhase::Ready => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(sandbox = %s.id, "recovering: {e}");
+        }
+    }
+    tracing::info!(
+        sandboxes = engine.sandboxes().len(),
+        containers = engine.containers().len(),
+        "recovered pod state"
+    );
+}
+
+fn load<T: serde::de::DeserializeOwned>(engine: &Engine, kind: Kind) -> Vec<T> {
+    match engine.store.load_all::<T>(kind) {
+        Ok(all) => all
+            .into_iter()
+            .filter_map(|r| {
+                r.map_err(|e| tracing::error!("recovering: skipping a record: {e}"))
+                    .ok()
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!("recovering: {e}");
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The pod's pause process: the built-in `crius pause`, run as an OCI container (same runtime
+//! handler as the pod's containers) under a crius-monitor like any container, so it survives a
+//! daemon restart and its exit is recorded. With pid mode POD it is pid 1 of the pod and reaps.
+
+use std::fs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::PodContextParts;
+use crate::engine::{Engine, PodError};
+use crate::monitor::{self, Launch};
+use crate::oci::{self, PauseContext};
+use crate::proc_info;
+use crate::store::{ProcessRef, SandboxRecord};
+
+/// Creates and starts the pause container; its id is the sandbox id.
+pub async fn start(
+    engine: &Arc<Engine>,
+    record: &SandboxRecord,
+    parts: &PodContextParts,
+) -> Result<ProcessRef, PodError> {
+    let bundle = parts.files.pause_bundle();
+    let rootfs = bundle.join("rootfs");
+    let spec = oci::pause_spec(
+        &parts.context(),
+        &PauseContext {
+            id: &record.id,
+            rootfs: &rootfs,
+            exe: &engine.paths.exe,
+        },
+        &engine.spec_options(),
+    )?;
+    let container_dir = engine.paths.container_dir(&record.id);
+    for dir in [&rootfs, &container_dir] {
+        fs::create_dir_all(dir)
+            .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
+    }
+    crate::engine::write_spec(&bundle, &spec)?;
+    let exit_file = engine.paths.exit_file(&record.id);
+    let monitor_log = engine.paths.monitor_log(&record.id);
+    let launched = monitor::launch_container(&Launch {
+        monitor: &engine.paths.monitor,
+        runtime: &record.runtime,
+        id: &record.id,
+        bundle: &bundle,
+        exit_file: &exit_file,
+        log_path: None,
+        log_max_line: None,
+        attach_socket: None,
+        control_socket: None,
+        terminal: false,
+        stdin: false,
+        stdin_once: false,
+        stderr_log: Some(&monitor_log),
+    })
+    .await
+    .map_err(|e| PodError::internal("creating the pause container", e))?;
+    record
+        .runtime
+        .start(&record.id)
+        .await
+        .map_err(|e| PodError::internal("starting the pause container", e))?;
+    Ok(ProcessRef {
+        pid: launched.pid,
+        start_time: proc_info::start_time(launched.pid).unwrap_or(0),
+        monitor_pid: launched.monitor_pid,
+    })
+}
+
+/// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent.
+pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodError> {
+    let exit_file = engine.paths.exit_file(&record.id);
+    if let Some(p) = record.pause
+        && proc_info::is_alive(p.pid, p.start_time)
+    {
+        let _ = proc_info::signal_if_same(p.pid, p.start_time, libc::SIGTERM);
+        let gone = monitor::wait_exit_file(&exit_file, Duration::from_secs(2))
+            .await
+            .ok()
+            .flatten();
+        if gone.is_none() && proc_info::is_alive(p.pid, p.start_time) {
+            let _ = proc_info::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
+            let _ = monitor::wait_exit_file(&exit_file, Duration::from_secs(5)).await;
+        }
+    }
+    record
+        .runtime
+        .delete(&record.id, true)
+        .await
+        .map_err(|e| PodError::internal("deleting the pause container", e))
+}

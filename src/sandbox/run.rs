@@ -1,0 +1,236 @@
+//! RunPodSandbox: reserve the name, record the sandbox, pin its namespaces, write its files,
+//! attach it to the pod network and start the pause process. Any failure undoes every step.
+
+use std::fs;
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::context::{PodContextParts, PodFiles, is_node, namespace_options};
+use super::{files, namespaces, network, pause_process, teardown};
+use crate::api;
+use crate::engine::{Engine, PodError, Sandbox, new_id};
+use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
+
+/// Creates and starts a pod sandbox; returns its id.
+pub async fn run(
+    engine: &Arc<Engine>,
+    config: api::PodSandboxConfig,
+    handler: &str,
+) -> Result<String, PodError> {
+    let name = sandbox_name(&config)?;
+    let runtime = engine.runtime_for(handler)?;
+    let cgroup_parent = cgroup_parent(engine, &config)?;
+    let id = new_id();
+    engine.reserve_name(&name, &id)?;
+
+    let ns = namespace_options(&config);
+    let shm = if is_node(ns.ipc) {
+        "/dev/shm".into()
+    } else {
+        PodFiles::new(engine, &id).shm()
+    };
+    let record = SandboxRecord {
+        id: id.clone(),
+        name: name.clone(),
+        phase: SandboxPhase::Creating,
+        created_at: now_nanos(),
+        config: config.encode_to_vec(),
+        runtime_handler: runtime.name.clone(),
+        runtime,
+        cgroup_parent,
+        pinned: Default::default(),
+        shm,
+        network: None,
+        pause: None,
+    };
+    if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record) {
+        engine.release_name(&name, &id);
+        return Err(e.into());
+    }
+    let sandbox = Sandbox::new(record);
+    engine.insert_sandbox(sandbox.clone());
+    let _op = sandbox.op.lock().await;
+    match set_up(engine, &sandbox, &config).await {
+        Ok(()) => Ok(id),
+        Err(err) => {
+            tracing::warn!(sandbox = %id, "RunPodSandbox failed, undoing: {err}");
+            if let Err(undo) = teardown::destroy(engine, &sandbox).await {
+                tracing::error!(sandbox = %id, "undoing a failed RunPodSandbox: {undo}");
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn set_up(
+    engine: &Arc<Engine>,
+    sandbox: &Sandbox,
+    config: &api::PodSandboxConfig,
+) -> Result<(), PodError> {
+    let id = sandbox.id.clone();
+    let ns = namespace_options(config);
+    let host_network = is_node(ns.network);
+    let hostname = hostname(config, host_network);
+
+    // Namespaces and files (blocking work: mounts and a thread that unshares).
+    let pinned = {
+        let engine = engine.clone();
+        let config = config.clone();
+        let hostname = hostname.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname)).await??
+    };
+    engine.save_sandbox(sandbox, |r| r.pinned = pinned)?;
+
+    let ip = if host_network {
+        None
+    } else {
+        network::attach(engine, sandbox, config).await?
+    };
+    let files = PodFiles::new(engine, &id);
+    files::write_hosts(
+        &files.hosts,
+        &hostname,
+        ip,
+        host_network,
+        std::path::Path::new("/etc/hosts"),
+    )
+    .map_err(|e| PodError::internal("writing the pod's /etc/hosts", e))?;
+
+    let record = sandbox.record();
+    let parts = PodContextParts::new(engine, &record)?;
+    let pause = pause_process::start(engine, &record, &parts).await?;
+    engine.save_sandbox(sandbox, |r| {
+        r.pause = Some(pause);
+        r.phase = SandboxPhase::Ready;
+    })?;
+    Ok(())
+}
+
+/// Directory, pinned namespaces, resolv.conf, hostname and /dev/shm.
+fn prepare(
+    engine: &Engine,
+    id: &str,
+    config: &api::PodSandboxConfig,
+    hostname: &str,
+) -> Result<namespaces::Pinned, PodError> {
+    let files = PodFiles::new(engine, id);
+    fs::create_dir_all(&files.dir)
+        .map_err(|e| PodError::internal(format!("creating {}", files.dir.display()), e))?;
+    let ns = namespace_options(config);
+    let host_network = is_node(ns.network);
+    let which = namespaces::NsSet {
+        net: !host_network,
+        ipc: !is_node(ns.ipc),
+        // A pod on the host network keeps the host's name too, as the kubelet expects.
+        uts: !host_network,
+    };
+    let pinned = namespaces::pin(
+        &engine.paths.ns_dir(),
+        id,
+        which,
+        (!host_network).then_some(hostname),
+    )
+    .map_err(|e| PodError::internal("pinning the pod namespaces", e))?;
+    files::write_resolv_conf(
+        &files.resolv_conf,
+        config.dns_config.as_ref(),
+        std::path::Path::new("/etc/resolv.conf"),
+    )
+    .map_err(|e| match e {
+        files::FilesError::InvalidArgument(m) => PodError::InvalidArgument(m),
+        other => PodError::internal("writing the pod's resolv.conf", other),
+    })?;
+    files::write_hostname(&files.hostname, hostname)
+        .map_err(|e| PodError::internal("writing the pod's hostname file", e))?;
+    if which.ipc {
+        files::mount_shm(&files.shm(), engine.config.runtime.shm_size)
+            .map_err(|e| PodError::internal("mounting the pod's /dev/shm", e))?;
+    }
+    Ok(pinned)
+}
+
+/// `k8s_<name>_<namespace>_<uid>_<attempt>`, as cri-o names pods; the metadata is required.
+fn sandbox_name(config: &api::PodSandboxConfig) -> Result<String, PodError> {
+    let Some(m) = &config.metadata else {
+        return Err(PodError::InvalidArgument(
+            "pod sandbox metadata is required".into(),
+        ));
+    };
+    for (field, value) in [
+        ("name", &m.name),
+        ("namespace", &m.namespace),
+        ("uid", &m.uid),
+    ] {
+        if value.is_empty() {
+            return Err(PodError::InvalidArgument(format!(
+                "pod sandbox metadata.{field} is required"
+            )));
+        }
+    }
+    Ok(format!(
+        "k8s_{}_{}_{}_{}",
+        m.name, m.namespace, m.uid, m.attempt
+    ))
+}
+
+fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<String, PodError> {
+    let requested = config
+        .linux
+        .as_ref()
+        .map(|l| l.cgroup_parent.as_str())
+        .unwrap_or("");
+    if requested.is_empty() {
+        return Ok(engine.config.runtime.cgroup_parent.clone());
+    }
+    if requested.ends_with(".slice") {
+        return Err(PodError::InvalidArgument(format!(
+            "cgroup parent {requested:?} is a systemd slice: the systemd cgroup driver is not supported yet; run the kubelet with --cgroup-driver=cgroupfs"
+        )));
+    }
+    if !requested.starts_with('/') || requested.split('/').any(|c| c == "..") {
+        return Err(PodError::InvalidArgument(format!(
+            "cgroup parent {requested:?} must be an absolute cgroup path"
+        )));
+    }
+    Ok(requested.to_owned())
+}
+
+/// The pod's hostname: the request's, else the pod name; the host's on the host network.
+fn hostname(config: &api::PodSandboxConfig, host_network: bool) -> String {
+    if host_network {
+        return nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+    }
+    if !config.hostname.is_empty() {
+        return config.hostname.clone();
+    }
+    config
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_need_full_metadata() {
+        let mut c = api::PodSandboxConfig::default();
+        assert!(matches!(sandbox_name(&c), Err(PodError::InvalidArgument(_))));
+        c.metadata = Some(api::PodSandboxMetadata {
+            name: "web".into(),
+            uid: "u1".into(),
+            namespace: "ns".into(),
+            attempt: 2,
+        });
+        assert_eq!(sandbox_name(&c).unwrap(), "k8s_web_ns_u1_2");
+        c.metadata.as_mut().unwrap().uid.clear();
+        assert!(sandbox_name(&c).unwrap_err().to_string().contains("uid"));
+    }
+}

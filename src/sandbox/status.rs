@@ -1,0 +1,120 @@
+//! What a sandbox looks like to the CRI: its state and the `PodSandbox` / `PodSandboxStatus`
+//! messages.
+
+use std::collections::HashMap;
+
+use super::context::{namespace_options, pod_config};
+use crate::api;
+use crate::engine::{Engine, PodError};
+use crate::proc_info;
+use crate::store::{SandboxPhase, SandboxRecord};
+
+/// READY while set up and the pause process lives; NOTREADY otherwise.
+pub fn state(record: &SandboxRecord) -> api::PodSandboxState {
+    let pause_alive = record
+        .pause
+        .is_some_and(|p| proc_info::is_alive(p.pid, p.start_time));
+    if record.phase == SandboxPhase::Ready && pause_alive {
+        api::PodSandboxState::SandboxReady
+    } else {
+        api::PodSandboxState::SandboxNotready
+    }
+}
+
+/// Half-made and half-removed sandboxes are not shown.
+pub fn visible(record: &SandboxRecord) -> bool {
+    matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped)
+}
+
+pub fn summary(record: &SandboxRecord) -> Result<api::PodSandbox, PodError> {
+    let config = pod_config(record)?;
+    Ok(api::PodSandbox {
+        id: record.id.clone(),
+        metadata: config.metadata,
+        state: state(record) as i32,
+        created_at: record.created_at,
+        labels: config.labels,
+        annotations: config.annotations,
+        runtime_handler: record.runtime_handler.clone(),
+    })
+}
+
+pub fn status(
+    engine: &Engine,
+    record: &SandboxRecord,
+    verbose: bool,
+) -> Result<api::PodSandboxStatusResponse, PodError> {
+    let config = pod_config(record)?;
+    let network = record.network.as_ref().map(|n| api::PodSandboxNetworkStatus {
+        ip: n.ips.first().cloned().unwrap_or_default(),
+        additional_ips: n
+            .ips
+            .iter()
+            .skip(1)
+            .map(|ip| api::PodIp { ip: ip.clone() })
+            .collect(),
+    });
+    let status = api::PodSandboxStatus {
+        id: record.id.clone(),
+        metadata: config.metadata.clone(),
+        state: state(record) as i32,
+        created_at: record.created_at,
+        network: Some(network.unwrap_or_default()),
+        linux: Some(api::LinuxPodSandboxStatus {
+            namespaces: Some(api::Namespace {
+                options: Some(namespace_options(&config)),
+            }),
+        }),
+        labels: config.labels.clone(),
+        annotations: config.annotations.clone(),
+        runtime_handler: record.runtime_handler.clone(),
+    };
+    let mut info = HashMap::new();
+    if verbose {
+        let spec = std::fs::read(
+            super::context::PodFiles::new(engine, &record.id)
+                .pause_bundle()
+                .join("config.json"),
+        )
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let value = serde_json::json!({
+            "pid": record.pause.map(|p| p.pid).unwrap_or(0),
+            "runtimeHandler": record.runtime_handler,
+            "runtime": record.runtime,
+            "cgroupParent": record.cgroup_parent,
+            "namespaces": record.pinned,
+            "network": record.network,
+            "runtimeSpec": spec,
+        });
+        info.insert("info".to_owned(), value.to_string());
+    }
+    Ok(api::PodSandboxStatusResponse {
+        status: Some(status),
+        info,
+        ..Default::default()
+    })
+}
+
+/// Whether a sandbox passes a `PodSandboxFilter`.
+pub fn matches(record: &SandboxRecord, filter: &api::PodSandboxFilter) -> bool {
+    if !filter.id.is_empty() && !record.id.starts_with(&filter.id) {
+        return false;
+    }
+    if let Some(want) = &filter.state
+        && state(record) as i32 != want.state
+    {
+        return false;
+    }
+    if filter.label_selector.is_empty() {
+        return true;
+    }
+    match pod_config(record) {
+        Ok(config) => labels_match(&config.labels, &filter.label_selector),
+        Err(_) => false,
+    }
+}
+
+pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}

@@ -1,0 +1,81 @@
+//! Stopping and destroying sandboxes. Every step is idempotent and tolerates what is already
+//! gone, so the same code undoes a failed RunPodSandbox, serves Stop/RemovePodSandbox, and
+//! finishes whatever a crash interrupted.
+
+use std::fs;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::PodFiles;
+use super::{files, namespaces, network, pause_process};
+use crate::container;
+use crate::engine::{Engine, PodError, Sandbox};
+use crate::store::{Kind, SandboxPhase};
+
+/// How long a pod's containers get between their stop signal and SIGKILL when the pod is
+/// stopped. The kubelet stops each container with its own grace period before it stops the pod,
+/// so this only matters for containers it did not stop first.
+const CONTAINER_GRACE: Duration = Duration::from_secs(2);
+
+/// StopPodSandbox: containers, network, pause. The namespaces stay pinned until removal.
+pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
+    let containers = engine.containers_of(&sandbox.id);
+    let stops = containers.iter().map(|c| async move {
+        let _op = c.op.lock().await;
+        container::stop::stop(engine, c, CONTAINER_GRACE).await
+    });
+    for result in futures::future::join_all(stops).await {
+        result?;
+    }
+    network::detach(engine, sandbox).await?;
+    pause_process::stop(engine, &sandbox.record()).await?;
+    if sandbox.record().phase == SandboxPhase::Ready {
+        engine.save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)?;
+    }
+    Ok(())
+}
+
+/// Removes everything of the sandbox and its record (and its containers, stopped first).
+pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
+    for c in engine.containers_of(&sandbox.id) {
+        let _op = c.op.lock().await;
+        container::remove::remove(engine, &c).await?;
+    }
+    network::detach(engine, sandbox).await?;
+    let record = sandbox.record();
+    pause_process::stop(engine, &record).await?;
+    if record.phase != SandboxPhase::Removing {
+        engine.save_sandbox(sandbox, |r| r.phase = SandboxPhase::Removing)?;
+    }
+    let engine2 = engine.clone();
+    let id = sandbox.id.clone();
+    tokio::task::spawn_blocking(move || release_host_resources(&engine2, &id)).await??;
+    engine.store.remove(Kind::Sandbox, &sandbox.id)?;
+    engine.forget_sandbox(&sandbox.id);
+    engine.release_name(&record.name, &sandbox.id);
+    Ok(())
+}
+
+/// Unmounts /dev/shm, unpins the namespaces and deletes the sandbox's directories. Paths are
+/// derived from the id, not the record, so a crash before the record named them still cleans.
+fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
+    let files = PodFiles::new(engine, id);
+    files::unmount_shm(&files.shm())
+        .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
+    let ns_dir = engine.paths.ns_dir();
+    let pinned = namespaces::Pinned {
+        net: Some(ns_dir.join("net").join(id)),
+        ipc: Some(ns_dir.join("ipc").join(id)),
+        uts: Some(ns_dir.join("uts").join(id)),
+    };
+    namespaces::unpin(&pinned).map_err(|e| PodError::internal("unpinning the pod namespaces", e))?;
+    for dir in [files.dir, engine.paths.container_dir(id)] {
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PodError::internal(format!("removing {}", dir.display()), e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! Persistent records of pod sandboxes and containers: one JSON file per object under
+//! `<root>/state/{sandboxes,containers}/<id>.json`.
+//!
+//! Every write is crash-safe (temporary file, fsync, rename, fsync of the directory), so after
+//! a `kill -9` at any moment a record is either the old one or the new one. The lifecycle code
+//! writes a record *before* it creates anything the record names (phase `Creating`, `Removing`),
+//! which is what lets recovery finish or undo whatever a crash interrupted.
+
+mod records;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use records::{
+    ContainerPhase, ContainerRecord, NetworkState, ProcessRef, SandboxPhase, SandboxRecord,
+    now_nanos,
+};
+
+/// Which kind of record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sandbox,
+    Container,
+}
+
+impl Kind {
+    fn dir_name(self) -> &'static str {
+        match self {
+            Kind::Sandbox => "sandboxes",
+            Kind::Container => "containers",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("state record {path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The record directories.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// Opens (creating) `<dir>/sandboxes` and `<dir>/containers`, removing temporary files a
+    /// crash left.
+    pub fn open(dir: &Path) -> Result<StateStore, StoreError> {
+        let store = StateStore {
+            dir: dir.to_path_buf(),
+        };
+        for kind in [Kind::Sandbox, Kind::Container] {
+            let d = store.kind_dir(kind);
+            fs::create_dir_all(&d).map_err(io_err(&d))?;
+            for entry in fs::read_dir(&d).map_err(io_err(&d))?.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    fn kind_dir(&self, kind: Kind) -> PathBuf {
+        self.dir.join(kind.dir_name())
+    }
+
+    fn path(&self, kind: Kind, id: &str) -> PathBuf {
+        self.kind_dir(kind).join(format!("{id}.json"))
+    }
+
+    /// Writes the record atomically and durably.
+    pub fn save<T: Serialize>(&self, kind: Kind, id: &str, record: &T) -> Result<(), StoreError> {
+        let path = self.path(kind, id);
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        file.write_all(&bytes).map_err(io_err(&tmp))?;
+        file.sync_data().map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.kind_dir(kind))
+    }
+
+    /// Deletes the record; absent is fine.
+    pub fn remove(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        let path = self.path(kind, id);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.kind_dir(kind)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Every record of a kind; unreadable ones come back as errors so the caller can log them.
+    pub fn load_all<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+    ) -> Result<Vec<Result<T, StoreError>>, StoreError> {
+        let dir = self.kind_dir(kind);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            out.push(
+                fs::read(&path)
+                    .map_err(io_err(&path))
+                    .and_then(|b| {
+                        serde_json::from_slice(&b).map_err(|source| StoreError::Json {
+                            path: path.clone(),
+                            source,
+                        })
+                    }),
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct R {
+        n: u32,
+    }
+
+    #[test]
+    fn save_replace_load_and_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.save(Kind::Sandbox, "a", &R { n: 1 }).unwrap();
+        store.save(Kind::Sandbox, "a", &R { n: 2 }).unwrap();
+        store.save(Kind::Container, "b", &R { n: 3 }).unwrap();
+        let sandboxes: Vec<R> = store
+            .load_all(Kind::Sandbox)
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(sandboxes, vec![R { n: 2 }]);
+        store.remove(Kind::Sandbox, "a").unwrap();
+        store.remove(Kind::Sandbox, "a").unwrap();
+        assert!(store.load_all::<R>(Kind::Sandbox).unwrap().is_empty());
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_dropped_and_bad_records_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let sdir = dir.path().join("sandboxes");
+        fs::write(sdir.join("x.json.tmp"), b"{").unwrap();
+        fs::write(sdir.join("y.json"), b"not json").unwrap();
+        let store2 = StateStore::open(dir.path()).unwrap();
+        assert!(!sdir.join("x.json.tmp").exists());
+        let all = store2.load_all::<R>(Kind::Sandbox).unwrap();
+        assert_eq!(all.len(), 1);
+        assert!(all[0].is_err());
+        drop(store);
+    }
+}
