@@ -12,5 +12,6 @@ pub mod libcontainer;
 pub mod logging;
 pub mod mounts;
 pub mod network;
+pub mod oci;
 pub mod oci_cli;
 pub mod server;
