@@ -11,10 +11,24 @@ use crate::api;
 /// Entries of /dev a privileged container does not get from the host: the runtime makes its
 /// own pts instance, shm, mqueue, console and ptmx; the rest are not device nodes to copy.
 const HOST_DEV_SKIP: &[&str] = &[
-    "pts", "shm", "mqueue", "fd", "console", "ptmx", ".lxc", ".lxd-mounts", ".udev",
+    "pts",
+    "shm",
+    "mqueue",
+    "fd",
+    "console",
+    "ptmx",
+    ".lxc",
+    ".lxd-mounts",
+    ".udev",
 ];
 
-fn rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+fn rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
     let mut r = LinuxDeviceCgroup::default();
     r.set_allow(allow)
         .set_typ(Some(typ))
@@ -29,7 +43,16 @@ fn rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64
 pub fn default_rules() -> Vec<LinuxDeviceCgroup> {
     use LinuxDeviceType::{A, C};
     let mut rules = vec![rule(false, A, None, None, "rwm")];
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)] {
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
         rules.push(rule(true, C, Some(major), Some(minor), "rwm"));
     }
     rules.push(rule(true, C, Some(136), None, "rwm"));
@@ -39,7 +62,9 @@ pub fn default_rules() -> Vec<LinuxDeviceCgroup> {
 /// A device node on the host as an OCI device at `dest`; None if `host` is no device.
 fn device_at(host: &Path, dest: &Path) -> Result<Option<LinuxDevice>, SpecError> {
     let md = std::fs::metadata(host).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SpecError::NotFound(format!("device {}: {e}", host.display())),
+        std::io::ErrorKind::NotFound => {
+            SpecError::NotFound(format!("device {}: {e}", host.display()))
+        }
         _ => SpecError::FailedPrecondition(format!("device {}: {e}", host.display())),
     })?;
     let ft = md.file_type();
@@ -63,7 +88,12 @@ fn device_at(host: &Path, dest: &Path) -> Result<Option<LinuxDevice>, SpecError>
 }
 
 /// Every device node below `dir` (recursively, not following symlinks), mapped under `dest`.
-fn devices_below(dir: &Path, dest: &Path, skip: &[&str], out: &mut Vec<LinuxDevice>) -> Result<(), SpecError> {
+fn devices_below(
+    dir: &Path,
+    dest: &Path,
+    skip: &[&str],
+    out: &mut Vec<LinuxDevice>,
+) -> Result<(), SpecError> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| SpecError::FailedPrecondition(format!("listing {}: {e}", dir.display())))?;
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
@@ -92,7 +122,9 @@ fn validate_permissions(p: &str) -> Result<String, SpecError> {
         return Ok("rwm".into());
     }
     if !p.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
-        return Err(invalid(format!("device permissions {p:?}: only r, w and m are allowed")));
+        return Err(invalid(format!(
+            "device permissions {p:?}: only r, w and m are allowed"
+        )));
     }
     Ok(p.to_string())
 }
@@ -105,7 +137,12 @@ pub fn container_devices(
 ) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), SpecError> {
     let mut devices = Vec::new();
     let mut rules = if privileged {
-        devices_below(Path::new("/dev"), Path::new("/dev"), HOST_DEV_SKIP, &mut devices)?;
+        devices_below(
+            Path::new("/dev"),
+            Path::new("/dev"),
+            HOST_DEV_SKIP,
+            &mut devices,
+        )?;
         vec![rule(true, LinuxDeviceType::A, None, None, "rwm")]
     } else {
         default_rules()
@@ -115,9 +152,16 @@ pub fn container_devices(
             return Err(invalid("device without host_path"));
         }
         let host = PathBuf::from(&d.host_path);
-        let dest = PathBuf::from(if d.container_path.is_empty() { &d.host_path } else { &d.container_path });
+        let dest = PathBuf::from(if d.container_path.is_empty() {
+            &d.host_path
+        } else {
+            &d.container_path
+        });
         if !dest.is_absolute() {
-            return Err(invalid(format!("device container path {} is not absolute", dest.display())));
+            return Err(invalid(format!(
+                "device container path {} is not absolute",
+                dest.display()
+            )));
         }
         let access = validate_permissions(&d.permissions)?;
         let mut found = Vec::new();
@@ -128,7 +172,13 @@ pub fn container_devices(
         }
         for dev in found {
             if !privileged {
-                rules.push(rule(true, dev.typ(), Some(dev.major()), Some(dev.minor()), &access));
+                rules.push(rule(
+                    true,
+                    dev.typ(),
+                    Some(dev.major()),
+                    Some(dev.minor()),
+                    &access,
+                ));
             }
             // A requested device replaces a privileged host device at the same path.
             devices.retain(|x: &LinuxDevice| x.path() != dev.path());

@@ -190,8 +190,7 @@ fn pod_security(pod: &PodContext) -> api::LinuxSandboxSecurityContext {
 /// The hostname goes into the spec only for a fresh uts namespace: a pinned one (Path) already
 /// carries it and the host's must not be changed.
 fn hostname_for(pod: &PodContext) -> Option<String> {
-    (pod.uts == NsMode::New && !pod.config.hostname.is_empty())
-        .then(|| pod.config.hostname.clone())
+    (pod.uts == NsMode::New && !pod.config.hostname.is_empty()).then(|| pod.config.hostname.clone())
 }
 
 fn empty_spec(root: &Path, readonly: bool) -> Spec {
@@ -264,7 +263,9 @@ pub fn container_spec(
     spec.set_mounts(Some(mounts));
 
     let mut linux = empty_linux();
-    linux.set_namespaces(Some(namespaces::container_namespaces(pod, c, privileged, opts)?));
+    linux.set_namespaces(Some(namespaces::container_namespaces(
+        pod, c, privileged, opts,
+    )?));
     linux.set_cgroups_path(Some(cgroups_path(pod.cgroup_parent, c.id).into()));
     let mut resources = resources::container_resources(&res, opts)?;
     let (devs, rules) = devices::container_devices(&c.config.devices, privileged)?;
@@ -299,7 +300,11 @@ fn apparmor_legacy(sc: &api::LinuxContainerSecurityContext) -> &str {
 }
 
 /// The spec of the pod's pause process.
-pub fn pause_spec(pod: &PodContext, p: &PauseContext, opts: &SpecOptions) -> Result<Spec, SpecError> {
+pub fn pause_spec(
+    pod: &PodContext,
+    p: &PauseContext,
+    opts: &SpecOptions,
+) -> Result<Spec, SpecError> {
     let psc = pod_security(pod);
     let mut proc = process::pause_process(&psc)?;
     proc.set_apparmor_profile(security::apparmor_profile(

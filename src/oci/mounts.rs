@@ -30,37 +30,75 @@ fn default_mounts(pod: &PodContext, privileged: bool, readonly_rootfs: bool) -> 
     let files = if readonly_rootfs { "ro" } else { "rw" };
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", ro]),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", ro],
+        ),
         bind("/dev/shm", pod.shm, &["nosuid", "noexec", "nodev"]),
     ];
     if let Some(r) = pod.resolv_conf {
-        v.push(bind("/etc/resolv.conf", r, &["nosuid", "noexec", "nodev", files]));
+        v.push(bind(
+            "/etc/resolv.conf",
+            r,
+            &["nosuid", "noexec", "nodev", files],
+        ));
     }
-    v.push(bind("/etc/hostname", pod.hostname_file, &["nosuid", "noexec", "nodev", files]));
-    v.push(bind("/etc/hosts", pod.hosts_file, &["nosuid", "noexec", "nodev", files]));
+    v.push(bind(
+        "/etc/hostname",
+        pod.hostname_file,
+        &["nosuid", "noexec", "nodev", files],
+    ));
+    v.push(bind(
+        "/etc/hosts",
+        pod.hosts_file,
+        &["nosuid", "noexec", "nodev", files],
+    ));
     v
 }
 
 /// Absolute, without "." / ".." / duplicate or trailing slashes.
 fn clean_destination(p: &str) -> Result<PathBuf, SpecError> {
     if !p.starts_with('/') {
-        return Err(invalid(format!("mount container path {p:?} is not absolute")));
+        return Err(invalid(format!(
+            "mount container path {p:?} is not absolute"
+        )));
     }
     let mut out = PathBuf::from("/");
     for c in Path::new(p).components() {
         match c {
             Component::Normal(n) => out.push(n),
             Component::ParentDir => {
-                return Err(invalid(format!("mount container path {p:?} contains \"..\"")));
+                return Err(invalid(format!(
+                    "mount container path {p:?} contains \"..\""
+                )));
             }
             _ => {}
         }
@@ -75,7 +113,10 @@ fn host_propagation(path: &Path) -> Option<(bool, bool)> {
     for line in table.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(mp) = fields.get(4) else { continue };
-        let mp = mp.replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\");
+        let mp = mp
+            .replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\134", "\\");
         if !path.starts_with(&mp) {
             continue;
         }
@@ -115,18 +156,31 @@ fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
         )));
     }
     if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-        return Err(invalid(format!("mount {}: id-mapped mounts are not supported", dest.display())));
+        return Err(invalid(format!(
+            "mount {}: id-mapped mounts are not supported",
+            dest.display()
+        )));
     }
     // A symlinked host path is followed: the real target is mounted.
     let source = std::fs::canonicalize(&m.host_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SpecError::NotFound(format!("mount host path {}: {e}", m.host_path)),
+        std::io::ErrorKind::NotFound => {
+            SpecError::NotFound(format!("mount host path {}: {e}", m.host_path))
+        }
         _ => SpecError::FailedPrecondition(format!("mount host path {}: {e}", m.host_path)),
     })?;
-    let propagation = MountPropagation::try_from(m.propagation)
-        .map_err(|_| invalid(format!("mount {}: unknown propagation {}", dest.display(), m.propagation)))?;
+    let propagation = MountPropagation::try_from(m.propagation).map_err(|_| {
+        invalid(format!(
+            "mount {}: unknown propagation {}",
+            dest.display(),
+            m.propagation
+        ))
+    })?;
     if m.recursive_read_only {
         if !m.readonly {
-            return Err(invalid(format!("mount {}: recursive_read_only requires readonly", dest.display())));
+            return Err(invalid(format!(
+                "mount {}: recursive_read_only requires readonly",
+                dest.display()
+            )));
         }
         if propagation != MountPropagation::PropagationPrivate {
             return Err(invalid(format!(
@@ -176,7 +230,12 @@ pub fn container_mounts(
     sc: &api::LinuxContainerSecurityContext,
     _opts: &SpecOptions,
 ) -> Result<(Vec<Mount>, Option<String>), SpecError> {
-    let mut cri: Vec<Mount> = c.config.mounts.iter().map(cri_mount).collect::<Result<_, _>>()?;
+    let mut cri: Vec<Mount> = c
+        .config
+        .mounts
+        .iter()
+        .map(cri_mount)
+        .collect::<Result<_, _>>()?;
     cri.sort_by_key(|m| m.destination().components().count());
     let mut all: Vec<Mount> = default_mounts(pod, sc.privileged, sc.readonly_rootfs)
         .into_iter()
@@ -191,7 +250,12 @@ pub fn container_mounts(
 pub fn pause_mounts(p: &PauseContext) -> Vec<Mount> {
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         bind("/usr", Path::new("/usr"), &["ro", "nosuid", "nodev"]),
     ];
     for lib in ["/lib", "/lib64"] {

@@ -100,7 +100,10 @@ const IPC_SYSCTLS: &[&str] = &[
 ];
 
 /// Pod sysctls must be namespaced, and their namespace must not be the host's.
-pub fn validate_sysctls(sysctls: &HashMap<String, String>, pod: &PodContext) -> Result<(), SpecError> {
+pub fn validate_sysctls(
+    sysctls: &HashMap<String, String>,
+    pod: &PodContext,
+) -> Result<(), SpecError> {
     for key in sysctls.keys() {
         let k = key.replace('/', ".");
         let (ns, mode) = if k.starts_with("net.") {
@@ -110,10 +113,14 @@ pub fn validate_sysctls(sysctls: &HashMap<String, String>, pod: &PodContext) -> 
         } else if k == "kernel.hostname" || k == "kernel.domainname" {
             ("uts", &pod.uts)
         } else {
-            return Err(invalid(format!("sysctl {key:?} is not namespaced and cannot be set for a pod")));
+            return Err(invalid(format!(
+                "sysctl {key:?} is not namespaced and cannot be set for a pod"
+            )));
         };
         if *mode == NsMode::Host {
-            return Err(invalid(format!("sysctl {key:?} not allowed: the pod uses the host {ns} namespace")));
+            return Err(invalid(format!(
+                "sysctl {key:?} not allowed: the pod uses the host {ns} namespace"
+            )));
         }
     }
     Ok(())

@@ -34,7 +34,10 @@ fn blank_process() -> Process {
 }
 
 /// kubelet rules: `command` replaces the image Entrypoint and drops its Cmd; `args` replace Cmd.
-pub fn args(config: &api::ContainerConfig, image: &ImageConfiguration) -> Result<Vec<String>, SpecError> {
+pub fn args(
+    config: &api::ContainerConfig,
+    image: &ImageConfiguration,
+) -> Result<Vec<String>, SpecError> {
     let ic = image.config().clone().unwrap_or_default();
     let mut out = if config.command.is_empty() {
         ic.entrypoint().clone().unwrap_or_default()
@@ -47,7 +50,9 @@ pub fn args(config: &api::ContainerConfig, image: &ImageConfiguration) -> Result
         out.extend(ic.cmd().clone().unwrap_or_default());
     }
     if out.is_empty() {
-        return Err(invalid("no command specified: neither the request nor the image has one"));
+        return Err(invalid(
+            "no command specified: neither the request nor the image has one",
+        ));
     }
     Ok(out)
 }
@@ -66,11 +71,19 @@ fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
 }
 
 /// Image Env overlaid by the request's envs, plus PATH (and TERM for a tty) when missing.
-pub fn env(config: &api::ContainerConfig, image: &ImageConfiguration, hostname: &str) -> Vec<String> {
+pub fn env(
+    config: &api::ContainerConfig,
+    image: &ImageConfiguration,
+    hostname: &str,
+) -> Vec<String> {
     let ic = image.config().clone().unwrap_or_default();
     let mut env: Vec<String> = Vec::new();
     for e in ic.env().iter().flatten() {
-        set_env(&mut env, env_key(e), e.split_once('=').map_or("", |(_, v)| v));
+        set_env(
+            &mut env,
+            env_key(e),
+            e.split_once('=').map_or("", |(_, v)| v),
+        );
     }
     if !env.iter().any(|e| env_key(e) == "PATH") {
         set_env(&mut env, "PATH", DEFAULT_PATH);
@@ -89,7 +102,10 @@ pub fn env(config: &api::ContainerConfig, image: &ImageConfiguration, hostname: 
 }
 
 /// working_dir, else the image's WorkingDir, else "/".
-pub fn cwd(config: &api::ContainerConfig, image: &ImageConfiguration) -> Result<PathBuf, SpecError> {
+pub fn cwd(
+    config: &api::ContainerConfig,
+    image: &ImageConfiguration,
+) -> Result<PathBuf, SpecError> {
     let from_image = image
         .config()
         .as_ref()
@@ -100,7 +116,9 @@ pub fn cwd(config: &api::ContainerConfig, image: &ImageConfiguration) -> Result<
         .find(|d| !d.is_empty())
         .unwrap_or("/");
     if !dir.starts_with('/') {
-        return Err(invalid(format!("working directory {dir:?} is not absolute")));
+        return Err(invalid(format!(
+            "working directory {dir:?} is not absolute"
+        )));
     }
     Ok(PathBuf::from(dir))
 }
@@ -126,14 +144,26 @@ struct Resolved {
 fn by_uid(rootfs: &Path, uid: u32) -> Result<Resolved, SpecError> {
     // A uid absent from /etc/passwd is fine: it runs with gid 0.
     Ok(match lookup_user_by_uid(rootfs, uid).map_err(user_err)? {
-        Some(e) => Resolved { uid, gid: e.gid, name: Some(e.name) },
-        None => Resolved { uid, gid: 0, name: None },
+        Some(e) => Resolved {
+            uid,
+            gid: e.gid,
+            name: Some(e.name),
+        },
+        None => Resolved {
+            uid,
+            gid: 0,
+            name: None,
+        },
     })
 }
 
 fn by_name(rootfs: &Path, name: &str) -> Result<Resolved, SpecError> {
     let (uid, gid, _) = lookup_user(rootfs, name).map_err(user_err)?;
-    Ok(Resolved { uid, gid, name: Some(name.to_string()) })
+    Ok(Resolved {
+        uid,
+        gid,
+        name: Some(name.to_string()),
+    })
 }
 
 /// The image's `User`: "uid", "name", "uid:gid", "name:group" (or empty: root).
@@ -176,7 +206,9 @@ pub fn user(
         by_uid(rootfs, id_from_i64("run_as_user", v.value)?)?
     } else {
         if sc.run_as_group.is_some() {
-            return Err(invalid("run_as_group is set without run_as_user or run_as_username"));
+            return Err(invalid(
+                "run_as_group is set without run_as_user or run_as_username",
+            ));
         }
         let image_user = image
             .config()
@@ -190,10 +222,10 @@ pub fn user(
     }
 
     let mut gids = vec![r.gid];
-    if sc.supplemental_groups_policy != SUPPLEMENTAL_GROUPS_STRICT {
-        if let Some(name) = &r.name {
-            gids.extend(supplementary_groups(rootfs, name));
-        }
+    if sc.supplemental_groups_policy != SUPPLEMENTAL_GROUPS_STRICT
+        && let Some(name) = &r.name
+    {
+        gids.extend(supplementary_groups(rootfs, name));
     }
     for g in &sc.supplemental_groups {
         gids.push(id_from_i64("supplemental group", *g)?);
@@ -239,7 +271,9 @@ pub fn pause_process(psc: &api::LinuxSandboxSecurityContext) -> Result<Process, 
         None => 0,
     };
     let mut u = User::default();
-    u.set_uid(uid).set_gid(gid).set_additional_gids(Some(vec![gid]));
+    u.set_uid(uid)
+        .set_gid(gid)
+        .set_additional_gids(Some(vec![gid]));
     let mut p = blank_process();
     p.set_args(Some(vec!["/pause".into(), "pause".into()]))
         .set_user(u)

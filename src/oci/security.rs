@@ -130,15 +130,26 @@ pub fn masked_and_readonly(sc: &api::LinuxContainerSecurityContext) -> (Vec<Stri
         return (Vec::new(), Vec::new());
     }
     let (dm, dr) = default_masked_and_readonly();
-    let masked = if sc.masked_paths.is_empty() { dm } else { sc.masked_paths.clone() };
-    let readonly = if sc.readonly_paths.is_empty() { dr } else { sc.readonly_paths.clone() };
+    let masked = if sc.masked_paths.is_empty() {
+        dm
+    } else {
+        sc.masked_paths.clone()
+    };
+    let readonly = if sc.readonly_paths.is_empty() {
+        dr
+    } else {
+        sc.readonly_paths.clone()
+    };
     (masked, readonly)
 }
 
 pub fn default_masked_and_readonly() -> (Vec<String>, Vec<String>) {
     (
         DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-        DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+        DEFAULT_READONLY_PATHS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     )
 }
 
@@ -187,16 +198,19 @@ fn choose(
 /// Read a Localhost seccomp profile (a runtime-spec `linux.seccomp` object).
 pub fn load_seccomp_profile(path: &str) -> Result<LinuxSeccomp, SpecError> {
     if !Path::new(path).is_absolute() {
-        return Err(invalid(format!("seccomp profile path {path:?} is not absolute")));
+        return Err(invalid(format!(
+            "seccomp profile path {path:?} is not absolute"
+        )));
     }
     let data = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            SpecError::NotFound(format!("seccomp profile {path}: {e}"))
-        }
+        std::io::ErrorKind::NotFound => SpecError::NotFound(format!("seccomp profile {path}: {e}")),
         _ => SpecError::FailedPrecondition(format!("reading seccomp profile {path}: {e}")),
     })?;
-    serde_json::from_slice(&data)
-        .map_err(|e| invalid(format!("seccomp profile {path} is not a valid profile: {e}")))
+    serde_json::from_slice(&data).map_err(|e| {
+        invalid(format!(
+            "seccomp profile {path} is not a valid profile: {e}"
+        ))
+    })
 }
 
 fn seccomp_for(choice: Choice, bounding: &Capabilities) -> Result<Option<LinuxSeccomp>, SpecError> {
@@ -226,13 +240,23 @@ pub fn container_seccomp(
     if sc.privileged {
         return Ok(None);
     }
-    let choice = choose(sc.seccomp.as_ref(), legacy_seccomp_container(sc), Choice::Unconfined)?;
+    let choice = choose(
+        sc.seccomp.as_ref(),
+        legacy_seccomp_container(sc),
+        Choice::Unconfined,
+    )?;
     seccomp_for(choice, &caps.bounding().clone().unwrap_or_default())
 }
 
 /// The pause process: the runtime default profile unless the pod asks otherwise.
-pub fn pause_seccomp(psc: &api::LinuxSandboxSecurityContext) -> Result<Option<LinuxSeccomp>, SpecError> {
-    let choice = choose(psc.seccomp.as_ref(), legacy_seccomp_pod(psc), Choice::RuntimeDefault)?;
+pub fn pause_seccomp(
+    psc: &api::LinuxSandboxSecurityContext,
+) -> Result<Option<LinuxSeccomp>, SpecError> {
+    let choice = choose(
+        psc.seccomp.as_ref(),
+        legacy_seccomp_pod(psc),
+        Choice::RuntimeDefault,
+    )?;
     seccomp_for(choice, &HashSet::new())
 }
 

@@ -27,14 +27,30 @@ pub fn parse_signal(raw: &str) -> Result<i32, SpecError> {
     let bad = || invalid(format!("invalid stop signal {raw:?}"));
     let (rtmin, rtmax) = (libc::SIGRTMIN(), libc::SIGRTMAX());
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=rtmax).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=rtmax).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     let rt = |base: i32, rest: &str, sign: i32| -> Result<i32, SpecError> {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.parse().map_err(|_| bad())?
+        };
         let n = base + sign * off;
-        if (rtmin..=rtmax).contains(&n) { Ok(n) } else { Err(bad()) }
+        if (rtmin..=rtmax).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        }
     };
     if let Some(rest) = name.strip_prefix("SIGRTMIN") {
         return match rest.strip_prefix('+') {
