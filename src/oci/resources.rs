@@ -58,27 +58,31 @@ pub fn container_resources(
 
     let limit = non_negative("memory_limit_in_bytes", res.memory_limit_in_bytes)?;
     let swap = non_negative("memory_swap_limit_in_bytes", res.memory_swap_limit_in_bytes)?;
-    if limit > 0 || swap > 0 {
+    if limit > 0 {
         let mut mem = LinuxMemory::default();
-        if limit > 0 {
-            mem.set_limit(Some(limit));
-        }
-        // Both CRI and OCI count swap as memory+swap. Unset swap with a limit means "no swap"
-        // (swap = limit), as cri-o and kubelet's NoSwap behaviour do.
-        match (limit, swap) {
-            (l, 0) => {
-                mem.set_swap(Some(l));
+        mem.set_limit(Some(limit));
+        // Both CRI and OCI count swap as memory+swap. Unset swap means "no swap" (swap = limit),
+        // as cri-o and kubelet's NoSwap behaviour do.
+        match swap {
+            0 => {
+                mem.set_swap(Some(limit));
             }
-            (l, s) if l > 0 && s < l => {
+            s if s < limit => {
                 return Err(invalid(format!(
-                    "memory_swap_limit_in_bytes {s} is below memory_limit_in_bytes {l}"
+                    "memory_swap_limit_in_bytes {s} is below memory_limit_in_bytes {limit}"
                 )));
             }
-            (_, s) => {
+            s => {
                 mem.set_swap(Some(s));
             }
         }
         out.set_memory(Some(mem));
+    } else if swap > 0 {
+        // A memory+swap total without a memory limit has nothing to be relative to.
+        tracing::debug!(
+            swap,
+            "memory_swap_limit_in_bytes ignored without memory_limit_in_bytes"
+        );
     }
 
     if !res.hugepage_limits.is_empty() {

@@ -55,10 +55,25 @@ pub fn parse_capability(name: &str) -> Result<Capability, SpecError> {
     Capability::from_str(bare).map_err(|_| invalid(format!("unknown capability {name:?}")))
 }
 
-/// Every capability this kernel supports and oci-spec can name: a privileged container's set.
+/// The bounding set of this process from /proc/self/status (None if unreadable).
+fn own_bounding_mask() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapBnd:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// A privileged container's set: every capability the kernel supports and oci-spec can name,
+/// limited (like containerd) to crius' own bounding set — a runtime cannot grant what it lacks,
+/// and asking for it makes the container fail to start.
 pub fn all_capabilities() -> Capabilities {
+    let mask = own_bounding_mask();
     crate::libcontainer::capabilities::all_known()
         .iter()
+        .filter(|n| {
+            let held = crate::libcontainer::capabilities::parse_capability(n)
+                .map(|c| c.index() < 64 && mask.is_none_or(|m| m & (1u64 << c.index()) != 0));
+            held.unwrap_or(false)
+        })
         .filter_map(|n| parse_capability(n).ok())
         .collect()
 }

@@ -617,6 +617,16 @@ fn resources_mapping() {
         ..res.clone()
     };
     assert!(resources::container_resources(&low_swap, &v1).is_err());
+    let swap_only = api::LinuxContainerResources {
+        memory_swap_limit_in_bytes: 1 << 30,
+        ..Default::default()
+    };
+    assert_eq!(
+        resources::container_resources(&swap_only, &v1)
+            .unwrap()
+            .memory(),
+        &None
+    );
     let bad_oom = api::LinuxContainerResources {
         oom_score_adj: 1001,
         ..Default::default()
