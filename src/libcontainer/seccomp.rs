@@ -187,6 +187,12 @@ struct Group {
     rules: BTreeMap<i64, Vec<SeccompRule>>,
 }
 
+/// Whether `name` is a syscall of the native architecture this compiler knows (names it does
+/// not know are skipped when compiling a profile).
+pub fn known_syscall(name: &str) -> bool {
+    syscalls::native(name).is_some()
+}
+
 /// Translate an OCI seccomp profile into one BPF program for the native
 /// architecture. See the module docs for the exact semantics.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<BpfProgram, SeccompError> {

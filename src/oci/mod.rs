@@ -1,0 +1,347 @@
+//! CRI requests + image config → OCI runtime spec (runtime-spec 1.2), following cri-o's rules.
+//!
+//! Everything here is a pure function of its inputs plus a few file reads: users and groups in the
+//! container's rootfs, a Localhost seccomp profile, the host's device nodes (privileged containers
+//! and requested devices) and /proc/self/mountinfo (propagation checks). The resulting bundle runs
+//! under `crius oci` (src/libcontainer) or runc. See `docs/oci-spec.md`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{Linux, LinuxResources, Process, Root, Spec};
+
+use crate::api;
+
+mod devices;
+mod mounts;
+mod namespaces;
+mod process;
+mod resources;
+pub mod seccomp_default;
+mod security;
+mod signal;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_security;
+
+pub use security::DEFAULT_CAPABILITIES;
+pub use signal::stop_signal;
+
+/// How a container/pause joins a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsMode {
+    /// Share the host's namespace (no entry in the spec).
+    Host,
+    /// A fresh namespace created by the runtime.
+    New,
+    /// Join an existing namespace (a bind-mounted nsfs file or /proc/<pid>/ns/<type>).
+    Path(PathBuf),
+}
+
+/// What the pod sandbox provides (already prepared by the caller).
+pub struct PodContext<'a> {
+    pub sandbox_id: &'a str,
+    pub config: &'a api::PodSandboxConfig,
+    pub net: NsMode,
+    pub ipc: NsMode,
+    pub uts: NsMode,
+    /// The pod's pid namespace for containers with pid mode POD: Path(/proc/<pause pid>/ns/pid);
+    /// Host when the pod uses the host pid ns.
+    pub pod_pid: NsMode,
+    /// File to bind at /etc/resolv.conf.
+    pub resolv_conf: Option<&'a Path>,
+    /// File to bind at /etc/hostname.
+    pub hostname_file: &'a Path,
+    /// File to bind at /etc/hosts.
+    pub hosts_file: &'a Path,
+    /// Directory to bind at /dev/shm (a tmpfs the caller mounted, or /dev/shm for host ipc).
+    pub shm: &'a Path,
+    /// Absolute cgroupfs path, e.g. "/crius" or "/kubepods/besteffort/pod123".
+    pub cgroup_parent: &'a str,
+}
+
+/// One container of the pod.
+pub struct ContainerContext<'a> {
+    pub id: &'a str,
+    pub config: &'a api::ContainerConfig,
+    pub image: &'a ImageConfiguration,
+    /// For annotations.
+    pub image_name: &'a str,
+    /// Mounted overlay root: the spec's root.path and where /etc/passwd is looked up.
+    pub rootfs: &'a Path,
+    /// /proc/<pid>/ns/pid of the TARGET container, when pid mode is TARGET.
+    pub target_pid: Option<PathBuf>,
+}
+
+/// The pod's pause (infra) process.
+pub struct PauseContext<'a> {
+    /// The sandbox id.
+    pub id: &'a str,
+    /// An empty directory the caller made.
+    pub rootfs: &'a Path,
+    /// The crius binary on the host; bind-mounted read-only at /pause, run as ["/pause","pause"].
+    pub exe: &'a Path,
+}
+
+/// Host facts and runtime configuration the generator needs.
+#[derive(Debug, Clone)]
+pub struct SpecOptions {
+    /// The host uses the unified cgroup v2 hierarchy.
+    pub cgroup_v2: bool,
+    /// The host has AppArmor enabled.
+    pub apparmor_enabled: bool,
+    /// Capabilities of a non-privileged container before add/drop.
+    pub default_capabilities: Vec<String>,
+}
+
+impl Default for SpecOptions {
+    /// Detects cgroup v2 and AppArmor on this host; cri-o's default capabilities.
+    fn default() -> Self {
+        SpecOptions {
+            cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            apparmor_enabled: std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+                .map(|s| s.trim() == "Y")
+                .unwrap_or(false),
+            default_capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// Why a spec cannot be generated; the variants map onto gRPC status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> SpecError {
+    SpecError::InvalidArgument(msg.into())
+}
+
+/// Annotation keys (containerd's io.kubernetes.cri.* names, which tools such as crictl and
+/// NRI plugins understand).
+pub mod annotations {
+    pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+    pub const CONTAINER_TYPE_SANDBOX: &str = "sandbox";
+    pub const CONTAINER_TYPE_CONTAINER: &str = "container";
+    pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+    pub const SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
+    pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
+    pub const SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
+    pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+    pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    pub const K8S_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+}
+
+/// `<parent>/crius-<id>`: the container's cgroup below the pod's cgroupfs parent.
+pub fn cgroups_path(cgroup_parent: &str, id: &str) -> String {
+    let parent = cgroup_parent.trim_end_matches('/');
+    if parent.is_empty() {
+        format!("/crius-{id}")
+    } else if parent.starts_with('/') {
+        format!("{parent}/crius-{id}")
+    } else {
+        format!("/{parent}/crius-{id}")
+    }
+}
+
+fn pod_annotations(pod: &PodContext, kind: &str) -> HashMap<String, String> {
+    use annotations::*;
+    let meta = pod.config.metadata.clone().unwrap_or_default();
+    HashMap::from([
+        (CONTAINER_TYPE.into(), kind.into()),
+        (SANDBOX_ID.into(), pod.sandbox_id.into()),
+        (SANDBOX_NAME.into(), meta.name.clone()),
+        (SANDBOX_NAMESPACE.into(), meta.namespace.clone()),
+        (SANDBOX_UID.into(), meta.uid.clone()),
+        (POD_NAME.into(), meta.name),
+        (POD_NAMESPACE.into(), meta.namespace),
+        (POD_UID.into(), meta.uid),
+    ])
+}
+
+/// The request's annotations, then ours (ours win: the runtime relies on them).
+fn merge_annotations(
+    request: &HashMap<String, String>,
+    ours: HashMap<String, String>,
+) -> HashMap<String, String> {
+    let mut all = request.clone();
+    all.extend(ours);
+    all
+}
+
+fn pod_security(pod: &PodContext) -> api::LinuxSandboxSecurityContext {
+    pod.config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.clone())
+        .unwrap_or_default()
+}
+
+/// The hostname goes into the spec only for a fresh uts namespace: a pinned one (Path) already
+/// carries it and the host's must not be changed.
+fn hostname_for(pod: &PodContext) -> Option<String> {
+    (pod.uts == NsMode::New && !pod.config.hostname.is_empty()).then(|| pod.config.hostname.clone())
+}
+
+fn empty_spec(root: &Path, readonly: bool) -> Spec {
+    let mut spec = Spec::default();
+    spec.set_version("1.2.0".into());
+    let mut r = Root::default();
+    r.set_path(root.to_path_buf()).set_readonly(Some(readonly));
+    spec.set_root(Some(r))
+        .set_hostname(None)
+        .set_mounts(None)
+        .set_annotations(None);
+    spec
+}
+
+fn empty_linux() -> Linux {
+    let mut linux = Linux::default();
+    linux
+        .set_resources(Some(LinuxResources::default()))
+        .set_namespaces(None)
+        .set_masked_paths(None)
+        .set_readonly_paths(None)
+        .set_sysctl(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_devices(None);
+    linux
+}
+
+/// The spec of one container of the pod.
+pub fn container_spec(
+    pod: &PodContext,
+    c: &ContainerContext,
+    opts: &SpecOptions,
+) -> Result<Spec, SpecError> {
+    let sc = c
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.clone())
+        .unwrap_or_default();
+    let privileged = sc.privileged;
+    if privileged && !pod_security(pod).privileged {
+        return Err(invalid(
+            "privileged container in a sandbox not marked privileged",
+        ));
+    }
+    let res = c
+        .config
+        .linux
+        .as_ref()
+        .and_then(|l| l.resources.clone())
+        .unwrap_or_default();
+
+    let mut proc: Process = process::container_process(pod, c, &sc)?;
+    let caps = security::container_capabilities(&sc, opts)?;
+    let seccomp = security::container_seccomp(&sc, &caps)?;
+    proc.set_capabilities(Some(caps));
+    proc.set_no_new_privileges(Some(sc.no_new_privs));
+    proc.set_apparmor_profile(security::apparmor_profile(
+        sc.apparmor.as_ref(),
+        apparmor_legacy(&sc),
+        privileged,
+        opts,
+    )?);
+    proc.set_oom_score_adj(resources::oom_score_adj(&res)?);
+
+    let mut spec = empty_spec(c.rootfs, sc.readonly_rootfs);
+    spec.set_hostname(hostname_for(pod));
+    let (mounts, rootfs_propagation) = mounts::container_mounts(pod, c, &sc, opts)?;
+    spec.set_mounts(Some(mounts));
+
+    let mut linux = empty_linux();
+    linux.set_namespaces(Some(namespaces::container_namespaces(
+        pod, c, privileged, opts,
+    )?));
+    linux.set_cgroups_path(Some(cgroups_path(pod.cgroup_parent, c.id).into()));
+    let mut resources = resources::container_resources(&res, opts)?;
+    let (devs, rules) = devices::container_devices(&c.config.devices, privileged)?;
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
+    linux.set_devices((!devs.is_empty()).then_some(devs));
+    let (masked, readonly) = security::masked_and_readonly(&sc);
+    linux.set_masked_paths(Some(masked));
+    linux.set_readonly_paths(Some(readonly));
+    linux.set_seccomp(seccomp);
+    linux.set_rootfs_propagation(rootfs_propagation);
+    spec.set_linux(Some(linux));
+    spec.set_process(Some(proc));
+
+    let name = c
+        .config
+        .metadata
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_default();
+    let mut ours = pod_annotations(pod, annotations::CONTAINER_TYPE_CONTAINER);
+    ours.insert(annotations::CONTAINER_NAME.into(), name.clone());
+    ours.insert(annotations::K8S_CONTAINER_NAME.into(), name);
+    ours.insert(annotations::IMAGE_NAME.into(), c.image_name.into());
+    spec.set_annotations(Some(merge_annotations(&c.config.annotations, ours)));
+    Ok(spec)
+}
+
+#[allow(deprecated)]
+fn apparmor_legacy(sc: &api::LinuxContainerSecurityContext) -> &str {
+    &sc.apparmor_profile
+}
+
+/// The spec of the pod's pause process.
+pub fn pause_spec(
+    pod: &PodContext,
+    p: &PauseContext,
+    opts: &SpecOptions,
+) -> Result<Spec, SpecError> {
+    let psc = pod_security(pod);
+    let mut proc = process::pause_process(&psc)?;
+    proc.set_apparmor_profile(security::apparmor_profile(
+        psc.apparmor.as_ref(),
+        "",
+        false,
+        opts,
+    )?);
+
+    let mut spec = empty_spec(p.rootfs, true);
+    spec.set_hostname(hostname_for(pod));
+    spec.set_mounts(Some(mounts::pause_mounts(p)));
+
+    let mut linux = empty_linux();
+    linux.set_namespaces(Some(namespaces::pause_namespaces(pod, &psc, opts)));
+    linux.set_cgroups_path(Some(cgroups_path(pod.cgroup_parent, p.id).into()));
+    let mut resources = LinuxResources::default();
+    resources.set_devices(Some(devices::default_rules()));
+    linux.set_resources(Some(resources));
+    let (masked, readonly) = security::default_masked_and_readonly();
+    linux.set_masked_paths(Some(masked));
+    linux.set_readonly_paths(Some(readonly));
+    linux.set_seccomp(security::pause_seccomp(&psc)?);
+    let sysctls = pod
+        .config
+        .linux
+        .as_ref()
+        .map(|l| l.sysctls.clone())
+        .unwrap_or_default();
+    namespaces::validate_sysctls(&sysctls, pod)?;
+    linux.set_sysctl((!sysctls.is_empty()).then_some(sysctls));
+    spec.set_linux(Some(linux));
+    spec.set_process(Some(proc));
+
+    spec.set_annotations(Some(merge_annotations(
+        &pod.config.annotations,
+        pod_annotations(pod, annotations::CONTAINER_TYPE_SANDBOX),
+    )));
+    Ok(spec)
+}

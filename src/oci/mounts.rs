@@ -1,0 +1,269 @@
+//! spec.mounts: the default filesystems, the pod's files, and the CRI mounts.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::Mount;
+
+use super::{ContainerContext, PauseContext, PodContext, SpecError, SpecOptions, invalid};
+use crate::api;
+use crate::api::MountPropagation;
+
+fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest))
+        .set_typ(Some(typ.to_string()))
+        .set_source(Some(source.into()))
+        .set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m
+}
+
+fn bind(dest: &str, source: &Path, options: &[&str]) -> Mount {
+    let mut opts = vec!["rbind"];
+    opts.extend_from_slice(options);
+    mount(dest, "bind", source, &opts)
+}
+
+/// The filesystems every container gets, in mount order. sysfs and cgroupfs are read-only
+/// unless privileged.
+fn default_mounts(pod: &PodContext, privileged: bool, readonly_rootfs: bool) -> Vec<Mount> {
+    let ro = if privileged { "rw" } else { "ro" };
+    let files = if readonly_rootfs { "ro" } else { "rw" };
+    let mut v = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", ro]),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", ro],
+        ),
+        bind("/dev/shm", pod.shm, &["nosuid", "noexec", "nodev"]),
+    ];
+    if let Some(r) = pod.resolv_conf {
+        v.push(bind(
+            "/etc/resolv.conf",
+            r,
+            &["nosuid", "noexec", "nodev", files],
+        ));
+    }
+    v.push(bind(
+        "/etc/hostname",
+        pod.hostname_file,
+        &["nosuid", "noexec", "nodev", files],
+    ));
+    v.push(bind(
+        "/etc/hosts",
+        pod.hosts_file,
+        &["nosuid", "noexec", "nodev", files],
+    ));
+    v
+}
+
+/// Absolute, without "." / ".." / duplicate or trailing slashes.
+fn clean_destination(p: &str) -> Result<PathBuf, SpecError> {
+    if !p.starts_with('/') {
+        return Err(invalid(format!(
+            "mount container path {p:?} is not absolute"
+        )));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                return Err(invalid(format!(
+                    "mount container path {p:?} contains \"..\""
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Propagation of the mount holding `path` in /proc/self/mountinfo: (shared, slave).
+fn host_propagation(path: &Path) -> Option<(bool, bool)> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut best: Option<(usize, bool, bool)> = None;
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mp) = fields.get(4) else { continue };
+        let mp = mp
+            .replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\134", "\\");
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        let (mut shared, mut slave) = (false, false);
+        for f in optional {
+            shared |= f.starts_with("shared:");
+            slave |= f.starts_with("master:");
+        }
+        // Later lines over-mount earlier ones at the same point: >= keeps the last.
+        if best.is_none_or(|(len, _, _)| mp.len() >= len) {
+            best = Some((mp.len(), shared, slave));
+        }
+    }
+    best.map(|(_, sh, sl)| (sh, sl))
+}
+
+/// The rootfs propagation a set of CRI mounts needs (runc makes the root mount private
+/// otherwise, and propagation from/to the host would stop there).
+fn rootfs_propagation(mounts: &[api::Mount]) -> Option<String> {
+    let has = |p: MountPropagation| mounts.iter().any(|m| m.propagation == p as i32);
+    if has(MountPropagation::PropagationBidirectional) {
+        Some("rshared".into())
+    } else if has(MountPropagation::PropagationHostToContainer) {
+        Some("rslave".into())
+    } else {
+        None
+    }
+}
+
+fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
+    let dest = clean_destination(&m.container_path)?;
+    if m.host_path.is_empty() {
+        return Err(invalid(format!(
+            "mount {}: no host_path (image volumes must be resolved to a host path by the caller)",
+            dest.display()
+        )));
+    }
+    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+        return Err(invalid(format!(
+            "mount {}: id-mapped mounts are not supported",
+            dest.display()
+        )));
+    }
+    // A symlinked host path is followed: the real target is mounted.
+    let source = std::fs::canonicalize(&m.host_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            SpecError::NotFound(format!("mount host path {}: {e}", m.host_path))
+        }
+        _ => SpecError::FailedPrecondition(format!("mount host path {}: {e}", m.host_path)),
+    })?;
+    let propagation = MountPropagation::try_from(m.propagation).map_err(|_| {
+        invalid(format!(
+            "mount {}: unknown propagation {}",
+            dest.display(),
+            m.propagation
+        ))
+    })?;
+    if m.recursive_read_only {
+        if !m.readonly {
+            return Err(invalid(format!(
+                "mount {}: recursive_read_only requires readonly",
+                dest.display()
+            )));
+        }
+        if propagation != MountPropagation::PropagationPrivate {
+            return Err(invalid(format!(
+                "mount {}: recursive_read_only requires private propagation",
+                dest.display()
+            )));
+        }
+    }
+    let prop = match propagation {
+        MountPropagation::PropagationPrivate => "rprivate",
+        MountPropagation::PropagationHostToContainer => {
+            if host_propagation(&source).is_some_and(|(sh, sl)| !sh && !sl) {
+                return Err(SpecError::FailedPrecondition(format!(
+                    "mount {}: host path {} is on a private mount, it cannot propagate to the container",
+                    dest.display(),
+                    source.display()
+                )));
+            }
+            "rslave"
+        }
+        MountPropagation::PropagationBidirectional => {
+            if host_propagation(&source).is_some_and(|(sh, _)| !sh) {
+                return Err(SpecError::FailedPrecondition(format!(
+                    "mount {}: host path {} is not on a shared mount, bidirectional propagation impossible",
+                    dest.display(),
+                    source.display()
+                )));
+            }
+            "rshared"
+        }
+    };
+    let mut opts = vec![prop, if m.readonly { "ro" } else { "rw" }];
+    if m.recursive_read_only {
+        opts.push("rro");
+    }
+    let mut out = bind("/", &source, &opts);
+    out.set_destination(dest);
+    Ok(out)
+}
+
+/// Default mounts, then the CRI mounts sorted by destination depth (parents before children);
+/// a CRI mount replaces a default one at the same destination. Also the rootfs propagation the
+/// CRI mounts need.
+pub fn container_mounts(
+    pod: &PodContext,
+    c: &ContainerContext,
+    sc: &api::LinuxContainerSecurityContext,
+    _opts: &SpecOptions,
+) -> Result<(Vec<Mount>, Option<String>), SpecError> {
+    let mut cri: Vec<Mount> = c
+        .config
+        .mounts
+        .iter()
+        .map(cri_mount)
+        .collect::<Result<_, _>>()?;
+    cri.sort_by_key(|m| m.destination().components().count());
+    let mut all: Vec<Mount> = default_mounts(pod, sc.privileged, sc.readonly_rootfs)
+        .into_iter()
+        .filter(|d| !cri.iter().any(|m| m.destination() == d.destination()))
+        .collect();
+    all.extend(cri);
+    Ok((all, rootfs_propagation(&c.config.mounts)))
+}
+
+/// The pause process' tiny root: /proc, /dev, the host's /usr (+ /lib, /lib64 for the dynamic
+/// loader) read-only, and the crius binary at /pause.
+pub fn pause_mounts(p: &PauseContext) -> Vec<Mount> {
+    let mut v = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        bind("/usr", Path::new("/usr"), &["ro", "nosuid", "nodev"]),
+    ];
+    for lib in ["/lib", "/lib64"] {
+        // A symlinked /lib (merged /usr) is followed by the kernel at mount time.
+        if Path::new(lib).exists() {
+            v.push(bind(lib, Path::new(lib), &["ro", "nosuid", "nodev"]));
+        }
+    }
+    v.push(bind("/pause", p.exe, &["ro", "nosuid", "nodev"]));
+    v
+}
