@@ -20,7 +20,11 @@ async fn restart_after_kill9_recovers_running_and_exited_containers() {
         .await
         .unwrap();
     let later = flow
-        .create_and_start(&pod_id, &shell_container("later", &env.image, "sleep 2; echo bye; exit 5"), &pod)
+        .create_and_start(
+            &pod_id,
+            &shell_container("later", &env.image, "sleep 2; echo bye; exit 5"),
+            &pod,
+        )
         .await
         .unwrap();
     let created = flow
@@ -43,9 +47,15 @@ async fn restart_after_kill9_recovers_running_and_exited_containers() {
 
     let r = flow.container_status(&running).await.unwrap();
     assert_eq!(r.state, ContainerState::ContainerRunning as i32);
-    let echo = flow.exec_sync(&running, &["echo", "still here"], 10 * SECOND).await.unwrap();
+    let echo = flow
+        .exec_sync(&running, &["echo", "still here"], 10 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(echo.stdout, b"still here\n");
-    let l = flow.wait_container_exited(&later, 10 * SECOND).await.unwrap();
+    let l = flow
+        .wait_container_exited(&later, 10 * SECOND)
+        .await
+        .unwrap();
     assert_eq!((l.exit_code, l.reason.as_str()), (5, "Error"));
     assert!(l.finished_at > l.started_at);
     let c = flow.container_status(&created).await.unwrap();
@@ -71,7 +81,9 @@ async fn restart_after_kill9_recovers_running_and_exited_containers() {
 async fn churn(mut flow: PodFlow, image: String, logs: std::path::PathBuf) {
     for i in 0.. {
         let pod = pod_config(&format!("churn-{i}"), &logs);
-        let Ok(pod_id) = flow.run_pod(&pod).await else { return };
+        let Ok(pod_id) = flow.run_pod(&pod).await else {
+            return;
+        };
         let c = sleep_container("c", &image, 3600);
         if flow.create_and_start(&pod_id, &c, &pod).await.is_err()
             || flow.stop_pod(&pod_id).await.is_err()
@@ -87,13 +99,21 @@ async fn kill9_during_pod_churn_loses_and_leaks_nothing() {
     let mut env = PodEnv::start().await.unwrap();
     for (round, delay_ms) in [700u64, 1300, 2100].into_iter().enumerate() {
         let flow = env.flow().await.unwrap();
-        let churner = tokio::spawn(churn(flow, env.image.clone(), env.log_dir(&format!("round{round}"))));
+        let churner = tokio::spawn(churn(
+            flow,
+            env.image.clone(),
+            env.log_dir(&format!("round{round}")),
+        ));
         // A second pod that must come through every crash intact.
         let mut flow = env.flow().await.unwrap();
         let keeper = pod_config(&format!("keeper-{round}"), &env.log_dir("keeper"));
         let keeper_id = flow.run_pod(&keeper).await.unwrap();
         let kept = flow
-            .create_and_start(&keeper_id, &sleep_container("kept", &env.image, 3600), &keeper)
+            .create_and_start(
+                &keeper_id,
+                &sleep_container("kept", &env.image, 3600),
+                &keeper,
+            )
             .await
             .unwrap();
 

@@ -7,6 +7,7 @@ use crius_e2e::cri::api::{
     ContainerFilter, ContainerState, ContainerStateValue, ListContainersRequest,
     ListPodSandboxRequest, PodSandboxFilter, RunPodSandboxRequest,
 };
+use crius_e2e::images::{self, ConfigSpec};
 use crius_e2e::pods::{PodEnv, pod_config, shell_container, sleep_container};
 use tonic::Code;
 
@@ -17,10 +18,16 @@ async fn bad_requests_get_the_right_codes() {
 
     let mut no_uid = pod_config("bad", &env.log_dir("bad"));
     no_uid.metadata.as_mut().unwrap().uid.clear();
-    assert_eq!(flow.run_pod(&no_uid).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        flow.run_pod(&no_uid).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let mut no_meta = pod_config("bad", &env.log_dir("bad"));
     no_meta.metadata = None;
-    assert_eq!(flow.run_pod(&no_meta).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        flow.run_pod(&no_meta).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
     let err = flow
         .client
         .run_pod_sandbox(RunPodSandboxRequest {
@@ -35,40 +42,83 @@ async fn bad_requests_get_the_right_codes() {
     let pod = pod_config("good", &env.log_dir("good"));
     let pod_id = flow.run_pod(&pod).await.unwrap();
     // The same metadata again.
-    assert_eq!(flow.run_pod(&pod).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(
+        flow.run_pod(&pod).await.unwrap_err().code(),
+        Code::AlreadyExists
+    );
 
     let c = sleep_container("c", &env.image, 3600);
     let unknown = "0".repeat(64);
     assert_eq!(
-        flow.create_container(&unknown, &c, &pod).await.unwrap_err().code(),
+        flow.create_container(&unknown, &c, &pod)
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
     let missing_image = sleep_container("c", &format!("{}/e2e/absent:v1", env.registry.host()), 1);
     assert_eq!(
-        flow.create_container(&pod_id, &missing_image, &pod).await.unwrap_err().code(),
+        flow.create_container(&pod_id, &missing_image, &pod)
+            .await
+            .unwrap_err()
+            .code(),
         Code::NotFound
     );
     let mut no_name = c.clone();
     no_name.metadata = None;
     assert_eq!(
-        flow.create_container(&pod_id, &no_name, &pod).await.unwrap_err().code(),
+        flow.create_container(&pod_id, &no_name, &pod)
+            .await
+            .unwrap_err()
+            .code(),
         Code::InvalidArgument
     );
-    let mut no_command = shell_container("empty", &env.image, "");
+    // An image with neither entrypoint nor cmd, and a request without a command: nothing to run.
+    let mut bare = ConfigSpec::new("bare");
+    bare.cmd.clear();
+    let bare = images::push_single_with(&env.registry, "e2e/bare", "v1", bare)
+        .await
+        .unwrap();
+    env.crius
+        .images()
+        .await
+        .unwrap()
+        .pull(&bare.reference)
+        .await
+        .unwrap();
+    let mut no_command = shell_container("empty", &bare.reference, "");
     no_command.command.clear();
-    // The busybox test image has no entrypoint or cmd: nothing to run.
-    assert_eq!(
-        flow.create_container(&pod_id, &no_command, &pod).await.unwrap_err().code(),
-        Code::InvalidArgument
-    );
+    let err = flow
+        .create_container(&pod_id, &no_command, &pod)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
     let id = flow.create_container(&pod_id, &c, &pod).await.unwrap();
-    assert_eq!(flow.create_container(&pod_id, &c, &pod).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(
+        flow.create_container(&pod_id, &c, &pod)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::AlreadyExists
+    );
     flow.start_container(&id).await.unwrap();
-    assert_eq!(flow.start_container(&id).await.unwrap_err().code(), Code::FailedPrecondition);
-    assert_eq!(flow.container_status(&unknown).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(flow.pod_status(&unknown).await.unwrap_err().code(), Code::NotFound);
-    assert_eq!(flow.start_container(&unknown).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        flow.start_container(&id).await.unwrap_err().code(),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        flow.container_status(&unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        flow.pod_status(&unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        flow.start_container(&unknown).await.unwrap_err().code(),
+        Code::NotFound
+    );
 
     // A removed container frees its name; the kubelet's restart comes with attempt + 1.
     flow.remove_container(&id).await.unwrap();
@@ -80,7 +130,10 @@ async fn bad_requests_get_the_right_codes() {
 
     // ExecSync in a container that is not running.
     assert_eq!(
-        flow.exec_sync(&again, &["true"], std::time::Duration::from_secs(5)).await.unwrap_err().code(),
+        flow.exec_sync(&again, &["true"], std::time::Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .code(),
         Code::FailedPrecondition
     );
 
@@ -89,7 +142,10 @@ async fn bad_requests_get_the_right_codes() {
     let mut late = c.clone();
     late.metadata.as_mut().unwrap().name = "late".into();
     assert_eq!(
-        flow.create_container(&pod_id, &late, &pod).await.unwrap_err().code(),
+        flow.create_container(&pod_id, &late, &pod)
+            .await
+            .unwrap_err()
+            .code(),
         Code::FailedPrecondition
     );
     flow.remove_pod(&pod_id).await.unwrap();
@@ -113,9 +169,14 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
     let mut ca = sleep_container("ca", &env.image, 3600);
     ca.labels.insert("tier".into(), "front".into());
     let ca = flow.create_and_start(&a_id, &ca, &a).await.unwrap();
-    let cb = flow.create_container(&b_id, &sleep_container("cb", &env.image, 3600), &b).await.unwrap();
+    let cb = flow
+        .create_container(&b_id, &sleep_container("cb", &env.image, 3600), &b)
+        .await
+        .unwrap();
 
-    let pods = |filter: PodSandboxFilter| ListPodSandboxRequest { filter: Some(filter) };
+    let pods = |filter: PodSandboxFilter| ListPodSandboxRequest {
+        filter: Some(filter),
+    };
     let by_label = flow
         .client
         .list_pod_sandbox(pods(PodSandboxFilter {
@@ -126,7 +187,10 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
         .unwrap()
         .into_inner()
         .items;
-    assert_eq!(by_label.iter().map(|p| p.id.clone()).collect::<Vec<_>>(), [b_id.clone()]);
+    assert_eq!(
+        by_label.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+        [b_id.clone()]
+    );
     let by_prefix = flow
         .client
         .list_pod_sandbox(pods(PodSandboxFilter {
@@ -140,18 +204,25 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
     assert_eq!(by_prefix.len(), 1);
     assert_eq!(by_prefix[0].id, a_id);
 
-    let containers = |filter: ContainerFilter| ListContainersRequest { filter: Some(filter) };
+    let containers = |filter: ContainerFilter| ListContainersRequest {
+        filter: Some(filter),
+    };
     let running = flow
         .client
         .list_containers(containers(ContainerFilter {
-            state: Some(ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
+            state: Some(ContainerStateValue {
+                state: ContainerState::ContainerRunning as i32,
+            }),
             ..Default::default()
         }))
         .await
         .unwrap()
         .into_inner()
         .containers;
-    assert_eq!(running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [ca.clone()]);
+    assert_eq!(
+        running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        [ca.clone()]
+    );
     let of_b = flow
         .client
         .list_containers(containers(ContainerFilter {
@@ -162,7 +233,10 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
         .unwrap()
         .into_inner()
         .containers;
-    assert_eq!(of_b.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), [cb.clone()]);
+    assert_eq!(
+        of_b.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        [cb.clone()]
+    );
     let front = flow
         .client
         .list_containers(containers(ContainerFilter {

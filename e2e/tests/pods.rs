@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use crius_e2e::cri::api::{
-    ContainerState, LinuxContainerConfig, LinuxContainerResources,
-    LinuxContainerSecurityContext, NamespaceMode, NamespaceOption, PodSandboxState, PortMapping,
+    ContainerState, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    NamespaceMode, NamespaceOption, PodSandboxState, PortMapping,
 };
-use crius_e2e::pods::{
-    PodEnv, read_cri_log_tuples, pod_config, shell_container, sleep_container,
-};
+use crius_e2e::pods::{PodEnv, pod_config, read_cri_log_tuples, shell_container, sleep_container};
 use tonic::Code;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -29,7 +27,11 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     let status = flow.pod_status(&pod_id).await.unwrap();
     assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
     let ip: std::net::IpAddr = status.network.unwrap().ip.parse().unwrap();
-    assert!(env.network.contains(&ip), "pod IP {ip} outside {}", env.network.subnet());
+    assert!(
+        env.network.contains(&ip),
+        "pod IP {ip} outside {}",
+        env.network.subnet()
+    );
 
     let c = shell_container("app", &env.image, SERVE);
     let id = flow.create_container(&pod_id, &c, &pod).await.unwrap();
@@ -44,30 +46,65 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     assert_eq!(running.image.unwrap().image, env.image);
 
     // The pod's files and namespaces, seen from inside.
-    let resolv = flow.exec_sync(&id, &["cat", "/etc/resolv.conf"], 10 * SECOND).await.unwrap();
+    let resolv = flow
+        .exec_sync(&id, &["cat", "/etc/resolv.conf"], 10 * SECOND)
+        .await
+        .unwrap();
     let resolv = String::from_utf8_lossy(&resolv.stdout);
     assert!(resolv.contains("nameserver 127.0.0.1"), "{resolv}");
     assert!(resolv.contains("search crius.test"), "{resolv}");
     assert!(resolv.contains("options ndots:2"), "{resolv}");
-    let hostname = flow.exec_sync(&id, &["hostname"], 10 * SECOND).await.unwrap();
+    let hostname = flow
+        .exec_sync(&id, &["hostname"], 10 * SECOND)
+        .await
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&hostname.stdout).trim(), "web");
-    let addr = flow.exec_sync(&id, &["ip", "-4", "addr", "show", "eth0"], 10 * SECOND).await.unwrap();
+    let addr = flow
+        .exec_sync(&id, &["ip", "-4", "addr", "show", "eth0"], 10 * SECOND)
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&addr.stdout).contains(&ip.to_string()));
-    let shm = flow.exec_sync(&id, &["sh", "-c", "grep ' /dev/shm ' /proc/mounts"], 10 * SECOND).await.unwrap();
+    let shm = flow
+        .exec_sync(
+            &id,
+            &["sh", "-c", "grep ' /dev/shm ' /proc/mounts"],
+            10 * SECOND,
+        )
+        .await
+        .unwrap();
     assert!(String::from_utf8_lossy(&shm.stdout).contains("tmpfs"));
 
     // Exit codes and both output streams come back.
-    let r = flow.exec_sync(&id, &["sh", "-c", "echo out; echo err >&2; exit 3"], 10 * SECOND).await.unwrap();
-    assert_eq!((r.exit_code, r.stdout.as_slice(), r.stderr.as_slice()), (3, &b"out\n"[..], &b"err\n"[..]));
-    let timed_out = flow.exec_sync(&id, &["sleep", "30"], SECOND).await.unwrap_err();
+    let r = flow
+        .exec_sync(
+            &id,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            10 * SECOND,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.exit_code, r.stdout.as_slice(), r.stderr.as_slice()),
+        (3, &b"out\n"[..], &b"err\n"[..])
+    );
+    let timed_out = flow
+        .exec_sync(&id, &["sleep", "30"], SECOND)
+        .await
+        .unwrap_err();
     assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
 
     // The log, in the CRI format.
     let log = std::path::Path::new(&running.log_path).to_path_buf();
     assert_eq!(log, env.log_dir("web").join("app.log"));
     let entries = read_cri_log_tuples(&log).unwrap();
-    assert!(entries.contains(&("stdout".into(), "F".into(), "hello".into())), "{entries:?}");
-    assert!(entries.contains(&("stderr".into(), "F".into(), "oops".into())), "{entries:?}");
+    assert!(
+        entries.contains(&("stdout".into(), "F".into(), "hello".into())),
+        "{entries:?}"
+    );
+    assert!(
+        entries.contains(&("stderr".into(), "F".into(), "oops".into())),
+        "{entries:?}"
+    );
 
     // Graceful stop: the trap exits 0.
     flow.stop_container(&id, 10).await.unwrap();
@@ -79,7 +116,10 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
 
     flow.remove_container(&id).await.unwrap();
     flow.remove_container(&id).await.unwrap();
-    assert_eq!(flow.container_status(&id).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        flow.container_status(&id).await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert!(log.exists(), "RemoveContainer must keep the log");
 
     flow.stop_pod(&pod_id).await.unwrap();
@@ -90,7 +130,10 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     );
     flow.remove_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
-    assert_eq!(flow.pod_status(&pod_id).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        flow.pod_status(&pod_id).await.unwrap_err().code(),
+        Code::NotFound
+    );
     assert!(flow.list_pods().await.unwrap().is_empty());
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
@@ -103,8 +146,18 @@ async fn exit_codes_and_reasons_include_oom_kills() {
     let pod = pod_config("exits", &env.log_dir("exits"));
     let pod_id = flow.run_pod(&pod).await.unwrap();
 
-    let ok = flow.create_and_start(&pod_id, &shell_container("ok", &env.image, "true"), &pod).await.unwrap();
-    let fail = flow.create_and_start(&pod_id, &shell_container("fail", &env.image, "exit 7"), &pod).await.unwrap();
+    let ok = flow
+        .create_and_start(&pod_id, &shell_container("ok", &env.image, "true"), &pod)
+        .await
+        .unwrap();
+    let fail = flow
+        .create_and_start(
+            &pod_id,
+            &shell_container("fail", &env.image, "exit 7"),
+            &pod,
+        )
+        .await
+        .unwrap();
     let mut hog = shell_container("hog", &env.image, "tail /dev/zero");
     hog.linux = Some(LinuxContainerConfig {
         resources: Some(LinuxContainerResources {
@@ -118,7 +171,10 @@ async fn exit_codes_and_reasons_include_oom_kills() {
 
     let s = flow.wait_container_exited(&ok, 20 * SECOND).await.unwrap();
     assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));
-    let s = flow.wait_container_exited(&fail, 20 * SECOND).await.unwrap();
+    let s = flow
+        .wait_container_exited(&fail, 20 * SECOND)
+        .await
+        .unwrap();
     assert_eq!((s.exit_code, s.reason.as_str()), (7, "Error"));
     let s = flow.wait_container_exited(&hog, 60 * SECOND).await.unwrap();
     assert_eq!((s.exit_code, s.reason.as_str()), (137, "OOMKilled"));
@@ -133,11 +189,16 @@ async fn containers_of_a_pod_share_localhost_and_the_pod_pid_namespace() {
     let env = PodEnv::start().await.unwrap();
     let mut flow = env.flow().await.unwrap();
     let mut pod = pod_config("shared", &env.log_dir("shared"));
-    pod.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options =
-        Some(NamespaceOption {
-            pid: NamespaceMode::Pod as i32,
-            ..Default::default()
-        });
+    pod.linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options = Some(NamespaceOption {
+        pid: NamespaceMode::Pod as i32,
+        ..Default::default()
+    });
     let pod_id = flow.run_pod(&pod).await.unwrap();
     let server = shell_container(
         "server",
@@ -151,13 +212,29 @@ async fn containers_of_a_pod_share_localhost_and_the_pod_pid_namespace() {
     let _server = flow.create_and_start(&pod_id, &server, &pod).await.unwrap();
     let client = flow.create_and_start(&pod_id, &client, &pod).await.unwrap();
 
-    let got = retry_exec(&mut flow, &client, &["wget", "-qO-", "http://127.0.0.1:8080/"]).await;
+    let got = retry_exec(
+        &mut flow,
+        &client,
+        &["wget", "-qO-", "http://127.0.0.1:8080/"],
+    )
+    .await;
     assert_eq!(got.trim(), "hello-from-server");
     // pid 1 of the pod is the pause process, and the other container's processes are visible.
-    let init = flow.exec_sync(&client, &["cat", "/proc/1/cmdline"], 10 * SECOND).await.unwrap();
-    assert!(String::from_utf8_lossy(&init.stdout).contains("pause"), "{:?}", init);
+    let init = flow
+        .exec_sync(&client, &["cat", "/proc/1/cmdline"], 10 * SECOND)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&init.stdout).contains("pause"),
+        "{:?}",
+        init
+    );
     let ps = flow.exec_sync(&client, &["ps"], 10 * SECOND).await.unwrap();
-    assert!(String::from_utf8_lossy(&ps.stdout).contains("httpd"), "{}", String::from_utf8_lossy(&ps.stdout));
+    assert!(
+        String::from_utf8_lossy(&ps.stdout).contains("httpd"),
+        "{}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
 
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
@@ -199,20 +276,43 @@ async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
 
     // Host network: the host's network namespace and hostname, no pod IP.
     let mut host = pod_config("hostnet", &env.log_dir("hostnet"));
-    host.linux.as_mut().unwrap().security_context.as_mut().unwrap().namespace_options =
-        Some(NamespaceOption {
-            network: NamespaceMode::Node as i32,
-            ..Default::default()
-        });
+    host.linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options = Some(NamespaceOption {
+        network: NamespaceMode::Node as i32,
+        ..Default::default()
+    });
     let host_id = flow.run_pod(&host).await.unwrap();
-    let c = flow.create_and_start(&host_id, &sleep_container("c", &env.image, 3600), &host).await.unwrap();
-    let ns = flow.exec_sync(&c, &["readlink", "/proc/self/ns/net"], 10 * SECOND).await.unwrap();
+    let c = flow
+        .create_and_start(&host_id, &sleep_container("c", &env.image, 3600), &host)
+        .await
+        .unwrap();
+    let ns = flow
+        .exec_sync(&c, &["readlink", "/proc/self/ns/net"], 10 * SECOND)
+        .await
+        .unwrap();
     let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
-    assert_eq!(String::from_utf8_lossy(&ns.stdout).trim(), host_ns.to_string_lossy());
-    let name = flow.exec_sync(&c, &["hostname"], 10 * SECOND).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ns.stdout).trim(),
+        host_ns.to_string_lossy()
+    );
+    let name = flow
+        .exec_sync(&c, &["hostname"], 10 * SECOND)
+        .await
+        .unwrap();
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    assert_eq!(String::from_utf8_lossy(&name.stdout).trim(), host_name.trim());
-    assert_eq!(flow.pod_status(&host_id).await.unwrap().network.unwrap().ip, "");
+    assert_eq!(
+        String::from_utf8_lossy(&name.stdout).trim(),
+        host_name.trim()
+    );
+    assert_eq!(
+        flow.pod_status(&host_id).await.unwrap().network.unwrap().ip,
+        ""
+    );
 
     // A host port: the portmap plugin forwards it to the pod.
     let port = 30000 + (std::process::id() % 20000) as i32;

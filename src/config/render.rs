@@ -124,7 +124,10 @@ const DOCS: &[Doc] = &[
         "network.plugin_dirs",
         "Directories searched in order for CNI plugin binaries.",
     ),
-    section("runtime", "Pods and containers: OCI runtime handlers, monitor, cgroups."),
+    section(
+        "runtime",
+        "Pods and containers: OCI runtime handlers, monitor, cgroups.",
+    ),
     key(
         "runtime.default_runtime",
         "Handler for requests naming none; a key of [runtime.runtimes].",
@@ -137,7 +140,10 @@ const DOCS: &[Doc] = &[
         "runtime.cgroup_parent",
         "cgroup parent (absolute cgroupfs path) of pods whose request gives none.",
     ),
-    key("runtime.shm_size", "Size of each pod's /dev/shm tmpfs, in bytes."),
+    key(
+        "runtime.shm_size",
+        "Size of each pod's /dev/shm tmpfs, in bytes.",
+    ),
     key(
         "runtime.log_max_line",
         "Most content bytes in one container log entry; longer lines are split.",

@@ -220,12 +220,24 @@ impl Config {
             )?;
         }
         in_range(key.key("shm_size"), rt.shm_size, MIN_SHM_SIZE, u64::MAX)?;
-        in_range(key.key("log_max_line"), rt.log_max_line, MIN_LOG_LINE, 1 << 30)?;
+        in_range(
+            key.key("log_max_line"),
+            rt.log_max_line,
+            MIN_LOG_LINE,
+            1 << 30,
+        )?;
         let runtimes = key.key("runtimes");
         for (name, handler) in &rt.runtimes {
             let entry = runtimes.key(name);
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-                problem(entry.clone(), format!("{name:?} is not a handler name (letters, digits, - _ .)"))?;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                problem(
+                    entry.clone(),
+                    format!("{name:?} is not a handler name (letters, digits, - _ .)"),
+                )?;
             }
             for (field, path) in [("path", &handler.path), ("root", &handler.root)] {
                 if !path.as_os_str().is_empty() {

@@ -39,7 +39,9 @@ pub async fn create(
         .map(|i| i.image.clone())
         .unwrap_or_default();
     if image_name.is_empty() {
-        return Err(PodError::InvalidArgument("container image is required".into()));
+        return Err(PodError::InvalidArgument(
+            "container image is required".into(),
+        ));
     }
     let image = engine
         .images

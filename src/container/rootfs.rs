@@ -21,7 +21,9 @@ pub fn mount_overlay(
     target: &Path,
 ) -> Result<(), PodError> {
     if lowers.is_empty() {
-        return Err(PodError::FailedPrecondition("the image has no layers".into()));
+        return Err(PodError::FailedPrecondition(
+            "the image has no layers".into(),
+        ));
     }
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");

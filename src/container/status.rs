@@ -49,7 +49,10 @@ pub fn state(engine: &Engine, container: &Container) -> (api::ContainerState, Op
 }
 
 pub fn visible(record: &ContainerRecord) -> bool {
-    matches!(record.phase, ContainerPhase::Created | ContainerPhase::Started)
+    matches!(
+        record.phase,
+        ContainerPhase::Created | ContainerPhase::Started
+    )
 }
 
 fn image_spec(rec: &ContainerRecord, config: &api::ContainerConfig) -> api::ImageSpec {
@@ -138,12 +141,14 @@ pub fn status(
         annotations: config.annotations.clone(),
         mounts,
         log_path: rec.log_path.display().to_string(),
-        resources: config.linux.as_ref().and_then(|l| l.resources.clone()).map(|r| {
-            api::ContainerResources {
+        resources: config
+            .linux
+            .as_ref()
+            .and_then(|l| l.resources.clone())
+            .map(|r| api::ContainerResources {
                 linux: Some(r),
                 ..Default::default()
-            }
-        }),
+            }),
         image_id: rec.image_id.clone(),
         user: None,
     };

@@ -13,7 +13,11 @@ use crate::store::ContainerPhase;
 /// How long after SIGKILL the exit file may take (the monitor drains output first).
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
-pub async fn stop(engine: &Arc<Engine>, container: &Container, grace: Duration) -> Result<(), PodError> {
+pub async fn stop(
+    engine: &Arc<Engine>,
+    container: &Container,
+    grace: Duration,
+) -> Result<(), PodError> {
     let rec = container.record();
     let Some(process) = rec.process else {
         return Ok(());
@@ -24,17 +28,16 @@ pub async fn stop(engine: &Arc<Engine>, container: &Container, grace: Duration) 
     let exit_file = engine.paths.exit_file(&rec.id);
     // A container never started only waits for `start`: nothing to be graceful with.
     let graceful = !grace.is_zero() && rec.phase == ContainerPhase::Started;
-    if graceful {
-        if proc_info::signal_if_same(process.pid, process.start_time, rec.stop_signal)
+    if graceful
+        && proc_info::signal_if_same(process.pid, process.start_time, rec.stop_signal)
             .unwrap_or(false)
-            && monitor::wait_exit_file(&exit_file, grace)
-                .await
-                .ok()
-                .flatten()
-                .is_some()
-        {
-            return Ok(());
-        }
+        && monitor::wait_exit_file(&exit_file, grace)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+    {
+        return Ok(());
     }
     let _ = proc_info::signal_if_same(process.pid, process.start_time, libc::SIGKILL);
     // Processes outside the container's own pid namespace (shared pod or host pid ns).

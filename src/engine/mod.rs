@@ -260,7 +260,11 @@ impl Engine {
 
     /// Updates only the in-memory record, for facts a restart finds again on its own (an exit
     /// status read from the exit file).
-    pub fn cache_container(&self, container: &Container, update: impl FnOnce(&mut ContainerRecord)) {
+    pub fn cache_container(
+        &self,
+        container: &Container,
+        update: impl FnOnce(&mut ContainerRecord),
+    ) {
         update(&mut lock(&container.record));
     }
 }
@@ -311,8 +315,12 @@ mod tests {
 
     #[test]
     fn ids_resolve_by_unique_prefix() {
-        let table: BTreeMap<String, u8> =
-            [("abc1".to_owned(), 1), ("abc2".to_owned(), 2), ("b".to_owned(), 3)].into();
+        let table: BTreeMap<String, u8> = [
+            ("abc1".to_owned(), 1),
+            ("abc2".to_owned(), 2),
+            ("b".to_owned(), 3),
+        ]
+        .into();
         assert_eq!(find_by_prefix(&table, "abc1", "x").unwrap(), 1);
         assert_eq!(find_by_prefix(&table, "b", "x").unwrap(), 3);
         assert!(matches!(

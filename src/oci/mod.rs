@@ -143,6 +143,15 @@ pub mod annotations {
 }
 
 /// `<parent>/crius-<id>`: the container's cgroup below the pod's cgroupfs parent.
+/// CRI resources as OCI resources, for `update` on a live container (no device rules: the
+/// device cgroup set at creation stays).
+pub fn linux_resources(
+    res: &api::LinuxContainerResources,
+    opts: &SpecOptions,
+) -> Result<LinuxResources, SpecError> {
+    resources::container_resources(res, opts)
+}
+
 pub fn cgroups_path(cgroup_parent: &str, id: &str) -> String {
     let parent = cgroup_parent.trim_end_matches('/');
     if parent.is_empty() {

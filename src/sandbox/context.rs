@@ -82,7 +82,9 @@ impl PodContextParts {
         };
         let pod_pid = match (is_node(ns.pid), record.pause) {
             (true, _) => NsMode::Host,
-            (false, Some(pause)) => NsMode::Path(PathBuf::from(format!("/proc/{}/ns/pid", pause.pid))),
+            (false, Some(pause)) => {
+                NsMode::Path(PathBuf::from(format!("/proc/{}/ns/pid", pause.pid)))
+            }
             // Only while the pause process itself is being made.
             (false, None) => NsMode::New,
         };

@@ -76,7 +76,7 @@ pub struct NsSet {
 }
 
 /// The files holding a pod's pinned namespaces.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Pinned {
     pub net: Option<PathBuf>,
     pub ipc: Option<PathBuf>,

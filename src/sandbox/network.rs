@@ -142,11 +142,7 @@ fn loopback() -> CniNetwork {
     }
 }
 
-fn attachment<'a>(
-    id: &'a str,
-    netns: &'a Path,
-    config: &api::PodSandboxConfig,
-) -> Attachment<'a> {
+fn attachment<'a>(id: &'a str, netns: &'a Path, config: &api::PodSandboxConfig) -> Attachment<'a> {
     let meta = config.metadata.clone().unwrap_or_default();
     let args = vec![
         ("IgnoreUnknown".to_owned(), "1".to_owned()),
@@ -219,7 +215,9 @@ mod tests {
         };
         assert_eq!(
             port_mappings(&config),
-            vec![json!({"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"})]
+            vec![
+                json!({"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"})
+            ]
         );
     }
 }

@@ -222,7 +222,10 @@ mod tests {
     #[test]
     fn names_need_full_metadata() {
         let mut c = api::PodSandboxConfig::default();
-        assert!(matches!(sandbox_name(&c), Err(PodError::InvalidArgument(_))));
+        assert!(matches!(
+            sandbox_name(&c),
+            Err(PodError::InvalidArgument(_))
+        ));
         c.metadata = Some(api::PodSandboxMetadata {
             name: "web".into(),
             uid: "u1".into(),

@@ -45,15 +45,18 @@ pub fn status(
     verbose: bool,
 ) -> Result<api::PodSandboxStatusResponse, PodError> {
     let config = pod_config(record)?;
-    let network = record.network.as_ref().map(|n| api::PodSandboxNetworkStatus {
-        ip: n.ips.first().cloned().unwrap_or_default(),
-        additional_ips: n
-            .ips
-            .iter()
-            .skip(1)
-            .map(|ip| api::PodIp { ip: ip.clone() })
-            .collect(),
-    });
+    let network = record
+        .network
+        .as_ref()
+        .map(|n| api::PodSandboxNetworkStatus {
+            ip: n.ips.first().cloned().unwrap_or_default(),
+            additional_ips: n
+                .ips
+                .iter()
+                .skip(1)
+                .map(|ip| api::PodIp { ip: ip.clone() })
+                .collect(),
+        });
     let status = api::PodSandboxStatus {
         id: record.id.clone(),
         metadata: config.metadata.clone(),

@@ -69,7 +69,8 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
         ipc: Some(ns_dir.join("ipc").join(id)),
         uts: Some(ns_dir.join("uts").join(id)),
     };
-    namespaces::unpin(&pinned).map_err(|e| PodError::internal("unpinning the pod namespaces", e))?;
+    namespaces::unpin(&pinned)
+        .map_err(|e| PodError::internal("unpinning the pod namespaces", e))?;
     for dir in [files.dir, engine.paths.container_dir(id)] {
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}

@@ -129,16 +129,12 @@ impl StateStore {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            out.push(
-                fs::read(&path)
-                    .map_err(io_err(&path))
-                    .and_then(|b| {
-                        serde_json::from_slice(&b).map_err(|source| StoreError::Json {
-                            path: path.clone(),
-                            source,
-                        })
-                    }),
-            );
+            out.push(fs::read(&path).map_err(io_err(&path)).and_then(|b| {
+                serde_json::from_slice(&b).map_err(|source| StoreError::Json {
+                    path: path.clone(),
+                    source,
+                })
+            }));
         }
         Ok(out)
     }

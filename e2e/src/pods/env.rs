@@ -31,7 +31,9 @@ impl PodEnv {
     }
 
     /// Starts with extra daemon settings.
-    pub async fn start_with(configure: impl FnOnce(CriusBuilder) -> CriusBuilder) -> Result<PodEnv> {
+    pub async fn start_with(
+        configure: impl FnOnce(CriusBuilder) -> CriusBuilder,
+    ) -> Result<PodEnv> {
         let registry = TestRegistry::start(RegistryMode::Plain).await?;
         let pushed = images::push_single(&registry, "e2e/busybox", "v1").await?;
         let network = TestNetwork::new()?;
@@ -48,7 +50,9 @@ impl PodEnv {
             registry,
             image: pushed.reference,
             cgroup_parent,
-            logs: tempfile::Builder::new().prefix("crius-e2e-logs").tempdir()?,
+            logs: tempfile::Builder::new()
+                .prefix("crius-e2e-logs")
+                .tempdir()?,
         })
     }
 
