@@ -116,11 +116,11 @@ async fn sigterm_exits_cleanly_and_removes_socket() {
 
 /// RPCs whose subsystems have not landed yet. Remove an entry when its RPC gets implemented.
 const UNIMPLEMENTED: &[&str] = &[
-    "RunPodSandbox",
-    "ListPodSandbox",
-    "CreateContainer",
-    "ListContainers",
-    "ExecSync",
+    "Exec",
+    "Attach",
+    "PortForward",
+    "ContainerStats",
+    "ListContainerStats",
 ];
 
 #[tokio::test]
@@ -129,24 +129,18 @@ async fn unimplemented_rpcs_name_themselves() {
     let mut client = crius.runtime_client().await.unwrap();
     for &rpc in UNIMPLEMENTED {
         let result = match rpc {
-            "RunPodSandbox" => client
-                .run_pod_sandbox(v1::RunPodSandboxRequest::default())
+            "Exec" => client.exec(v1::ExecRequest::default()).await.map(drop),
+            "Attach" => client.attach(v1::AttachRequest::default()).await.map(drop),
+            "PortForward" => client
+                .port_forward(v1::PortForwardRequest::default())
                 .await
                 .map(drop),
-            "ListPodSandbox" => client
-                .list_pod_sandbox(v1::ListPodSandboxRequest::default())
+            "ContainerStats" => client
+                .container_stats(v1::ContainerStatsRequest::default())
                 .await
                 .map(drop),
-            "CreateContainer" => client
-                .create_container(v1::CreateContainerRequest::default())
-                .await
-                .map(drop),
-            "ListContainers" => client
-                .list_containers(v1::ListContainersRequest::default())
-                .await
-                .map(drop),
-            "ExecSync" => client
-                .exec_sync(v1::ExecSyncRequest::default())
+            "ListContainerStats" => client
+                .list_container_stats(v1::ListContainerStatsRequest::default())
                 .await
                 .map(drop),
             other => panic!("add a call for {other}"),

@@ -403,10 +403,10 @@ mod tests {
     #[test]
     fn unknown_section_and_registry_key_are_rejected() {
         let s = Setup::new();
-        let file = s.main("[runtime]\ndefault = \"crun\"\n");
+        let file = s.main("[runtimes]\ndefault = \"crun\"\n");
         assert!(
             s.error().starts_with(&format!(
-                "{}: runtime: unknown field `runtime`",
+                "{}: runtimes: unknown field `runtimes`",
                 file.display()
             )),
             "{}",
