@@ -348,3 +348,41 @@ async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+#[tokio::test]
+async fn a_runc_handler_runs_pods_like_the_builtin_runtime() {
+    let env =
+        PodEnv::start_with(|b| b.config_value("runtime.runtimes.runc.path", "/usr/sbin/runc"))
+            .await
+            .unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("viarunc", &env.log_dir("viarunc"));
+    let pod_id = flow
+        .client
+        .run_pod_sandbox(crius_e2e::cri::api::RunPodSandboxRequest {
+            config: Some(pod.clone()),
+            runtime_handler: "runc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let status = flow.pod_status(&pod_id).await.unwrap();
+    assert_eq!(status.runtime_handler, "runc");
+    assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
+    let id = flow
+        .create_and_start(&pod_id, &shell_container("app", &env.image, SERVE), &pod)
+        .await
+        .unwrap();
+    let r = flow
+        .exec_sync(&id, &["hostname"], 10 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "viarunc");
+    flow.stop_container(&id, 10).await.unwrap();
+    let s = flow.container_status(&id).await.unwrap();
+    assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

@@ -52,3 +52,24 @@ impl Default for RuntimeConfig {
         }
     }
 }
+
+impl RuntimeConfig {
+    /// The handler named `name`. The built-in one exists even when a configuration's
+    /// `[runtime.runtimes]` lists only others (a table in a file replaces the default table).
+    pub fn handler(&self, name: &str) -> Option<RuntimeHandlerConfig> {
+        self.runtimes
+            .get(name)
+            .cloned()
+            .or_else(|| (name == BUILTIN_RUNTIME).then(RuntimeHandlerConfig::default))
+    }
+
+    /// Every handler name, the built-in one included, sorted.
+    pub fn handler_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.runtimes.keys().cloned().collect();
+        if !self.runtimes.contains_key(BUILTIN_RUNTIME) {
+            names.push(BUILTIN_RUNTIME.to_owned());
+            names.sort();
+        }
+        names
+    }
+}

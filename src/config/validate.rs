@@ -200,13 +200,13 @@ const MIN_LOG_LINE: usize = 256;
 impl Config {
     fn check_runtime(&self, key: &KeyPath) -> Result<(), Problem> {
         let rt = &self.runtime;
-        if !rt.runtimes.contains_key(&rt.default_runtime) {
+        if rt.handler(&rt.default_runtime).is_none() {
             problem(
                 key.key("default_runtime"),
                 format!(
                     "{:?} is not a handler in [runtime.runtimes] ({})",
                     rt.default_runtime,
-                    rt.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    rt.handler_names().join(", ")
                 ),
             )?;
         }
