@@ -386,3 +386,58 @@ async fn a_runc_handler_runs_pods_like_the_builtin_runtime() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+#[tokio::test]
+async fn a_configured_pause_image_is_pulled_pinned_and_run() {
+    // Registry first: the daemon's configuration names the pause image in it.
+    let registry = crius_e2e::TestRegistry::start(crius_e2e::RegistryMode::Plain)
+        .await
+        .unwrap();
+    let mut spec = crius_e2e::images::ConfigSpec::new("pause");
+    spec.entrypoint = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "trap 'exit 0' TERM; while :; do sleep 1; done".into(),
+    ];
+    spec.cmd.clear();
+    let pause = crius_e2e::images::push_single_with(&registry, "e2e/pause", "v1", spec)
+        .await
+        .unwrap();
+    let pause_ref = pause.reference.clone();
+    let env = PodEnv::start_with(|b| {
+        b.insecure(&registry.host())
+            .config_value("runtime.pause_image", pause_ref.as_str())
+    })
+    .await
+    .unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("imagepause", &env.log_dir("imagepause"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    assert_eq!(
+        flow.pod_status(&pod_id).await.unwrap().state,
+        PodSandboxState::SandboxReady as i32
+    );
+    let c = flow
+        .create_and_start(&pod_id, &sleep_container("c", &env.image, 3600), &pod)
+        .await
+        .unwrap();
+    let r = flow
+        .exec_sync(&c, &["hostname"], 10 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "imagepause");
+
+    let images = env.crius.images().await.unwrap().list(None).await.unwrap();
+    let pinned: Vec<_> = images.iter().filter(|i| i.pinned).collect();
+    assert_eq!(pinned.len(), 1, "{images:?}");
+    assert!(
+        pinned[0]
+            .repo_tags
+            .iter()
+            .any(|t| t.ends_with("e2e/pause:v1"))
+    );
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

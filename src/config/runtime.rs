@@ -19,6 +19,9 @@ pub struct RuntimeConfig {
     pub monitor_path: PathBuf,
     /// cgroup parent (cgroupfs path) of pods whose request gives none.
     pub cgroup_parent: String,
+    /// Image whose command is the pod's pause process, pulled if missing; empty: crius' built-in
+    /// pause (`crius pause`, nothing to pull).
+    pub pause_image: String,
     /// Size of each pod's `/dev/shm` tmpfs, in bytes.
     pub shm_size: u64,
     /// Most content bytes in one CRI log entry; longer lines are split.
@@ -43,6 +46,7 @@ impl Default for RuntimeConfig {
             default_runtime: BUILTIN_RUNTIME.to_owned(),
             monitor_path: PathBuf::new(),
             cgroup_parent: "/crius".to_owned(),
+            pause_image: String::new(),
             shm_size: 64 * 1024 * 1024,
             log_max_line: 16 * 1024,
             runtimes: BTreeMap::from([(

@@ -219,6 +219,14 @@ impl Config {
                 format!("{:?} is not an absolute cgroup path", rt.cgroup_parent),
             )?;
         }
+        if !rt.pause_image.is_empty()
+            && crate::image::reference::ImageRef::parse(&rt.pause_image, "docker.io").is_err()
+        {
+            problem(
+                key.key("pause_image"),
+                format!("{:?} is not an image reference", rt.pause_image),
+            )?;
+        }
         in_range(key.key("shm_size"), rt.shm_size, MIN_SHM_SIZE, u64::MAX)?;
         in_range(
             key.key("log_max_line"),

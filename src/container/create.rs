@@ -105,12 +105,7 @@ async fn set_up(
     let id = container.id.clone();
     let run_dir = engine.paths.container_run_dir(&id);
     let rootfs_dir = run_dir.join("rootfs");
-    let lowers = image
-        .layers
-        .iter()
-        .map(|l| crate::image::Digest::parse(l).map(|d| engine.images.layer_dir(&d)))
-        .collect::<Result<Vec<PathBuf>, _>>()
-        .map_err(|e| PodError::internal("image layers", e))?;
+    let lowers = layer_dirs(engine, image)?;
     {
         let container_dir = engine.paths.container_dir(&id);
         let target = rootfs_dir.clone();
@@ -213,7 +208,17 @@ fn log_path(
     }
 }
 
-fn image_config(engine: &Engine, image: &ImageRecord) -> Result<ImageConfiguration, PodError> {
+/// The image's unpacked layers, lowest first.
+pub fn layer_dirs(engine: &Engine, image: &ImageRecord) -> Result<Vec<PathBuf>, PodError> {
+    image
+        .layers
+        .iter()
+        .map(|l| crate::image::Digest::parse(l).map(|d| engine.images.layer_dir(&d)))
+        .collect::<Result<Vec<PathBuf>, _>>()
+        .map_err(|e| PodError::internal("image layers", e))
+}
+
+pub fn image_config(engine: &Engine, image: &ImageRecord) -> Result<ImageConfiguration, PodError> {
     let bytes = engine
         .images
         .config_json(image)

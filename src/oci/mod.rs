@@ -83,6 +83,9 @@ pub struct PauseContext<'a> {
     pub rootfs: &'a Path,
     /// The crius binary on the host; bind-mounted read-only at /pause, run as ["/pause","pause"].
     pub exe: &'a Path,
+    /// With a configured pause image: its command (entrypoint + cmd); `rootfs` is then the
+    /// image's mounted root and nothing of the host is bound in.
+    pub image_args: Option<Vec<String>>,
 }
 
 /// Host facts and runtime configuration the generator needs.
@@ -315,7 +318,7 @@ pub fn pause_spec(
     opts: &SpecOptions,
 ) -> Result<Spec, SpecError> {
     let psc = pod_security(pod);
-    let mut proc = process::pause_process(&psc)?;
+    let mut proc = process::pause_process(&psc, p.image_args.clone())?;
     proc.set_apparmor_profile(security::apparmor_profile(
         psc.apparmor.as_ref(),
         "",

@@ -256,8 +256,11 @@ pub fn pause_mounts(p: &PauseContext) -> Vec<Mount> {
             "tmpfs",
             &["nosuid", "strictatime", "mode=755", "size=65536k"],
         ),
-        bind("/usr", Path::new("/usr"), &["ro", "nosuid", "nodev"]),
     ];
+    if p.image_args.is_some() {
+        return v;
+    }
+    v.push(bind("/usr", Path::new("/usr"), &["ro", "nosuid", "nodev"]));
     for lib in ["/lib", "/lib64"] {
         // A symlinked /lib (merged /usr) is followed by the kernel at mount time.
         if Path::new(lib).exists() {

@@ -261,7 +261,10 @@ pub fn container_process(
 
 /// ["/pause","pause"] as the pod's run_as_user/run_as_group (root by default), with no
 /// capabilities at all.
-pub fn pause_process(psc: &api::LinuxSandboxSecurityContext) -> Result<Process, SpecError> {
+pub fn pause_process(
+    psc: &api::LinuxSandboxSecurityContext,
+    image_args: Option<Vec<String>>,
+) -> Result<Process, SpecError> {
     let uid = match psc.run_as_user {
         Some(v) => id_from_i64("run_as_user", v.value)?,
         None => 0,
@@ -275,7 +278,16 @@ pub fn pause_process(psc: &api::LinuxSandboxSecurityContext) -> Result<Process, 
         .set_gid(gid)
         .set_additional_gids(Some(vec![gid]));
     let mut p = blank_process();
-    p.set_args(Some(vec!["/pause".into(), "pause".into()]))
+    let args = match image_args {
+        Some(args) if args.is_empty() => {
+            return Err(SpecError::InvalidArgument(
+                "the pause image has no entrypoint or cmd".into(),
+            ));
+        }
+        Some(args) => args,
+        None => vec!["/pause".into(), "pause".into()],
+    };
+    p.set_args(Some(args))
         .set_user(u)
         .set_capabilities(Some(super::security::no_capabilities()))
         .set_oom_score_adj(Some(PAUSE_OOM_SCORE_ADJ));

@@ -784,6 +784,7 @@ fn pause_spec_shape() {
         id: "sb1",
         rootfs: &f.rootfs,
         exe: Path::new("/usr/bin/crius"),
+        image_args: None,
     };
     let spec = pause_spec(&f.pod(), &p, &opts()).unwrap();
     let proc = spec.process().clone().unwrap();
@@ -817,6 +818,32 @@ fn pause_spec_shape() {
     let ns = namespaces(&spec);
     assert_eq!(ns[&LinuxNamespaceType::Pid], None);
     assert_eq!(spec.hostname().as_deref(), Some("web-host"));
+
+    // A pause image: its own command, nothing of the host bound in.
+    let from_image = PauseContext {
+        image_args: Some(s(&["/pause"])),
+        ..p
+    };
+    let image_spec = pause_spec(&f.pod(), &from_image, &opts()).unwrap();
+    assert_eq!(
+        image_spec
+            .process()
+            .clone()
+            .unwrap()
+            .args()
+            .clone()
+            .unwrap(),
+        s(&["/pause"])
+    );
+    assert!(find(&image_spec, "/usr").is_none() && find(&image_spec, "/pause").is_none());
+    let empty = PauseContext {
+        image_args: Some(Vec::new()),
+        ..from_image
+    };
+    assert!(matches!(
+        pause_spec(&f.pod(), &empty, &opts()),
+        Err(SpecError::InvalidArgument(_))
+    ));
     assert_eq!(
         spec.annotations().as_ref().unwrap()[annotations::CONTAINER_TYPE],
         "sandbox"

@@ -21,20 +21,25 @@ pub async fn start(
 ) -> Result<ProcessRef, PodError> {
     let bundle = parts.files.pause_bundle();
     let rootfs = bundle.join("rootfs");
+    let container_dir = engine.paths.container_dir(&record.id);
+    for dir in [&rootfs, &container_dir] {
+        fs::create_dir_all(dir)
+            .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
+    }
+    let image_args = match engine.config.runtime.pause_image.as_str() {
+        "" => None,
+        image => Some(mount_pause_image(engine, image, &container_dir, &rootfs).await?),
+    };
     let spec = oci::pause_spec(
         &parts.context(),
         &PauseContext {
             id: &record.id,
             rootfs: &rootfs,
             exe: &engine.paths.exe,
+            image_args,
         },
         &engine.spec_options(),
     )?;
-    let container_dir = engine.paths.container_dir(&record.id);
-    for dir in [&rootfs, &container_dir] {
-        fs::create_dir_all(dir)
-            .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
-    }
     crate::engine::write_spec(&bundle, &spec)?;
     let exit_file = engine.paths.exit_file(&record.id);
     let monitor_log = engine.paths.monitor_log(&record.id);
@@ -65,6 +70,48 @@ pub async fn start(
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
         monitor_pid: launched.monitor_pid,
     })
+}
+
+/// The configured pause image, pulled if missing, mounted as the pause root; its command.
+async fn mount_pause_image(
+    engine: &Arc<Engine>,
+    image: &str,
+    container_dir: &std::path::Path,
+    rootfs: &std::path::Path,
+) -> Result<Vec<String>, PodError> {
+    let found = engine
+        .images
+        .find(image)
+        .map_err(|e| PodError::FailedPrecondition(format!("pause image: {e}")))?;
+    let record =
+        match found {
+            Some(r) => r,
+            None => {
+                engine.images.pull(image, None).await.map_err(|e| {
+                    PodError::internal(format!("pulling the pause image {image}"), e)
+                })?;
+                engine
+                    .images
+                    .find(image)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| PodError::Internal(format!("pause image {image} vanished")))?
+            }
+        };
+    let config = crate::container::create::image_config(engine, &record)?;
+    let lowers = crate::container::create::layer_dirs(engine, &record)?;
+    let (dir, target) = (container_dir.to_path_buf(), rootfs.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        crate::container::rootfs::mount_overlay(&lowers, &dir, &target)
+    })
+    .await??;
+    let c = config.config().clone().unwrap_or_default();
+    Ok(c.entrypoint()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(c.cmd().clone().unwrap_or_default())
+        .collect())
 }
 
 /// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent.

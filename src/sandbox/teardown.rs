@@ -61,6 +61,8 @@ pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodE
 /// derived from the id, not the record, so a crash before the record named them still cleans.
 fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     let files = PodFiles::new(engine, id);
+    // A pause image's root (the built-in pause has a plain directory there).
+    crate::container::rootfs::unmount(&files.pause_bundle().join("rootfs"))?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
     let ns_dir = engine.paths.ns_dir();

@@ -3,7 +3,8 @@
 use crate::api;
 use crate::image::ImageRecord;
 
-pub fn to_cri(image: &ImageRecord) -> api::Image {
+/// `pinned`: the image is the configured pause image, which the kubelet's image GC must keep.
+pub fn to_cri(image: &ImageRecord, pinned: Option<&str>) -> api::Image {
     let (uid, username) = user_of(&image.user);
     api::Image {
         id: image.id.clone(),
@@ -16,7 +17,7 @@ pub fn to_cri(image: &ImageRecord) -> api::Image {
             image: image.id.clone(),
             ..Default::default()
         }),
-        pinned: false,
+        pinned: pinned == Some(image.id.as_str()),
     }
 }
 

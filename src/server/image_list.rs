@@ -19,7 +19,11 @@ pub async fn handle(
         Some(name) => server.images.find(&name)?.into_iter().collect(),
         None => server.images.list(),
     };
+    let pinned = server.pinned_image_id();
     Ok(api::ListImagesResponse {
-        images: images.iter().map(to_cri).collect(),
+        images: images
+            .iter()
+            .map(|i| to_cri(i, pinned.as_deref()))
+            .collect(),
     })
 }

@@ -36,7 +36,7 @@ pub async fn handle(
         info.insert("info".to_string(), details.to_string());
     }
     Ok(api::ImageStatusResponse {
-        image: Some(to_cri(&image)),
+        image: Some(to_cri(&image, server.pinned_image_id().as_deref())),
         info,
     })
 }

@@ -50,4 +50,13 @@ impl CriServer {
             engine,
         }
     }
+
+    /// Id of the configured pause image, if set and present.
+    pub fn pinned_image_id(&self) -> Option<String> {
+        let name = &self.config.runtime.pause_image;
+        if name.is_empty() {
+            return None;
+        }
+        self.images.find(name).ok().flatten().map(|i| i.id)
+    }
 }
