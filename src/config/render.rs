@@ -141,6 +141,10 @@ const DOCS: &[Doc] = &[
         "cgroup parent (absolute cgroupfs path) of pods whose request gives none.",
     ),
     key(
+        "runtime.pause_image",
+        "Image run as each pod's pause process, pulled if missing; \"\" = crius' built-in pause.",
+    ),
+    key(
         "runtime.shm_size",
         "Size of each pod's /dev/shm tmpfs, in bytes.",
     ),
