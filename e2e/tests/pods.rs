@@ -441,3 +441,80 @@ async fn a_configured_pause_image_is_pulled_pinned_and_run() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+#[tokio::test]
+async fn log_reopen_follows_rotation_and_resources_update_the_live_cgroup() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("rotate", &env.log_dir("rotate"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let ticker = shell_container(
+        "ticker",
+        &env.image,
+        "i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.1; done",
+    );
+    let id = flow.create_and_start(&pod_id, &ticker, &pod).await.unwrap();
+    let log = env.log_dir("rotate").join("ticker.log");
+    tokio::time::sleep(SECOND / 2).await;
+
+    // The kubelet's rotation: rename, then ask for a reopen.
+    let rotated = log.with_extension("log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    flow.client
+        .reopen_container_log(crius_e2e::cri::api::ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(SECOND / 2).await;
+    let old = read_cri_log_tuples(&rotated).unwrap();
+    let new = read_cri_log_tuples(&log).unwrap();
+    assert!(
+        !old.is_empty() && !new.is_empty(),
+        "old {old:?} new {new:?}"
+    );
+    let last_old: u32 = old
+        .last()
+        .unwrap()
+        .2
+        .trim_start_matches("tick-")
+        .parse()
+        .unwrap();
+    let first_new: u32 = new[0].2.trim_start_matches("tick-").parse().unwrap();
+    assert!(first_new > last_old, "{last_old} then {first_new}");
+
+    // A new memory limit lands in the running container's cgroup.
+    let limit = 96i64 << 20;
+    flow.client
+        .update_container_resources(crius_e2e::cri::api::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cgroup = format!("{}/crius-{id}", env.cgroup_parent);
+    let v1 = format!("/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes");
+    let v2 = format!("/sys/fs/cgroup{cgroup}/memory.max");
+    let got = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap();
+    assert_eq!(got.trim(), limit.to_string());
+    let status = flow.container_status(&id).await.unwrap();
+    assert_eq!(
+        status
+            .resources
+            .unwrap()
+            .linux
+            .unwrap()
+            .memory_limit_in_bytes,
+        limit
+    );
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

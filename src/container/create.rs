@@ -24,6 +24,8 @@ pub async fn create(
     config: api::ContainerConfig,
 ) -> Result<String, PodError> {
     let sandbox = engine.sandbox(sandbox_id)?;
+    // Held throughout: a RemovePodSandbox running meanwhile would miss this container.
+    let _pod_op = sandbox.op.lock().await;
     let srec = sandbox.record();
     if srec.phase != SandboxPhase::Ready {
         return Err(PodError::FailedPrecondition(format!(
