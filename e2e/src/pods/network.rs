@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn conflist_has_the_mandatory_shape() {
-        let net = TestNetwork::new().unwrap();
+        let net = TestNetwork::with_default_route().unwrap();
         let written: Value =
             serde_json::from_slice(&std::fs::read(net.conflist_path()).unwrap()).unwrap();
         assert_eq!(written, net.conflist());
@@ -426,8 +426,8 @@ mod tests {
 
     #[test]
     fn two_networks_never_share_a_subnet_or_bridge() {
-        let a = TestNetwork::new().unwrap();
-        let b = TestNetwork::without_default_route().unwrap();
+        let a = TestNetwork::with_default_route().unwrap();
+        let b = TestNetwork::new().unwrap();
         assert_ne!(a.subnet(), b.subnet());
         assert_ne!(a.bridge(), b.bridge());
         assert_ne!(a.name(), b.name());
