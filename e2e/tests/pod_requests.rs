@@ -188,8 +188,8 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
         .into_inner()
         .items;
     assert_eq!(
-        by_label.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
-        [b_id.clone()]
+        by_label.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        [b_id.as_str()]
     );
     let by_prefix = flow
         .client
@@ -220,8 +220,8 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
         .into_inner()
         .containers;
     assert_eq!(
-        running.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        [ca.clone()]
+        running.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [ca.as_str()]
     );
     let of_b = flow
         .client
@@ -234,8 +234,8 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
         .into_inner()
         .containers;
     assert_eq!(
-        of_b.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
-        [cb.clone()]
+        of_b.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [cb.as_str()]
     );
     let front = flow
         .client
