@@ -326,3 +326,22 @@ async fn network_ready_follows_the_cni_configuration_found() {
     let found = network_ready(dir.path()).await;
     assert!(found.status, "{found:?}");
 }
+
+#[tokio::test]
+async fn runtime_config_reports_the_cgroupfs_driver() {
+    let crius = Crius::start().await.unwrap();
+    let mut client = crius.runtime_client().await.unwrap();
+    let config = client
+        .runtime_config(v1::RuntimeConfigRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        config.linux.unwrap().cgroup_driver,
+        v1::CgroupDriver::Cgroupfs as i32
+    );
+    client
+        .update_runtime_config(v1::UpdateRuntimeConfigRequest::default())
+        .await
+        .unwrap();
+}

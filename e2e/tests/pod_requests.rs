@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use crius_e2e::cri::api::{
     ContainerFilter, ContainerState, ContainerStateValue, ListContainersRequest,
-    ListPodSandboxRequest, PodSandboxFilter, RunPodSandboxRequest,
+    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxFilter, RunPodSandboxRequest,
+    UserNamespace,
 };
 use crius_e2e::images::{self, ConfigSpec};
 use crius_e2e::pods::{PodEnv, pod_config, shell_container, sleep_container};
@@ -38,6 +39,26 @@ async fn bad_requests_get_the_right_codes() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("no-such-handler"), "{err:?}");
+
+    let mut userns = pod_config("userns", &env.log_dir("userns"));
+    userns
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .namespace_options = Some(NamespaceOption {
+        userns_options: Some(UserNamespace {
+            mode: NamespaceMode::Pod as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    assert_eq!(
+        flow.run_pod(&userns).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
 
     let pod = pod_config("good", &env.log_dir("good"));
     let pod_id = flow.run_pod(&pod).await.unwrap();

@@ -59,8 +59,9 @@ impl ImageManager {
     /// Finds an image by id (`sha256:<hex>` or bare hex), `name:tag` or `name@digest`; short names
     /// are looked up in each unqualified-search registry.
     pub fn find(&self, name: &str) -> Result<Option<ImageRecord>> {
-        if let Some(image) = as_image_id(name).and_then(|id| self.store.image(&id)) {
-            return Ok(Some(image));
+        if let Some(id) = as_image_id(name) {
+            // An id is never a repository name (docker's rule), so an unknown id is just absent.
+            return Ok(self.store.image(&id));
         }
         for candidate in self.candidates(name)? {
             let found = self

@@ -19,6 +19,16 @@ pub async fn run(
     handler: &str,
 ) -> Result<String, PodError> {
     let name = sandbox_name(&config)?;
+    if namespace_options(&config)
+        .userns_options
+        .is_some_and(|u| u.mode == api::NamespaceMode::Pod as i32)
+    {
+        // Status does not offer the feature, so the kubelet does not ask; crictl might.
+        return Err(PodError::InvalidArgument(
+            "user namespaces for pods are not supported yet (RuntimeHandlerFeatures.user_namespaces is false)"
+                .into(),
+        ));
+    }
     let runtime = engine.runtime_for(handler)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
     let id = new_id();

@@ -21,12 +21,14 @@ mod remove_pod_sandbox;
 mod reopen_container_log;
 mod rpc;
 mod run_pod_sandbox;
+mod runtime_config;
 mod runtime_service;
 mod start_container;
 mod status;
 mod stop_container;
 mod stop_pod_sandbox;
 mod update_container_resources;
+mod update_runtime_config;
 mod version;
 
 use std::sync::Arc;

@@ -222,6 +222,30 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
+    async fn runtime_config(
+        &self,
+        request: Request<api::RuntimeConfigRequest>,
+    ) -> Result<Response<api::RuntimeConfigResponse>, Status> {
+        rpc::serve(
+            "RuntimeConfig",
+            Kind::Query,
+            super::runtime_config::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn update_runtime_config(
+        &self,
+        request: Request<api::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<api::UpdateRuntimeConfigResponse>, Status> {
+        rpc::serve(
+            "UpdateRuntimeConfig",
+            Kind::Mutation,
+            super::update_runtime_config::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
         exec: ExecRequest => ExecResponse as "Exec";
         attach: AttachRequest => AttachResponse as "Attach";
@@ -230,11 +254,9 @@ impl api::RuntimeService for CriServer {
         list_container_stats: ListContainerStatsRequest => ListContainerStatsResponse as "ListContainerStats";
         pod_sandbox_stats: PodSandboxStatsRequest => PodSandboxStatsResponse as "PodSandboxStats";
         list_pod_sandbox_stats: ListPodSandboxStatsRequest => ListPodSandboxStatsResponse as "ListPodSandboxStats";
-        update_runtime_config: UpdateRuntimeConfigRequest => UpdateRuntimeConfigResponse as "UpdateRuntimeConfig";
         checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
         list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
         list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
-        runtime_config: RuntimeConfigRequest => RuntimeConfigResponse as "RuntimeConfig";
     }
 
     type GetContainerEventsStream =

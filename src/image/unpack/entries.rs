@@ -415,7 +415,16 @@ impl Unpacker {
             Some(meta.gid),
             AtFlags::AT_SYMLINK_NOFOLLOW,
         )
-        .map_err(|e| sys(name, "chown whiteout", e))
+        .map_err(|e| sys(name, "chown whiteout", e))?;
+        // The `.wh.` entry's mtime, so the same layer always unpacks to the same tree.
+        nix::sys::stat::utimensat(
+            &parent,
+            deleted,
+            &meta.mtime,
+            &meta.mtime,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| sys(name, "set whiteout mtime", e))
     }
 
     /// `dir/.wh..wh..opq` hides lower layers' `dir`; it may come before or
