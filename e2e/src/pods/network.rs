@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn two_networks_never_share_a_subnet_or_bridge() {
         let a = TestNetwork::new().unwrap();
-        let b = TestNetwork::without_default_route().unwrap();
+        let b = TestNetwork::new().unwrap();
         assert_ne!(a.subnet(), b.subnet());
         assert_ne!(a.bridge(), b.bridge());
         assert_ne!(a.name(), b.name());
