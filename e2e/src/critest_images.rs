@@ -7,7 +7,7 @@
 //!
 //! | image | critest needs | stand-in |
 //! | --- | --- | --- |
-//! | `registry.k8s.io/e2e-test-images/busybox:1.29-2` | `sh`, `top`, `sleep`, `echo`, `id`, `ls`, `pgrep`, `pidof`, `netstat`, `hostname`, `ping`, `brctl`, `mount`, `touch`, `seq`, `ipcs -m`; user `nobody`; `/etc/passwd` (image volumes, subPath `etc`) | busybox root + upstream-like `/etc/passwd`/`/etc/group` + an `ipcs` script reading `/proc/sysvipc/shm` (Debian's busybox has no `ipcs` applet) |
+//! | `registry.k8s.io/e2e-test-images/busybox:1.29-2` | `sh`, `top`, `sleep`, `echo`, `id`, `ls`, `pgrep`, `pidof`, `netstat`, `hostname`, `ping`, `brctl`, `mount`, `touch`, `seq`, `ipcs -m`; user `nobody`; `/etc/passwd` (image volumes, subPath `etc`); masking `/bin/ls` leaves `sh` working | busybox with its applets as hard links (as upstream) + upstream-like `/etc/passwd`/`/etc/group` + `ipcs` and `pgrep` scripts (Debian's busybox has neither applet) |
 //! | `registry.k8s.io/e2e-test-images/nginx:1.14-2` | HTTP 200 on port 80; `/var/run/nginx.pid` holding its pid; a process named `nginx` (`pidof nginx`, HostPID); `/proc/1/cmdline` containing `master process` in its own pid namespace | `/usr/sbin/nginx`, a script that re-execs itself with `master process` in its arguments, writes its pid and runs `busybox httpd -f -p 80` on `/usr/share/nginx/html` |
 //! | `registry.k8s.io/e2e-test-images/httpd:2.4.39-4` | HTTP 200 on port 80; `httpd` in its log; `echo` for exec | `httpd-foreground` script: logs a line with `httpd`, runs `busybox httpd -f -p 80` |
 //! | `registry.k8s.io/e2e-test-images/nonewprivs:1.3` | run as uid 1000, its entrypoint prints `Effective uid: <euid>\n`: 0 when privilege escalation is allowed (setuid root binary), 1000 with `no_new_privs` | `/usr/local/bin/nnp`: a 228-byte static x86_64 ELF ([`nnp_elf`]), root-owned mode 04755, `USER 1000` (x86_64 only) |
@@ -18,6 +18,8 @@
 //! | `gcr.io/k8s-staging-cri-tools/test-image-predefined-group` | `USER 1000`, user `default-user` (1000:1000) member of `group-defined-in-image` (50000) | `/etc/passwd` and `/etc/group` carry both |
 //! | `gcr.io/k8s-staging-cri-tools/hostnet-nginx-<arch>:latest` | nginx on port 12003 (host-network port forwarding, Streaming) | the nginx stand-in on port 12003 |
 //! | `gcr.io/k8s-staging-cri-tools/test-image-digest@sha256:9700f9a2...` | a byte-exact copy of upstream (digest is hard-coded) | **none**: cannot be rebuilt, so `public image with digest` fails |
+
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 
@@ -119,7 +121,12 @@ pub fn stand_ins() -> Result<Vec<StandIn>> {
         as_index: false,
     });
 
-    for name in ["test-image-1", "test-image-2", "test-image-3", "test-image-latest"] {
+    for name in [
+        "test-image-1",
+        "test-image-2",
+        "test-image-3",
+        "test-image-latest",
+    ] {
         all.push(staging(name, &["latest"], marked(name)?));
     }
     for tag in ["test", "all"] {
@@ -215,6 +222,20 @@ users:x:100:
 nogroup:x:65534:
 ";
 
+/// `pgrep PATTERN`: pids whose process name matches the extended regular expression.
+const PGREP: &str = r#"#!/bin/sh
+# crius-e2e stand-in: Debian's busybox-static has no pgrep applet. `pgrep PATTERN` only.
+[ $# -eq 1 ] || { echo "usage: pgrep PATTERN" >&2; exit 2; }
+status=1
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
+  [ "$pid" = "$$" ] && continue
+  read -r comm < "$dir/comm" 2>/dev/null || continue
+  if echo "$comm" | grep -qE -- "$1"; then echo "$pid"; status=0; fi
+done
+exit $status
+"#;
+
 /// `ipcs -m` from `/proc/sysvipc/shm` (the IPC namespace of the reader), in util-linux's layout.
 const IPCS: &str = r#"#!/bin/sh
 # crius-e2e stand-in: Debian's busybox-static has no ipcs applet. Shared memory only.
@@ -231,11 +252,59 @@ fn spec(name: &str) -> ConfigSpec {
     ConfigSpec::new("critest").label(STAND_IN_LABEL, name)
 }
 
-/// The busybox root, then a layer with the critest `/etc` files and `ipcs`, then `extra`.
+/// The busybox root, then a layer with the critest `/etc` files, `ipcs` and `pgrep`, then
+/// `extra`.
 fn build(name: &str, spec: &ConfigSpec, extra: Vec<Layer>) -> Result<ImageBuild> {
-    let mut layers = vec![images::busybox_layer()?, base_layer(PASSWD, GROUP)?];
+    let mut layers = vec![busybox_root()?, base_layer(PASSWD, GROUP)?];
     layers.extend(extra);
     ImageBuild::new(Format::Oci, spec, layers).with_context(|| format!("building {name}"))
+}
+
+/// Like upstream's busybox image, every applet in `/bin` is a hard link to `/bin/busybox`, not
+/// a symlink: critest masks `/bin/ls` (MaskedPaths) and expects `sh` to keep working, which a
+/// symlink would defeat (the mount follows it onto busybox itself). Built once per process.
+fn busybox_root() -> Result<Layer> {
+    static LAYER: OnceLock<Layer> = OnceLock::new();
+    if let Some(layer) = LAYER.get() {
+        return Ok(layer.clone());
+    }
+    let path = images::busybox_path();
+    let binary = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let list = std::process::Command::new(&path)
+        .arg("--list")
+        .output()
+        .with_context(|| format!("running {} --list", path.display()))?;
+    let mut applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && *a != "busybox" && !a.contains('/'))
+        .map(str::to_string)
+        .collect();
+    applets.sort();
+    applets.dedup();
+    let mut tar = TarBuilder::new();
+    for (dir, mode) in [
+        ("bin", 0o755),
+        ("dev", 0o755),
+        ("etc", 0o755),
+        ("home", 0o755),
+        ("proc", 0o555),
+        ("root", 0o700),
+        ("sys", 0o555),
+        ("tmp", 0o1777),
+        ("usr", 0o755),
+        ("usr/bin", 0o755),
+        ("usr/sbin", 0o755),
+        ("var", 0o755),
+    ] {
+        tar.dir(dir, mode)?;
+    }
+    tar.file("bin/busybox", 0o755, &binary)?;
+    for applet in &applets {
+        tar.hardlink(&format!("bin/{applet}"), "bin/busybox")?;
+    }
+    let layer = Layer::from_tar(&tar.finish()?, Compression::Gzip(6))?;
+    Ok(LAYER.get_or_init(|| layer).clone())
 }
 
 fn base_layer(passwd: &str, group: &str) -> Result<Layer> {
@@ -246,6 +315,7 @@ fn base_layer(passwd: &str, group: &str) -> Result<Layer> {
         .dir("usr", 0o755)?
         .dir("usr/bin", 0o755)?
         .file("usr/bin/ipcs", 0o755, IPCS.as_bytes())?
+        .file("usr/bin/pgrep", 0o755, PGREP.as_bytes())?
         .dir("var", 0o755)?
         .dir("var/run", 0o755)?;
     Layer::from_tar(&tar.finish()?, Compression::Gzip(6))
@@ -370,7 +440,7 @@ fn predefined_group() -> Result<ImageBuild> {
     tar.dir("home", 0o755)?
         .dir_owned("home/default-user", 0o755, 1000, 1000)?;
     let layers = vec![
-        images::busybox_layer()?,
+        busybox_root()?,
         base_layer(&passwd, &group)?,
         Layer::from_tar(&tar.finish()?, Compression::Gzip(6))?,
     ];

@@ -3,7 +3,8 @@
 //! ```text
 //! cargo build -p crius -p crius-monitor -p crius-e2e --bins
 //! cargo run -p crius-e2e --bin critest-env -- [--critest PATH] [--bin PATH-TO-CRIUS] \
-//!     [--log-level LEVEL] [--daemon-log FILE] [--keep] [--no-critest] -- [critest args...]
+//!     [--log-level LEVEL] [--daemon-log FILE] [--shim] [--keep] [--no-critest] \
+//!     -- [critest args...]
 //! ```
 //!
 //! It starts a loopback registry holding stand-ins for every image critest pulls
@@ -15,6 +16,11 @@
 //! Everything it writes lives in temporary directories (`--daemon-log` copies the daemon's log
 //! out before they go). `--keep` leaves the daemon up after critest (or instead of it, with
 //! `--no-critest`) for manual `crictl` use until Ctrl-C. Exits with critest's status.
+//!
+//! `--shim` points critest's runtime endpoint at [`crius_e2e::cri_shim`], which answers
+//! `RuntimeConfig` with the cgroupfs driver while crius answers `Unimplemented` and gives
+//! hostname-less pods the kubelet's hostname (see there): without it nearly every spec fails
+//! at `RunPodSandbox`. The image endpoint stays crius' own socket.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,12 +32,13 @@ use crius_e2e::pods::requests::unique_uid;
 use crius_e2e::pods::{TestNetwork, cleanup_all};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::workspace_root;
-use crius_e2e::{Crius, cri};
+use crius_e2e::{Crius, cri, cri_shim};
 
 const DEFAULT_CRITEST: &str = "/work/tools/bin/critest";
 
 const USAGE: &str = "usage: critest-env [--critest PATH] [--bin PATH-TO-CRIUS] [--log-level LEVEL]
-                   [--daemon-log FILE] [--keep] [--no-critest] [-- CRITEST-ARGS...]";
+                   [--daemon-log FILE] [--shim] [--keep] [--no-critest]
+                   [-- CRITEST-ARGS...]";
 
 struct Options {
     critest: Option<PathBuf>,
@@ -40,6 +47,7 @@ struct Options {
     daemon_log: Option<PathBuf>,
     keep: bool,
     no_critest: bool,
+    shim: bool,
     critest_args: Vec<String>,
 }
 
@@ -51,6 +59,7 @@ fn parse_args() -> Result<Options> {
         daemon_log: None,
         keep: false,
         no_critest: false,
+        shim: false,
         critest_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -63,6 +72,7 @@ fn parse_args() -> Result<Options> {
             "--daemon-log" => options.daemon_log = Some(PathBuf::from(value("a path")?)),
             "--keep" => options.keep = true,
             "--no-critest" => options.no_critest = true,
+            "--shim" => options.shim = true,
             "--" => {
                 options.critest_args = args.by_ref().collect();
             }
@@ -163,20 +173,23 @@ async fn setup(options: &Options) -> Result<Env> {
 
 /// Runs critest in a temporary working directory; a first Ctrl-C reaches critest too (same
 /// process group) and is waited out, a second one kills it.
-async fn run_critest(bin: &Path, socket: &Path, args: &[String]) -> Result<i32> {
-    let endpoint = format!("unix://{}", socket.display());
-    let workdir = tempfile::Builder::new().prefix("crius-critest-").tempdir()?;
+async fn run_critest(bin: &Path, runtime: &Path, image: &Path, args: &[String]) -> Result<i32> {
+    let runtime = format!("unix://{}", runtime.display());
+    let image = format!("unix://{}", image.display());
+    let workdir = tempfile::Builder::new()
+        .prefix("crius-critest-")
+        .tempdir()?;
     let mut command = tokio::process::Command::new(bin);
     command
         .arg("--runtime-endpoint")
-        .arg(&endpoint)
+        .arg(&runtime)
         .arg("--image-endpoint")
-        .arg(&endpoint)
+        .arg(&image)
         .args(args)
         .current_dir(workdir.path())
         .kill_on_drop(true);
     eprintln!(
-        "critest-env: {} --runtime-endpoint {endpoint} --image-endpoint {endpoint} {}",
+        "critest-env: {} --runtime-endpoint {runtime} --image-endpoint {image} {}",
         bin.display(),
         args.join(" ")
     );
@@ -236,18 +249,27 @@ async fn main() -> Result<ExitCode> {
     let critest = critest_bin(&options)?;
     let env = setup(&options).await?;
     let socket = env.crius.socket().to_path_buf();
+    let shim = if options.shim {
+        let path = socket.with_file_name("kubelet-shim.sock");
+        Some(cri_shim::serve(&path, &socket).await?)
+    } else {
+        None
+    };
+    let runtime = shim.as_ref().map_or(socket.as_path(), |s| s.socket());
     let result = match &critest {
-        Some(bin) => run_critest(bin, &socket, &options.critest_args).await,
+        Some(bin) => run_critest(bin, runtime, &socket, &options.critest_args).await,
         None => Ok(0),
     };
     if options.keep {
         let endpoint = format!("unix://{}", socket.display());
+        let runtime = format!("unix://{}", runtime.display());
         println!("critest-env: crius is running on {}", socket.display());
-        println!("  crictl --runtime-endpoint {endpoint} --image-endpoint {endpoint} pods");
+        println!("  crictl --runtime-endpoint {runtime} --image-endpoint {endpoint} pods");
         println!("  daemon log: {}", env.crius.log_path().display());
         println!("critest-env: Ctrl-C to tear down");
         let _ = tokio::signal::ctrl_c().await;
     }
+    drop(shim);
     let torn_down = teardown(env, options.daemon_log.as_deref()).await;
     let code = result?;
     torn_down?;
