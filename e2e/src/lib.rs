@@ -10,6 +10,8 @@
 //! interface.
 
 pub mod cri;
+pub mod cri_shim;
+pub mod critest_images;
 pub mod daemon;
 pub mod images;
 pub mod layer;
