@@ -10,7 +10,6 @@
 //! interface.
 
 pub mod cri;
-pub mod cri_shim;
 pub mod critest_images;
 pub mod daemon;
 pub mod images;

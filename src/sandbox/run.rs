@@ -218,12 +218,25 @@ fn hostname(config: &api::PodSandboxConfig, host_network: bool) -> String {
     if !config.hostname.is_empty() {
         return config.hostname.clone();
     }
-    config
+    let name = config
         .metadata
         .as_ref()
-        .map(|m| m.name.clone())
-        .unwrap_or_default()
+        .map(|m| m.name.as_str())
+        .unwrap_or_default();
+    default_hostname(name)
 }
+
+/// The pod name as a hostname, as the kubelet derives one: at most 63 bytes (the kernel's
+/// limit), without a trailing `-` or `.` after the cut.
+fn default_hostname(name: &str) -> String {
+    let mut end = name.len().min(HOSTNAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].trim_end_matches(['-', '.']).to_owned()
+}
+
+const HOSTNAME_MAX: usize = 63;
 
 #[cfg(test)]
 mod tests {
@@ -245,5 +258,13 @@ mod tests {
         assert_eq!(sandbox_name(&c).unwrap(), "k8s_web_ns_u1_2");
         c.metadata.as_mut().unwrap().uid.clear();
         assert!(sandbox_name(&c).unwrap_err().to_string().contains("uid"));
+    }
+
+    #[test]
+    fn long_pod_names_make_valid_hostnames() {
+        assert_eq!(default_hostname("web"), "web");
+        let long = format!("{}-{}", "a".repeat(62), "b".repeat(10));
+        assert_eq!(default_hostname(&long), "a".repeat(62));
+        assert_eq!(default_hostname(&"x".repeat(80)).len(), 63);
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build -p crius -p crius-monitor -p crius-e2e --bins
 //! cargo run -p crius-e2e --bin critest-env -- [--critest PATH] [--bin PATH-TO-CRIUS] \
-//!     [--log-level LEVEL] [--daemon-log FILE] [--shim] [--keep] [--no-critest] \
+//!     [--log-level LEVEL] [--daemon-log FILE] [--keep] [--no-critest] \
 //!     -- [critest args...]
 //! ```
 //!
@@ -16,11 +16,6 @@
 //! Everything it writes lives in temporary directories (`--daemon-log` copies the daemon's log
 //! out before they go). `--keep` leaves the daemon up after critest (or instead of it, with
 //! `--no-critest`) for manual `crictl` use until Ctrl-C. Exits with critest's status.
-//!
-//! `--shim` points critest's runtime endpoint at [`crius_e2e::cri_shim`], which answers
-//! `RuntimeConfig` with the cgroupfs driver while crius answers `Unimplemented` and gives
-//! hostname-less pods the kubelet's hostname (see there): without it nearly every spec fails
-//! at `RunPodSandbox`. The image endpoint stays crius' own socket.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,12 +27,12 @@ use crius_e2e::pods::requests::unique_uid;
 use crius_e2e::pods::{TestNetwork, cleanup_all};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::workspace_root;
-use crius_e2e::{Crius, cri, cri_shim};
+use crius_e2e::{Crius, cri};
 
 const DEFAULT_CRITEST: &str = "/work/tools/bin/critest";
 
 const USAGE: &str = "usage: critest-env [--critest PATH] [--bin PATH-TO-CRIUS] [--log-level LEVEL]
-                   [--daemon-log FILE] [--shim] [--keep] [--no-critest]
+                   [--daemon-log FILE] [--keep] [--no-critest]
                    [-- CRITEST-ARGS...]";
 
 struct Options {
@@ -47,7 +42,6 @@ struct Options {
     daemon_log: Option<PathBuf>,
     keep: bool,
     no_critest: bool,
-    shim: bool,
     critest_args: Vec<String>,
 }
 
@@ -59,7 +53,6 @@ fn parse_args() -> Result<Options> {
         daemon_log: None,
         keep: false,
         no_critest: false,
-        shim: false,
         critest_args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -72,7 +65,6 @@ fn parse_args() -> Result<Options> {
             "--daemon-log" => options.daemon_log = Some(PathBuf::from(value("a path")?)),
             "--keep" => options.keep = true,
             "--no-critest" => options.no_critest = true,
-            "--shim" => options.shim = true,
             "--" => {
                 options.critest_args = args.by_ref().collect();
             }
@@ -249,13 +241,7 @@ async fn main() -> Result<ExitCode> {
     let critest = critest_bin(&options)?;
     let env = setup(&options).await?;
     let socket = env.crius.socket().to_path_buf();
-    let shim = if options.shim {
-        let path = socket.with_file_name("kubelet-shim.sock");
-        Some(cri_shim::serve(&path, &socket).await?)
-    } else {
-        None
-    };
-    let runtime = shim.as_ref().map_or(socket.as_path(), |s| s.socket());
+    let runtime = socket.as_path();
     let result = match &critest {
         Some(bin) => run_critest(bin, runtime, &socket, &options.critest_args).await,
         None => Ok(0),
@@ -269,7 +255,6 @@ async fn main() -> Result<ExitCode> {
         println!("critest-env: Ctrl-C to tear down");
         let _ = tokio::signal::ctrl_c().await;
     }
-    drop(shim);
     let torn_down = teardown(env, options.daemon_log.as_deref()).await;
     let code = result?;
     torn_down?;
