@@ -518,3 +518,79 @@ async fn log_reopen_follows_rotation_and_resources_update_the_live_cgroup() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+/// Unmounts (lazily, recursively) on drop.
+struct SharedDir(tempfile::TempDir);
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.0.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[tokio::test]
+async fn bidirectional_mounts_propagate_back_to_the_host() {
+    use nix::mount::{MsFlags, mount};
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    // A shared mount on the host, as kubelet's volume plugins make them.
+    let shared = SharedDir(tempfile::tempdir().unwrap());
+    let path = shared.0.path();
+    mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .unwrap();
+
+    let mut pod = pod_config("bidir", &env.log_dir("bidir"));
+    pod.linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .privileged = true;
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let mut c = shell_container(
+        "mounter",
+        &env.image,
+        "mount -t tmpfs tmpfs /shared && echo from-the-container > /shared/marker && sleep 3600",
+    );
+    c.mounts = vec![crius_e2e::cri::api::Mount {
+        container_path: "/shared".into(),
+        host_path: path.display().to_string(),
+        propagation: crius_e2e::cri::api::MountPropagation::PropagationBidirectional as i32,
+        ..Default::default()
+    }];
+    c.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            privileged: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    flow.create_and_start(&pod_id, &c, &pod).await.unwrap();
+    let marker = path.join("marker");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        if let Ok(text) = std::fs::read_to_string(&marker) {
+            seen = text;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.trim(), "from-the-container");
+    flow.remove_pod(&pod_id).await.unwrap();
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+}

@@ -104,6 +104,15 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<()> {
     };
     sys.mount(None, Path::new("/"), None, prop, None)
         .ctx("setting propagation of", "/")?;
+    if prop.contains(MsFlags::MS_SHARED) && !cfg.no_pivot {
+        // pivot_root refuses a shared new root (or a shared parent of it). As runc does, make
+        // the mount holding the rootfs (the rootfs itself when it is a mount point) private, in
+        // this mount namespace only, before the bind below copies its propagation.
+        let mount_point = crate::mounts::mountpoint_of(&cfg.rootfs)
+            .map_err(|e| Error::Invalid(format!("finding the mount of {:?}: {e}", cfg.rootfs)))?;
+        sys.mount(None, &mount_point, None, MsFlags::MS_PRIVATE, None)
+            .ctx("making the rootfs mount private", &mount_point)?;
+    }
     // pivot_root needs the rootfs to be a mount point.
     sys.mount(
         Some(&cfg.rootfs),
