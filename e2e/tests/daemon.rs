@@ -119,8 +119,8 @@ const UNIMPLEMENTED: &[&str] = &[
     "Exec",
     "Attach",
     "PortForward",
-    "ContainerStats",
-    "ListContainerStats",
+    "PodSandboxStats",
+    "ListPodSandboxStats",
 ];
 
 #[tokio::test]
@@ -135,12 +135,12 @@ async fn unimplemented_rpcs_name_themselves() {
                 .port_forward(v1::PortForwardRequest::default())
                 .await
                 .map(drop),
-            "ContainerStats" => client
-                .container_stats(v1::ContainerStatsRequest::default())
+            "PodSandboxStats" => client
+                .pod_sandbox_stats(v1::PodSandboxStatsRequest::default())
                 .await
                 .map(drop),
-            "ListContainerStats" => client
-                .list_container_stats(v1::ListContainerStatsRequest::default())
+            "ListPodSandboxStats" => client
+                .list_pod_sandbox_stats(v1::ListPodSandboxStatsRequest::default())
                 .await
                 .map(drop),
             other => panic!("add a call for {other}"),

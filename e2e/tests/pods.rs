@@ -594,3 +594,62 @@ async fn bidirectional_mounts_propagate_back_to_the_host() {
     flow.remove_pod(&pod_id).await.unwrap();
     let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
 }
+
+#[tokio::test]
+async fn container_stats_report_cpu_memory_and_the_writable_layer() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("stats", &env.log_dir("stats"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let busy = shell_container(
+        "busy",
+        &env.image,
+        "head -c 2000000 /dev/zero > /written; i=0; while :; do i=$((i+1)); done",
+    );
+    let id = flow.create_and_start(&pod_id, &busy, &pod).await.unwrap();
+    tokio::time::sleep(SECOND).await;
+    let stats = |id: String| crius_e2e::cri::api::ContainerStatsRequest { container_id: id };
+    let first = flow
+        .client
+        .container_stats(stats(id.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    tokio::time::sleep(SECOND / 2).await;
+    let second = flow
+        .client
+        .container_stats(stats(id.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert_eq!(second.attributes.unwrap().id, id);
+    let cpu = second.cpu.unwrap();
+    let used = cpu.usage_core_nano_seconds.unwrap().value;
+    assert!(used > first.cpu.unwrap().usage_core_nano_seconds.unwrap().value);
+    // A busy loop: most of a core.
+    assert!(cpu.usage_nano_cores.unwrap().value > 200_000_000, "{cpu:?}");
+    assert!(second.memory.unwrap().working_set_bytes.unwrap().value > 0);
+    let layer = second.writable_layer.unwrap();
+    assert!(layer.used_bytes.unwrap().value >= 2_000_000, "{layer:?}");
+
+    let listed = flow
+        .client
+        .list_container_stats(crius_e2e::cri::api::ListContainerStatsRequest {
+            filter: Some(crius_e2e::cri::api::ContainerStatsFilter {
+                pod_sandbox_id: pod_id.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

@@ -7,5 +7,6 @@ pub mod exec;
 pub mod remove;
 pub mod rootfs;
 pub mod start;
+pub mod stats;
 pub mod status;
 pub mod stop;

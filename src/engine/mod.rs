@@ -87,6 +87,8 @@ pub struct Engine {
     pub paths: Paths,
     /// The host mounts cgroup v2 only (unified hierarchy).
     pub cgroup_v2: bool,
+    /// Previous CPU samples, for ContainerStats' CPU rate.
+    pub cpu_samples: crate::container::stats::CpuSamples,
     sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     /// Reserved names → the id holding them.
@@ -106,6 +108,7 @@ impl Engine {
             cni,
             paths,
             cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            cpu_samples: Default::default(),
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
             names: Mutex::new(HashMap::new()),
@@ -226,6 +229,7 @@ impl Engine {
     }
 
     pub fn forget_container(&self, id: &str) {
+        self.cpu_samples.forget(id);
         lock(&self.containers).remove(id);
     }
 

@@ -3,6 +3,7 @@
 //! `runtime_service.rs` and `image_service.rs` only route each call to its handler through
 //! [`rpc::serve`], which gives every call a request id, a panic fence and a log line.
 
+mod container_stats;
 mod container_status;
 mod create_container;
 mod exec_sync;
@@ -13,6 +14,7 @@ mod image_pull;
 mod image_remove;
 mod image_service;
 mod image_status;
+mod list_container_stats;
 mod list_containers;
 mod list_pod_sandbox;
 mod pod_sandbox_status;

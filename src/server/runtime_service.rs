@@ -246,12 +246,34 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
+    async fn container_stats(
+        &self,
+        request: Request<api::ContainerStatsRequest>,
+    ) -> Result<Response<api::ContainerStatsResponse>, Status> {
+        rpc::serve(
+            "ContainerStats",
+            Kind::Query,
+            super::container_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_container_stats(
+        &self,
+        request: Request<api::ListContainerStatsRequest>,
+    ) -> Result<Response<api::ListContainerStatsResponse>, Status> {
+        rpc::serve(
+            "ListContainerStats",
+            Kind::Query,
+            super::list_container_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
         exec: ExecRequest => ExecResponse as "Exec";
         attach: AttachRequest => AttachResponse as "Attach";
         port_forward: PortForwardRequest => PortForwardResponse as "PortForward";
-        container_stats: ContainerStatsRequest => ContainerStatsResponse as "ContainerStats";
-        list_container_stats: ListContainerStatsRequest => ListContainerStatsResponse as "ListContainerStats";
         pod_sandbox_stats: PodSandboxStatsRequest => PodSandboxStatsResponse as "PodSandboxStats";
         list_pod_sandbox_stats: ListPodSandboxStatsRequest => ListPodSandboxStatsResponse as "ListPodSandboxStats";
         checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
