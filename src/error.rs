@@ -42,6 +42,7 @@ impl From<crate::engine::PodError> for Status {
             PodError::AlreadyExists(_) => Status::already_exists(message),
             PodError::FailedPrecondition(_) => Status::failed_precondition(message),
             PodError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
+            PodError::Unimplemented(_) => Status::unimplemented(message),
             PodError::Internal(_) => Status::unknown(message),
         }
     }

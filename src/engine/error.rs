@@ -14,6 +14,9 @@ pub enum PodError {
     FailedPrecondition(String),
     #[error("{0}")]
     DeadlineExceeded(String),
+    /// A feature that is not built yet.
+    #[error("{0}")]
+    Unimplemented(String),
     /// Something on the node failed (a mount, a plugin, the runtime).
     #[error("{0}")]
     Internal(String),
@@ -34,6 +37,7 @@ impl PodError {
             PodError::AlreadyExists(m) => PodError::AlreadyExists(add(m)),
             PodError::FailedPrecondition(m) => PodError::FailedPrecondition(add(m)),
             PodError::DeadlineExceeded(m) => PodError::DeadlineExceeded(add(m)),
+            PodError::Unimplemented(m) => PodError::Unimplemented(add(m)),
             PodError::Internal(m) => PodError::Internal(add(m)),
         }
     }
@@ -53,6 +57,7 @@ impl From<crate::oci::SpecError> for PodError {
             SpecError::InvalidArgument(_) => PodError::InvalidArgument(message),
             SpecError::NotFound(_) => PodError::NotFound(message),
             SpecError::FailedPrecondition(_) => PodError::FailedPrecondition(message),
+            SpecError::Unsupported(_) => PodError::Unimplemented(message),
         }
     }
 }

@@ -121,6 +121,9 @@ pub enum SpecError {
     NotFound(String),
     #[error("failed precondition: {0}")]
     FailedPrecondition(String),
+    /// A feature crius does not have yet (gRPC UNIMPLEMENTED, which clients treat as such).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub(crate) fn invalid(msg: impl Into<String>) -> SpecError {

@@ -149,10 +149,16 @@ fn rootfs_propagation(mounts: &[api::Mount]) -> Option<String> {
 
 fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
     let dest = clean_destination(&m.container_path)?;
+    if m.host_path.is_empty() && m.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
+        return Err(SpecError::Unsupported(format!(
+            "mount {}: image volumes are not supported yet",
+            m.container_path
+        )));
+    }
     if m.host_path.is_empty() {
         return Err(invalid(format!(
-            "mount {}: no host_path (image volumes must be resolved to a host path by the caller)",
-            dest.display()
+            "mount {}: host_path is empty",
+            m.container_path
         )));
     }
     if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {

@@ -878,3 +878,21 @@ fn pause_spec_shape() {
         Err(SpecError::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn image_volumes_are_unsupported_and_empty_host_paths_invalid() {
+    let f = Fixture::new();
+    let mut cfg = with_sc(api::LinuxContainerSecurityContext::default());
+    cfg.command = s(&["/bin/true"]);
+    cfg.mounts = vec![api::Mount {
+        container_path: "/mnt/image-volume".into(),
+        image: Some(api::ImageSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    assert!(matches!(f.spec(&cfg), Err(SpecError::Unsupported(_))));
+    cfg.mounts[0].image = None;
+    assert!(matches!(f.spec(&cfg), Err(SpecError::InvalidArgument(_))));
+}
