@@ -29,8 +29,6 @@ use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::workspace_root;
 use crius_e2e::{Crius, cri};
 
-const DEFAULT_CRITEST: &str = "/work/tools/bin/critest";
-
 const USAGE: &str = "usage: critest-env [--critest PATH] [--bin PATH-TO-CRIUS] [--log-level LEVEL]
                    [--daemon-log FILE] [--keep] [--no-critest]
                    [-- CRITEST-ARGS...]";
@@ -88,7 +86,15 @@ fn critest_bin(options: &Options) -> Result<Option<PathBuf>> {
     let bin = options
         .critest
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CRITEST));
+        .or_else(|| {
+            // `critest` on $PATH.
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join("critest"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .unwrap_or_else(|| PathBuf::from("critest"));
     if !bin.is_file() {
         bail!(
             "critest not found at {}: build it from cri-tools (`go test -c -o critest ./cmd/critest`) \
