@@ -43,9 +43,21 @@ pub fn state(engine: &Engine, container: &Container) -> (api::ContainerState, Op
         (ContainerPhase::Started, Some(p)) if proc_info::is_alive(p.pid, p.start_time) => {
             (api::ContainerState::ContainerRunning, None)
         }
+        // Gone, but its monitor is still draining output before it writes the exit file: not
+        // exited yet as far as the CRI goes (the exit code is not known).
+        (ContainerPhase::Started, Some(p)) if monitor_alive(p.monitor_pid) => {
+            (api::ContainerState::ContainerRunning, None)
+        }
         (ContainerPhase::Started, _) => (api::ContainerState::ContainerExited, None),
         _ => (api::ContainerState::ContainerUnknown, None),
     }
+}
+
+/// A crius-monitor runs as `pid` (its name is checked: pids are reused).
+fn monitor_alive(pid: i32) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == "crius-monitor")
 }
 
 pub fn visible(record: &ContainerRecord) -> bool {
