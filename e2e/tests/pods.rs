@@ -315,6 +315,7 @@ async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
     );
 
     // A host port: the portmap plugin forwards it to the pod.
+    let _portmap = crius_e2e::pods::network::portmap_in_use().unwrap();
     let port = 30000 + (std::process::id() % 20000) as i32;
     let mut web = pod_config("ports", &env.log_dir("ports"));
     web.port_mappings = vec![PortMapping {
@@ -332,7 +333,7 @@ async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
     flow.create_and_start(&web_id, &server, &web).await.unwrap();
     let url = format!("http://{}:{port}/", env.network.gateway());
     let mut body = String::new();
-    for _ in 0..50 {
+    for _ in 0..100 {
         if let Ok(r) = reqwest::get(&url).await
             && let Ok(text) = r.text().await
         {

@@ -219,7 +219,34 @@ fn nat_chain_exists(chain: &str) -> bool {
 /// Removes portmap's shared chains (and the jumps to them) when no pod uses them, i.e.
 /// `CNI-HOSTPORT-DNAT` holds no rule. Another network that is between creating the chains
 /// and adding its first rule could lose them, so only call it when this process made them.
+/// Held (shared) by a test that relies on portmap's chains while it runs: test processes run in
+/// parallel, and [`remove_idle_portmap_chains`] of another test must not flush them under it.
+pub struct PortmapInUse(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+
+fn portmap_lock_file() -> Option<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("crius-e2e-portmap.lock"))
+        .ok()
+}
+
+/// Takes the shared portmap lock (see [`PortmapInUse`]).
+pub fn portmap_in_use() -> Result<PortmapInUse> {
+    let file = portmap_lock_file().context("opening the portmap lock file")?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+        .map(PortmapInUse)
+        .map_err(|(_, e)| anyhow::anyhow!("locking the portmap lock file: {e}"))
+}
+
 pub fn remove_idle_portmap_chains() {
+    // Skipped while any test relies on the chains; a later network's drop removes them.
+    let Some(_exclusive) = portmap_lock_file()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
+    else {
+        return;
+    };
     let rules = |chain: Option<&str>| -> Vec<String> {
         Command::new("iptables")
             .args(["-t", "nat", "-S"])
