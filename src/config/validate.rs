@@ -372,10 +372,16 @@ mod tests {
         );
         let mut c = Config::default();
         c.streaming.tls_client_ca = "/etc/crius/ca.crt".into();
-        assert_eq!(invalid(&c), "streaming.tls_client_ca: needs tls_cert and tls_key");
+        assert_eq!(
+            invalid(&c),
+            "streaming.tls_client_ca: needs tls_cert and tls_key"
+        );
         let mut c = Config::default();
         c.streaming.token_ttl = std::time::Duration::ZERO;
-        assert_eq!(invalid(&c), "streaming.token_ttl: 0s is out of range (1s to 1h)");
+        assert_eq!(
+            invalid(&c),
+            "streaming.token_ttl: 0s is out of range (1s to 1h)"
+        );
     }
 
     #[test]
