@@ -247,6 +247,11 @@ async fn exec_over_spdy_and_websocket() {
         code(flow.client.exec(bad(&[], out_only(), &id)).await),
         Code::InvalidArgument
     );
+    // Every exec's files (monitor socket, exit file, monitor log) are gone.
+    let left: Vec<_> = std::fs::read_dir(env.crius.runroot().join("exec"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     flow.cleanup_all().await.unwrap();
 }
 
@@ -620,4 +625,51 @@ async fn exec_in_a_stopped_container_and_pf_to_unknown_pods_are_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     flow.cleanup_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crius_e2e::tls::generate(&dir.path().join("server")).unwrap();
+    let client = crius_e2e::tls::generate_client(&dir.path().join("client")).unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let crius = crius_e2e::Crius::builder()
+        .config_value("streaming.tls_cert", path(&server.server_cert))
+        .config_value("streaming.tls_key", path(&server.server_key))
+        .config_value("streaming.tls_client_ca", path(&client.ca_cert))
+        .start()
+        .await
+        .unwrap();
+    let log = crius.log();
+    let url = log
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("url="))
+        .expect("the streaming URL is logged")
+        .to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let curl = |with_cert: bool| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--cacert")
+        .arg(&server.ca_cert);
+        if with_cert {
+            cmd.arg("--cert")
+                .arg(&client.cert)
+                .arg("--key")
+                .arg(&client.key);
+        }
+        let out = cmd.arg(format!("{url}/exec/0123")).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // A client the CA signed gets an HTTP answer (the token is bogus); others no TLS session.
+    assert_eq!(curl(true), "404");
+    assert_eq!(curl(false), "000");
 }
