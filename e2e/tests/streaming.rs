@@ -138,16 +138,10 @@ async fn exec_over_spdy_and_websocket() {
         tty: true,
         ..Streams::default()
     };
-    let url = exec_url(&mut flow, &id, &["sh", "-c", "sleep 0.5; stty size"], tty).await;
+    let url = exec_url(&mut flow, &id, &["stty", "size"], tty).await;
     let out = run(url, V4, tty, None, Some((123, 45))).await.unwrap();
     assert_eq!(out.stdout_text().trim(), "45 123", "{:?}", out);
-    let url = exec_url(
-        &mut flow,
-        &id,
-        &["sh", "-c", "sleep 0.5; stty size; tty"],
-        tty,
-    )
-    .await;
+    let url = exec_url(&mut flow, &id, &["sh", "-c", "stty size; tty"], tty).await;
     let out = run(url, V5, tty, None, Some((100, 30))).await.unwrap();
     let text = out.stdout_text();
     assert!(text.starts_with("30 100\r\n"), "{text:?}");

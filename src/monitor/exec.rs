@@ -30,6 +30,8 @@ pub struct ExecLaunch<'a> {
     pub terminal: bool,
     pub stdin: bool,
     pub cmd: &'a [String],
+    /// A process.json to run instead of `cmd` (to give a terminal its first size).
+    pub process: Option<&'a Path>,
     /// The monitor's own stderr, appended to.
     pub stderr_log: &'a Path,
 }
@@ -50,8 +52,16 @@ impl ExecLaunch<'_> {
             args.push("--stdin".into());
             args.push("--stdin-once".into());
         }
-        args.push("--".into());
-        args.extend(self.cmd.iter().map(OsString::from));
+        match self.process {
+            Some(process) => {
+                args.push("--process".into());
+                args.push(process.into());
+            }
+            None => {
+                args.push("--".into());
+                args.extend(self.cmd.iter().map(OsString::from));
+            }
+        }
         args
     }
 }
@@ -169,6 +179,7 @@ mod tests {
             terminal: true,
             stdin: true,
             cmd: &cmd,
+            process: None,
             stderr_log: Path::new("/l"),
         };
         let args: Vec<String> = launch
@@ -181,5 +192,15 @@ mod tests {
             "exec --id c1 --runtime /usr/sbin/runc --runtime-root /run/runc --exit-file /e \
              --attach-socket /a --terminal --stdin --stdin-once -- sh -c cat"
         );
+        let with_file = ExecLaunch {
+            process: Some(Path::new("/p.json")),
+            ..launch
+        };
+        let args: Vec<String> = with_file
+            .args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert!(args.join(" ").ends_with("--stdin-once --process /p.json"));
     }
 }

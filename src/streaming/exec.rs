@@ -1,7 +1,7 @@
 //! Exec: the command runs under a `crius-monitor exec` whose attach socket we connect to; its
 //! exit code comes back on the error stream as the kubelet writes it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,9 @@ use crate::engine::{Engine, PodError, new_id};
 use crate::monitor::{self, ExecLaunch, ExitStatus};
 use crate::proc_info;
 
+/// How long a terminal exec waits for the client's first size (kubelet's client sends it as
+/// soon as its streams are open).
+const FIRST_SIZE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The monitor writes the exit file within a second of closing its clients.
 const EXIT_FILE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,6 +84,17 @@ async fn execute(
     let exit_file = dir.0.join("exit.json");
     let socket = dir.0.join("attach");
     let stderr_log = dir.0.join("monitor.log");
+    // A terminal gets its first size from the start (`consoleSize` of a process.json made from
+    // the container's own process), so even a command's first `stty size` sees it.
+    let process_file = dir.0.join("process.json");
+    let process = match first_size(stdio).await {
+        Some(size) if request.tty => {
+            let bundle = engine.paths.container_run_dir(&rec.id);
+            write_process(&bundle, &request.cmd, size, &process_file)?;
+            Some(process_file.as_path())
+        }
+        _ => None,
+    };
     let launch = ExecLaunch {
         monitor: &engine.paths.monitor,
         runtime: &rec.runtime,
@@ -90,6 +104,7 @@ async fn execute(
         terminal: request.tty,
         stdin: request.stdin,
         cmd: &request.cmd,
+        process,
         stderr_log: &stderr_log,
     };
     let pending = monitor::launch_exec(&launch)
@@ -121,6 +136,40 @@ async fn execute(
             Err(e) => Ok(Outcome::Failed(e.to_string())),
         },
     }
+}
+
+/// Waits briefly for the client's first terminal size.
+async fn first_size(stdio: &mut Stdio) -> Option<(u16, u16)> {
+    let resize = stdio.resize.as_mut()?;
+    let data = tokio::time::timeout(FIRST_SIZE_TIMEOUT, resize.recv())
+        .await
+        .ok()??;
+    pump::first_size(&data)
+}
+
+/// The container's process with `cmd`, a terminal of `size` (rows, cols), as process.json.
+fn write_process(
+    bundle: &Path,
+    cmd: &[String],
+    (rows, cols): (u16, u16),
+    out: &Path,
+) -> Result<(), PodError> {
+    let config = bundle.join("config.json");
+    let spec: serde_json::Value = std::fs::read(&config)
+        .ok()
+        .and_then(|data| serde_json::from_slice(&data).ok())
+        .ok_or_else(|| PodError::Internal(format!("reading {}", config.display())))?;
+    let mut process = spec
+        .get("process")
+        .cloned()
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| PodError::Internal(format!("{} has no process", config.display())))?;
+    process["args"] = serde_json::json!(cmd);
+    process["terminal"] = serde_json::json!(true);
+    process["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
+    let data = serde_json::to_vec(&process).map_err(|e| PodError::internal("process.json", e))?;
+    std::fs::write(out, data)
+        .map_err(|e| PodError::internal(format!("writing {}", out.display()), e))
 }
 
 /// What goes on the error stream: from v4 a JSON `Status` (always), before it plain text
@@ -186,5 +235,21 @@ mod tests {
                 .contains("exit code 1")
         );
         assert_eq!(status_message(3, &cmd, Err("boom".into())).unwrap(), "boom");
+    }
+
+    #[test]
+    fn process_json_takes_the_containers_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = serde_json::json!({"process": {"args": ["sleep"], "env": ["A=1"], "cwd": "/w"}});
+        std::fs::write(dir.path().join("config.json"), spec.to_string()).unwrap();
+        let out = dir.path().join("p.json");
+        write_process(dir.path(), &["sh".into()], (30, 100), &out).unwrap();
+        let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        assert_eq!(
+            p,
+            serde_json::json!({"args": ["sh"], "env": ["A=1"], "cwd": "/w", "terminal": true,
+                               "consoleSize": {"height": 30, "width": 100}})
+        );
+        assert!(write_process(&dir.path().join("none"), &[], (1, 1), &out).is_err());
     }
 }

@@ -130,6 +130,15 @@ fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The first complete size in `data`, as (rows, cols).
+pub fn first_size(data: &[u8]) -> Option<(u16, u16)> {
+    let size = serde_json::Deserializer::from_slice(data)
+        .into_iter::<TermSize>()
+        .next()?
+        .ok()?;
+    Some((size.height, size.width))
+}
+
 /// RESIZE frames for every complete JSON size at the front of `buf`; the rest stays.
 fn take_sizes(buf: &mut Vec<u8>) -> Vec<u8> {
     let mut frames = Vec::new();
@@ -168,6 +177,8 @@ mod tests {
         buf.extend_from_slice(br#""Height":40}"#);
         assert_eq!(take_sizes(&mut buf), vec![4, 0, 0, 0, 4, 0, 40, 0, 100]);
         assert!(buf.is_empty());
+        assert_eq!(first_size(br#"{"Width":80,"Height":24}{"#), Some((24, 80)));
+        assert_eq!(first_size(b"{"), None);
         let mut junk = b"nope".to_vec();
         assert!(take_sizes(&mut junk).is_empty());
         assert!(junk.is_empty());
