@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::image::ImageManager;
 use crate::server::CriServer;
+use crate::streaming::Streaming;
 
 /// How long running calls may go on after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -58,8 +59,11 @@ async fn serve(config: Config) -> Result<(), String> {
             .map_err(|e| format!("open pod state: {e}"))?,
     );
     crate::recovery::recover(&engine).await;
+    let streaming = Streaming::start(engine.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = bind(&config.api.listen)?;
-    let server = Arc::new(CriServer::new(engine));
+    let server = Arc::new(CriServer::new(engine, streaming));
 
     let runtime_service = RuntimeServiceServer::from_arc(server.clone())
         .max_decoding_message_size(config.api.grpc_max_recv_msg_size)

@@ -91,6 +91,11 @@ impl Client {
         !self.outbuf.is_empty()
     }
 
+    /// Output queued and not yet taken by the client.
+    pub fn backlog(&self) -> usize {
+        self.outbuf.len()
+    }
+
     /// Reads what the client sent (once; the loop comes back while there is more).
     pub fn read_inputs(&mut self) -> Vec<Input> {
         let mut chunk = [0u8; 8192];
@@ -205,6 +210,11 @@ impl AttachServer {
             self.accept();
         }
         true
+    }
+
+    /// The most output any client has queued.
+    pub fn max_backlog(&self) -> usize {
+        self.clients.iter().map(Client::backlog).max().unwrap_or(0)
     }
 
     pub fn broadcast(&mut self, kind: u8, data: &[u8]) {

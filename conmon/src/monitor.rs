@@ -29,6 +29,12 @@ use crate::terminal::ConsoleSocket;
 const FIRST_ATTACH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long attach clients get to take their last output after the container exited.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+/// An exec's output is only for its attach client (the daemon, which forwards it as fast as the
+/// user reads it): past this much queued, the process's output is not read, so it blocks
+/// instead of being cut off. A container's output is not held back (its log must go on).
+const EXEC_HIGH_WATER: usize = 256 << 10;
+/// How long an exec's client gets to take its last output.
+const EXEC_FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reads of output still buffered after the exit, per stream.
 const MAX_FINAL_READS: usize = 1024;
 
@@ -292,8 +298,14 @@ impl Monitor<'_> {
         };
         let readable = PollFlags::POLLIN;
         add(Token::Child, self.reaper.fd(), readable);
+        let exec = matches!(self.opts.mode, Mode::Exec { .. });
+        let held_back = exec
+            && self
+                .attach
+                .as_ref()
+                .is_some_and(|a| a.max_backlog() > EXEC_HIGH_WATER);
         for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some(fd) = self.io.output_fd(stream) {
+            if let Some(fd) = self.io.output_fd(stream).filter(|_| !held_back) {
                 add(Token::Output(stream), fd, readable);
             }
         }
@@ -465,7 +477,11 @@ impl Monitor<'_> {
             let _ = log.sync();
         }
         if let Some(attach) = self.attach.as_mut() {
-            attach.finish(FINAL_FLUSH_TIMEOUT);
+            let timeout = match self.opts.mode {
+                Mode::Exec { .. } => EXEC_FINAL_FLUSH_TIMEOUT,
+                _ => FINAL_FLUSH_TIMEOUT,
+            };
+            attach.finish(timeout);
         }
         let info = ExitInfo {
             status,

@@ -17,6 +17,7 @@ pub mod layer;
 pub mod pods;
 pub mod proxy;
 pub mod registry;
+pub mod streaming_client;
 pub mod tls;
 pub mod token_server;
 pub mod util;

@@ -13,6 +13,7 @@ mod load;
 mod registries;
 mod render;
 mod runtime;
+mod streaming;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use registries::RegistryConfig;
 pub use runtime::{BUILTIN_RUNTIME, RuntimeConfig, RuntimeHandlerConfig};
+pub use streaming::StreamingConfig;
 
 /// Default main configuration file.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/crius/crius.toml";
@@ -44,6 +46,7 @@ pub struct Config {
     pub image: ImageConfig,
     pub network: NetworkConfig,
     pub runtime: RuntimeConfig,
+    pub streaming: StreamingConfig,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             image: ImageConfig::default(),
             network: NetworkConfig::default(),
             runtime: RuntimeConfig::default(),
+            streaming: StreamingConfig::default(),
         }
     }
 }

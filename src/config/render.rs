@@ -171,6 +171,31 @@ const DOCS: &[Doc] = &[
         "runtime.runtimes.*.root",
         "The runtime's state directory (--root); \"\" = <runroot>/runtimes/<name>.",
     ),
+    section(
+        "streaming",
+        "The HTTP server of Exec, Attach and PortForward sessions (crictl exec -it, kubectl exec).",
+    ),
+    key(
+        "streaming.address",
+        "IP address to listen on, also the host of the URLs handed out.",
+    ),
+    key(
+        "streaming.port",
+        "TCP port; 0 = an ephemeral port chosen at start.",
+    ),
+    key(
+        "streaming.tls_cert",
+        "PEM certificate chain for HTTPS (with tls_key); \"\" = plain HTTP.",
+    ),
+    key("streaming.tls_key", "PEM private key of tls_cert."),
+    key(
+        "streaming.tls_client_ca",
+        "PEM CA bundle; when set, clients must present a certificate it signed.",
+    ),
+    key(
+        "streaming.token_ttl",
+        "How long a streaming URL stays usable (each is single-use), e.g. \"1m\".",
+    ),
 ];
 
 impl Config {

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use super::registries::{is_host_port, mirror_error};
 use super::{Config, ConfigError};
@@ -175,6 +176,7 @@ impl Config {
         }
 
         self.check_runtime(&top.key("runtime"))?;
+        self.check_streaming(&top.key("streaming"))?;
 
         let registries = image.key("registries");
         for (host, registry) in &self.image.registries {
@@ -257,6 +259,49 @@ impl Config {
     }
 }
 
+impl Config {
+    fn check_streaming(&self, key: &KeyPath) -> Result<(), Problem> {
+        let st = &self.streaming;
+        if st.address.parse::<std::net::IpAddr>().is_err() {
+            problem(
+                key.key("address"),
+                format!("{:?} is not an IP address", st.address),
+            )?;
+        }
+        for (field, path) in [
+            ("tls_cert", &st.tls_cert),
+            ("tls_key", &st.tls_key),
+            ("tls_client_ca", &st.tls_client_ca),
+        ] {
+            if !path.as_os_str().is_empty() {
+                absolute(key.key(field), path)?;
+            }
+        }
+        if st.tls_cert.as_os_str().is_empty() != st.tls_key.as_os_str().is_empty() {
+            problem(
+                key.key("tls_key"),
+                "tls_cert and tls_key must be set together".to_owned(),
+            )?;
+        }
+        if !st.tls_client_ca.as_os_str().is_empty() && !st.tls() {
+            problem(
+                key.key("tls_client_ca"),
+                "needs tls_cert and tls_key".to_owned(),
+            )?;
+        }
+        if st.token_ttl < Duration::from_secs(1) || st.token_ttl > Duration::from_secs(3600) {
+            problem(
+                key.key("token_ttl"),
+                format!(
+                    "{} is out of range (1s to 1h)",
+                    humantime::format_duration(st.token_ttl)
+                ),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Relative paths would depend on the daemon's working directory; non-UTF-8 ones
 /// could not be printed back as TOML by `crius config`.
 fn absolute(key: KeyPath, path: &Path) -> Result<(), Problem> {
@@ -316,6 +361,34 @@ mod tests {
         assert_eq!(
             invalid(&c),
             r#"runtime.runtimes.runc.path: "runc" is not an absolute path"#
+        );
+    }
+
+    #[test]
+    fn streaming_section_is_checked() {
+        let mut c = Config::default();
+        c.streaming.address = "localhost".into();
+        assert_eq!(
+            invalid(&c),
+            r#"streaming.address: "localhost" is not an IP address"#
+        );
+        let mut c = Config::default();
+        c.streaming.tls_cert = "/etc/crius/stream.crt".into();
+        assert_eq!(
+            invalid(&c),
+            "streaming.tls_key: tls_cert and tls_key must be set together"
+        );
+        let mut c = Config::default();
+        c.streaming.tls_client_ca = "/etc/crius/ca.crt".into();
+        assert_eq!(
+            invalid(&c),
+            "streaming.tls_client_ca: needs tls_cert and tls_key"
+        );
+        let mut c = Config::default();
+        c.streaming.token_ttl = std::time::Duration::ZERO;
+        assert_eq!(
+            invalid(&c),
+            "streaming.token_ttl: 0s is out of range (1s to 1h)"
         );
     }
 

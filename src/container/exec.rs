@@ -12,7 +12,7 @@ use crate::monitor;
 /// Most bytes of stdout, and of stderr, an ExecSync answer carries (cri-o's limit).
 const EXEC_SYNC_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 
-fn require_running(engine: &Engine, container: &Container) -> Result<(), PodError> {
+pub fn require_running(engine: &Engine, container: &Container) -> Result<(), PodError> {
     match state(engine, container).0 {
         api::ContainerState::ContainerRunning => Ok(()),
         other => Err(PodError::FailedPrecondition(format!(

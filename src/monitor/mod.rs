@@ -3,6 +3,7 @@
 //! exec-sync.
 
 mod control;
+mod exec;
 mod exec_sync;
 mod exit_file;
 mod launch;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use control::{monitor_alive, reopen_log, resize};
+pub use exec::{ExecLaunch, PendingExec, launch_exec};
 pub use exec_sync::{ExecSyncResult, exec_sync};
 pub use exit_file::{ExitStatus, read_exit_file, wait_exit_file};
 pub use launch::{Launch, Launched, launch_container};

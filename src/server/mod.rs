@@ -29,6 +29,7 @@ mod start_container;
 mod status;
 mod stop_container;
 mod stop_pod_sandbox;
+mod streaming_request;
 mod update_container_resources;
 mod update_runtime_config;
 mod version;
@@ -38,20 +39,23 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::image::ImageManager;
+use crate::streaming::Streaming;
 
 /// What the handlers share: the configuration and the subsystems.
 pub struct CriServer {
     pub config: Arc<Config>,
     pub images: Arc<ImageManager>,
     pub engine: Arc<Engine>,
+    pub streaming: Arc<Streaming>,
 }
 
 impl CriServer {
-    pub fn new(engine: Arc<Engine>) -> Self {
+    pub fn new(engine: Arc<Engine>, streaming: Arc<Streaming>) -> Self {
         Self {
             config: engine.config.clone(),
             images: engine.images.clone(),
             engine,
+            streaming,
         }
     }
 

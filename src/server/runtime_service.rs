@@ -270,10 +270,43 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
+    async fn exec(
+        &self,
+        request: Request<api::ExecRequest>,
+    ) -> Result<Response<api::ExecResponse>, Status> {
+        rpc::serve(
+            "Exec",
+            Kind::Mutation,
+            super::streaming_request::exec(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn attach(
+        &self,
+        request: Request<api::AttachRequest>,
+    ) -> Result<Response<api::AttachResponse>, Status> {
+        rpc::serve(
+            "Attach",
+            Kind::Mutation,
+            super::streaming_request::attach(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn port_forward(
+        &self,
+        request: Request<api::PortForwardRequest>,
+    ) -> Result<Response<api::PortForwardResponse>, Status> {
+        rpc::serve(
+            "PortForward",
+            Kind::Mutation,
+            super::streaming_request::port_forward(self, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
-        exec: ExecRequest => ExecResponse as "Exec";
-        attach: AttachRequest => AttachResponse as "Attach";
-        port_forward: PortForwardRequest => PortForwardResponse as "PortForward";
         pod_sandbox_stats: PodSandboxStatsRequest => PodSandboxStatsResponse as "PodSandboxStats";
         list_pod_sandbox_stats: ListPodSandboxStatsRequest => ListPodSandboxStatsResponse as "ListPodSandboxStats";
         checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";

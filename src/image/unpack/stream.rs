@@ -65,6 +65,8 @@ impl<R: Read> Read for Tagged<R> {
 
 type Source<R> = BufReader<Tagged<R>>;
 
+// One decoder per layer, never moved around: its size does not matter (zlib-rs's state is big).
+#[allow(clippy::large_enum_variant)]
 enum Decoder<R: Read> {
     Plain(Source<R>),
     Gzip(Tagged<MultiGzDecoder<Source<R>>>),
