@@ -42,6 +42,21 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     flow.start_container(&id).await.unwrap();
     let running = flow.container_status(&id).await.unwrap();
     assert_eq!(running.state, ContainerState::ContainerRunning as i32);
+    // Its monitor left the daemon's cgroup (a service manager's restart must spare it).
+    let verbose = flow
+        .client
+        .container_status(crius_e2e::cri::api::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let info: serde_json::Value = serde_json::from_str(&verbose.info["info"]).unwrap();
+    let monitor_pid = info["monitorPid"].as_i64().unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{monitor_pid}/cgroup")).unwrap();
+    let wanted = crius_e2e::pods::env::monitor_cgroup(&env.cgroup_parent);
+    assert!(cgroups.contains(&wanted), "{cgroups}");
     assert!(running.started_at >= running.created_at && running.created_at > 0);
     assert_eq!(running.image.unwrap().image, env.image);
 

@@ -141,6 +141,10 @@ const DOCS: &[Doc] = &[
         "cgroup parent (absolute cgroupfs path) of pods whose request gives none.",
     ),
     key(
+        "runtime.monitor_cgroup",
+        "cgroup container monitors move to, out of the daemon's, so a daemon restart spares them; \"\" = stay.",
+    ),
+    key(
         "runtime.pause_image",
         "Image run as each pod's pause process, pulled if missing; \"\" = crius' built-in pause.",
     ),

@@ -19,6 +19,9 @@ pub struct RuntimeConfig {
     pub monitor_path: PathBuf,
     /// cgroup parent (cgroupfs path) of pods whose request gives none.
     pub cgroup_parent: String,
+    /// cgroup (cgroupfs path) container monitors move to, out of the daemon's own, so that a
+    /// service manager stopping the daemon does not kill them; empty: they stay.
+    pub monitor_cgroup: String,
     /// Image whose command is the pod's pause process, pulled if missing; empty: crius' built-in
     /// pause (`crius pause`, nothing to pull).
     pub pause_image: String,
@@ -46,6 +49,7 @@ impl Default for RuntimeConfig {
             default_runtime: BUILTIN_RUNTIME.to_owned(),
             monitor_path: PathBuf::new(),
             cgroup_parent: "/crius".to_owned(),
+            monitor_cgroup: "/crius-monitors".to_owned(),
             pause_image: String::new(),
             shm_size: 64 * 1024 * 1024,
             log_max_line: 16 * 1024,

@@ -229,6 +229,16 @@ impl Config {
                 format!("{:?} is not an image reference", rt.pause_image),
             )?;
         }
+        if !rt.monitor_cgroup.is_empty()
+            && (!rt.monitor_cgroup.starts_with('/')
+                || rt.monitor_cgroup == "/"
+                || rt.monitor_cgroup.split('/').any(|c| c == ".."))
+        {
+            problem(
+                key.key("monitor_cgroup"),
+                format!("{:?} is not an absolute cgroup path", rt.monitor_cgroup),
+            )?;
+        }
         in_range(key.key("shm_size"), rt.shm_size, MIN_SHM_SIZE, u64::MAX)?;
         in_range(
             key.key("log_max_line"),

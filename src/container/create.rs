@@ -160,6 +160,7 @@ async fn set_up(
     })
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
+    engine.adopt_monitor(launched.monitor_pid);
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),

@@ -155,6 +155,18 @@ impl Engine {
         }
     }
 
+    /// Moves a container monitor out of the daemon's cgroup (see `monitor::cgroup`). A failure
+    /// costs only that protection, so it is logged, not returned.
+    pub fn adopt_monitor(&self, monitor_pid: i32) {
+        let cgroup = &self.config.runtime.monitor_cgroup;
+        if cgroup.is_empty() {
+            return;
+        }
+        if let Err(e) = crate::monitor::cgroup::adopt(cgroup, monitor_pid) {
+            tracing::warn!(monitor_pid, "moving the monitor into cgroup {cgroup}: {e}");
+        }
+    }
+
     /// Names of every configured handler, the default first.
     pub fn handler_names(&self) -> Vec<String> {
         let rt = &self.config.runtime;

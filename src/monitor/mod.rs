@@ -2,6 +2,7 @@
 //! monitor and reading its sync message, reading the exit file it leaves, its control socket, and
 //! exec-sync.
 
+pub mod cgroup;
 mod control;
 mod exec;
 mod exec_sync;

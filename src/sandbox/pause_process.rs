@@ -60,6 +60,7 @@ pub async fn start(
     })
     .await
     .map_err(|e| PodError::internal("creating the pause container", e))?;
+    engine.adopt_monitor(launched.monitor_pid);
     record
         .runtime
         .start(&record.id)

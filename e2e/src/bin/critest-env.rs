@@ -147,7 +147,11 @@ async fn setup(options: &Options) -> Result<Env> {
         .bin(&crius_bin(options)?)
         .log_level(&options.log_level)
         .network(&network)
-        .config_value("runtime.cgroup_parent", cgroup_parent.as_str());
+        .config_value("runtime.cgroup_parent", cgroup_parent.as_str())
+        .config_value(
+            "runtime.monitor_cgroup",
+            crius_e2e::pods::env::monitor_cgroup(&cgroup_parent).as_str(),
+        );
     let crius = critest_images::configure(builder, &registry)
         .start()
         .await
@@ -232,6 +236,7 @@ async fn teardown(mut env: Env, daemon_log: Option<&Path>) -> Result<()> {
         errors.push(format!("copying the daemon log to {}: {e}", path.display()));
     }
     remove_cgroup_tree(&env.cgroup_parent);
+    remove_cgroup_tree(&crius_e2e::pods::env::monitor_cgroup(&env.cgroup_parent));
     env.registry.stop();
     drop(env);
     if errors.is_empty() {

@@ -41,7 +41,11 @@ impl PodEnv {
         let builder = Crius::builder()
             .insecure(&registry.host())
             .network(&network)
-            .config_value("runtime.cgroup_parent", cgroup_parent.as_str());
+            .config_value("runtime.cgroup_parent", cgroup_parent.as_str())
+            .config_value(
+                "runtime.monitor_cgroup",
+                monitor_cgroup(&cgroup_parent).as_str(),
+            );
         let crius = configure(builder).start().await?;
         crius.images().await?.pull(&pushed.reference).await?;
         Ok(PodEnv {
@@ -93,7 +97,13 @@ impl Drop for PodEnv {
             .join();
         }
         remove_cgroup_tree(&self.cgroup_parent);
+        remove_cgroup_tree(&monitor_cgroup(&self.cgroup_parent));
     }
+}
+
+/// The monitors' cgroup of a test daemon whose pods go under `cgroup_parent`.
+pub fn monitor_cgroup(cgroup_parent: &str) -> String {
+    format!("{cgroup_parent}-monitors")
 }
 
 /// Removes a cgroup and its (empty) descendants in every hierarchy, deepest first.
