@@ -198,21 +198,27 @@ mod tests {
 
     #[test]
     fn children_are_found_by_their_command_line() {
+        use std::os::unix::process::CommandExt;
         let marker = format!("crius-e2e-procs-{}", std::process::id());
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .env("X", &marker)
             .spawn()
             .unwrap();
+        // Its own process group, so the kill below also ends the `sleep` it forks.
         let mut child2 = std::process::Command::new("sh")
             .args(["-c", "sleep 30; :", &marker])
+            .process_group(0)
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         let found = find_processes(std::slice::from_ref(&marker), None, &[]);
         let sh_only = find_processes(&[marker], Some("sleep"), &[]);
         let _ = child.kill();
-        let _ = child2.kill();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(child2.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = child.wait();
         let _ = child2.wait();
         assert_eq!(
