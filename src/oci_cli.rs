@@ -215,7 +215,7 @@ fn run(cli: &OciCli) -> Result<u8> {
         Command::State { id: i } => {
             let st = ops::state(root, &id(i)?)?;
             let s = serde_json::to_string_pretty(&st).map_err(|e| Error::Invalid(e.to_string()))?;
-            println!("{s}");
+            print_out(&s);
         }
         Command::Kill { all, id: i, signal } => {
             ops::kill_container(root, &id(i)?, ops::parse_signal(signal)?, *all)?
@@ -251,8 +251,15 @@ fn run(cli: &OciCli) -> Result<u8> {
         Command::Features => {
             let s = serde_json::to_string_pretty(&crate::libcontainer::features::features())
                 .map_err(|e| Error::Invalid(e.to_string()))?;
-            println!("{s}");
+            print_out(&s);
         }
     }
     Ok(0)
+}
+
+/// Writes a line to stdout; a reader that went away (`| head`) is not crius' failure, and
+/// `println!` would panic on it.
+fn print_out(s: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
 }
