@@ -612,7 +612,7 @@ async fn bidirectional_mounts_propagate_back_to_the_host() {
 }
 
 #[tokio::test]
-async fn container_stats_report_cpu_memory_and_the_writable_layer() {
+async fn container_and_pod_stats_report_cpu_memory_network_and_the_writable_layer() {
     let env = PodEnv::start().await.unwrap();
     let mut flow = env.flow().await.unwrap();
     let pod = pod_config("stats", &env.log_dir("stats"));
@@ -665,6 +665,38 @@ async fn container_stats_report_cpu_memory_and_the_writable_layer() {
         .into_inner()
         .stats;
     assert_eq!(listed.len(), 1);
+
+    // The pod: its containers, their sum, and the pod network's counters.
+    let gateway = env.network.gateway().to_string();
+    flow.exec_sync(&id, &["ping", "-c", "1", "-W", "2", &gateway], 10 * SECOND)
+        .await
+        .unwrap();
+    let pod_stats = flow
+        .client
+        .pod_sandbox_stats(crius_e2e::cri::api::PodSandboxStatsRequest {
+            pod_sandbox_id: pod_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = pod_stats.linux.unwrap();
+    assert_eq!(linux.containers.len(), 1);
+    assert!(linux.cpu.unwrap().usage_core_nano_seconds.unwrap().value >= used);
+    let eth0 = linux.network.unwrap().default_interface.unwrap();
+    assert!(
+        eth0.tx_bytes.unwrap().value > 0 && eth0.rx_bytes.unwrap().value > 0,
+        "{eth0:?}"
+    );
+    let all = flow
+        .client
+        .list_pod_sandbox_stats(crius_e2e::cri::api::ListPodSandboxStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(all.len(), 1);
     flow.remove_pod(&pod_id).await.unwrap();
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");

@@ -8,5 +8,6 @@ mod network;
 pub mod pause;
 mod pause_process;
 pub mod run;
+pub mod stats;
 pub mod status;
 pub mod teardown;

@@ -17,6 +17,8 @@ mod image_status;
 mod list_container_stats;
 mod list_containers;
 mod list_pod_sandbox;
+mod list_pod_sandbox_stats;
+mod pod_sandbox_stats;
 mod pod_sandbox_status;
 mod remove_container;
 mod remove_pod_sandbox;

@@ -306,9 +306,31 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
+    async fn pod_sandbox_stats(
+        &self,
+        request: Request<api::PodSandboxStatsRequest>,
+    ) -> Result<Response<api::PodSandboxStatsResponse>, Status> {
+        rpc::serve(
+            "PodSandboxStats",
+            Kind::Query,
+            super::pod_sandbox_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        request: Request<api::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<api::ListPodSandboxStatsResponse>, Status> {
+        rpc::serve(
+            "ListPodSandboxStats",
+            Kind::Query,
+            super::list_pod_sandbox_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
     not_yet! {
-        pod_sandbox_stats: PodSandboxStatsRequest => PodSandboxStatsResponse as "PodSandboxStats";
-        list_pod_sandbox_stats: ListPodSandboxStatsRequest => ListPodSandboxStatsResponse as "ListPodSandboxStats";
         checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
         list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
         list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
