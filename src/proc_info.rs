@@ -33,6 +33,14 @@ pub fn start_time(pid: i32) -> Option<u64> {
     start_time_of(&stat_fields(pid)?)
 }
 
+/// A process named `name` (`/proc/<pid>/comm`) runs as `pid`. For processes whose start time
+/// is not recorded; the name guards against a reused pid.
+pub fn is_named(pid: i32, name: &str) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|comm| comm.trim_end() == name)
+}
+
 /// The process exists, is not a zombie (or dead), and has this start time.
 pub fn is_alive(pid: i32, start_time: u64) -> bool {
     let Some(fields) = stat_fields(pid) else {
@@ -111,6 +119,16 @@ fn signal_by_pid(pid: i32, start_time: u64, signal: i32) -> io::Result<bool> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn processes_are_recognised_by_name() {
+        let own = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert!(is_named(std::process::id() as i32, own.trim_end()));
+        assert!(!is_named(std::process::id() as i32, "crius-monitor-x"));
+        assert!(!is_named(0, own.trim_end()));
+        assert!(!is_named(i32::MAX, own.trim_end()));
+    }
+
     use super::*;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};

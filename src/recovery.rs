@@ -1,6 +1,7 @@
 //! Start-up recovery: the records on disk become the in-memory tables again, and whatever a
 //! crash interrupted is finished or undone — half-made sandboxes and containers are torn down,
-//! half-removed ones removed, and stopped pods still owing a CNI DEL get it.
+//! half-removed ones removed. Nothing else runs at start-up: no runtime or plugin is spawned for
+//! a pod that is fine.
 //!
 //! Running containers need nothing: their monitors kept running, and a container that exited
 //! meanwhile left its exit file, which the status code reads.
@@ -45,9 +46,9 @@ pub async fn recover(engine: &Arc<Engine>) {
                 tracing::info!(sandbox = %s.id, ?phase, "recovering: removing an unfinished sandbox");
                 sandbox::teardown::destroy(engine, &s).await
             }
-            // A stop interrupted before its CNI DEL finishes it now.
-            SandboxPhase::Stopped => sandbox::teardown::stop(engine, &s).await,
-            SandboxPhase::Ready => Ok(()),
+            // `Stopped` is recorded only after the CNI DEL and the pause delete, so nothing is
+            // owed; a stop interrupted earlier left `Ready`, and the kubelet repeats the stop.
+            SandboxPhase::Stopped | SandboxPhase::Ready => Ok(()),
         };
         if let Err(e) = result {
             tracing::error!(sandbox = %s.id, "recovering: {e}");

@@ -9,7 +9,7 @@ use crius_e2e::cri::api::{
     UserNamespace,
 };
 use crius_e2e::images::{self, ConfigSpec};
-use crius_e2e::pods::{PodEnv, pod_config, shell_container, sleep_container};
+use crius_e2e::pods::{PodEnv, pod_config, shell_container, sleep_container, with_namespaces};
 use tonic::Code;
 
 #[tokio::test]
@@ -40,21 +40,16 @@ async fn bad_requests_get_the_right_codes() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("no-such-handler"), "{err:?}");
 
-    let mut userns = pod_config("userns", &env.log_dir("userns"));
-    userns
-        .linux
-        .as_mut()
-        .unwrap()
-        .security_context
-        .as_mut()
-        .unwrap()
-        .namespace_options = Some(NamespaceOption {
-        userns_options: Some(UserNamespace {
-            mode: NamespaceMode::Pod as i32,
+    let userns = with_namespaces(
+        pod_config("userns", &env.log_dir("userns")),
+        NamespaceOption {
+            userns_options: Some(UserNamespace {
+                mode: NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
-    });
+        },
+    );
     assert_eq!(
         flow.run_pod(&userns).await.unwrap_err().code(),
         Code::InvalidArgument

@@ -8,7 +8,9 @@ use crius_e2e::cri::api::{
     ContainerState, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
     NamespaceMode, NamespaceOption, PodSandboxState, PortMapping,
 };
-use crius_e2e::pods::{PodEnv, pod_config, read_cri_log_tuples, shell_container, sleep_container};
+use crius_e2e::pods::{
+    PodEnv, pod_config, read_cri_log_tuples, shell_container, sleep_container, with_namespaces,
+};
 use tonic::Code;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -203,17 +205,13 @@ async fn exit_codes_and_reasons_include_oom_kills() {
 async fn containers_of_a_pod_share_localhost_and_the_pod_pid_namespace() {
     let env = PodEnv::start().await.unwrap();
     let mut flow = env.flow().await.unwrap();
-    let mut pod = pod_config("shared", &env.log_dir("shared"));
-    pod.linux
-        .as_mut()
-        .unwrap()
-        .security_context
-        .as_mut()
-        .unwrap()
-        .namespace_options = Some(NamespaceOption {
-        pid: NamespaceMode::Pod as i32,
-        ..Default::default()
-    });
+    let pod = with_namespaces(
+        pod_config("shared", &env.log_dir("shared")),
+        NamespaceOption {
+            pid: NamespaceMode::Pod as i32,
+            ..Default::default()
+        },
+    );
     let pod_id = flow.run_pod(&pod).await.unwrap();
     let server = shell_container(
         "server",
@@ -290,17 +288,13 @@ async fn host_network_pods_see_the_host_network_and_host_ports_reach_pods() {
     let mut flow = env.flow().await.unwrap();
 
     // Host network: the host's network namespace and hostname, no pod IP.
-    let mut host = pod_config("hostnet", &env.log_dir("hostnet"));
-    host.linux
-        .as_mut()
-        .unwrap()
-        .security_context
-        .as_mut()
-        .unwrap()
-        .namespace_options = Some(NamespaceOption {
-        network: NamespaceMode::Node as i32,
-        ..Default::default()
-    });
+    let host = with_namespaces(
+        pod_config("hostnet", &env.log_dir("hostnet")),
+        NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            ..Default::default()
+        },
+    );
     let host_id = flow.run_pod(&host).await.unwrap();
     let c = flow
         .create_and_start(&host_id, &sleep_container("c", &env.image, 3600), &host)

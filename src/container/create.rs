@@ -132,7 +132,7 @@ async fn set_up(
         },
         &engine.spec_options(),
     )?;
-    crate::engine::write_spec(&run_dir, &spec)?;
+    crate::engine::write_spec(&run_dir, spec)?;
 
     let log_path = rec.log_path.clone();
     if let Some(parent) = log_path.parent() {

@@ -45,19 +45,14 @@ pub fn state(engine: &Engine, container: &Container) -> (api::ContainerState, Op
         }
         // Gone, but its monitor is still draining output before it writes the exit file: not
         // exited yet as far as the CRI goes (the exit code is not known).
-        (ContainerPhase::Started, Some(p)) if monitor_alive(p.monitor_pid) => {
+        (ContainerPhase::Started, Some(p))
+            if proc_info::is_named(p.monitor_pid, "crius-monitor") =>
+        {
             (api::ContainerState::ContainerRunning, None)
         }
         (ContainerPhase::Started, _) => (api::ContainerState::ContainerExited, None),
         _ => (api::ContainerState::ContainerUnknown, None),
     }
-}
-
-/// A crius-monitor runs as `pid` (its name is checked: pids are reused).
-fn monitor_alive(pid: i32) -> bool {
-    pid > 0
-        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|comm| comm.trim_end() == "crius-monitor")
 }
 
 pub fn visible(record: &ContainerRecord) -> bool {
@@ -79,10 +74,13 @@ fn image_spec(rec: &ContainerRecord, config: &api::ContainerConfig) -> api::Imag
     }
 }
 
-pub fn summary(engine: &Engine, container: &Container) -> Result<api::Container, PodError> {
+/// The `Container` message; `state` as [`state`] found it (lists compute it once per container).
+pub fn summary(
+    container: &Container,
+    state: api::ContainerState,
+) -> Result<api::Container, PodError> {
     let rec = container.record();
     let config = container_config(&rec)?;
-    let (state, _) = state(engine, container);
     Ok(api::Container {
         id: rec.id.clone(),
         pod_sandbox_id: rec.sandbox_id.clone(),
@@ -185,8 +183,12 @@ pub fn status(
     })
 }
 
-/// Whether a container passes a `ContainerFilter`.
-pub fn matches(engine: &Engine, container: &Container, filter: &api::ContainerFilter) -> bool {
+/// Whether a container in `state` passes a `ContainerFilter`.
+pub fn matches(
+    container: &Container,
+    state: api::ContainerState,
+    filter: &api::ContainerFilter,
+) -> bool {
     let rec = container.record();
     if !filter.id.is_empty() && !rec.id.starts_with(&filter.id) {
         return false;
@@ -195,7 +197,7 @@ pub fn matches(engine: &Engine, container: &Container, filter: &api::ContainerFi
         return false;
     }
     if let Some(want) = &filter.state
-        && state(engine, container).0 as i32 != want.state
+        && state as i32 != want.state
     {
         return false;
     }

@@ -309,13 +309,11 @@ fn find_by_prefix<T: Clone>(
 
 /// Writes `<bundle>/config.json`, with `oomScoreAdj` clamped to what this host lets the runtime
 /// set (see [`restrict_oom_score_adj`]).
-pub fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), PodError> {
-    let mut spec = spec.clone();
+pub fn write_spec(bundle: &Path, mut spec: oci_spec::runtime::Spec) -> Result<(), PodError> {
     restrict_oom_score_adj(&mut spec);
-    let spec = &spec;
     let path = bundle.join("config.json");
     let bytes =
-        serde_json::to_vec(spec).map_err(|e| PodError::internal("encoding the OCI spec", e))?;
+        serde_json::to_vec(&spec).map_err(|e| PodError::internal("encoding the OCI spec", e))?;
     std::fs::write(&path, bytes)
         .map_err(|e| PodError::internal(format!("writing {}", path.display()), e))
 }

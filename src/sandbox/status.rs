@@ -26,12 +26,16 @@ pub fn visible(record: &SandboxRecord) -> bool {
     matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped)
 }
 
-pub fn summary(record: &SandboxRecord) -> Result<api::PodSandbox, PodError> {
+/// The `PodSandbox` message; `state` as [`state`] found it (lists compute it once per pod).
+pub fn summary(
+    record: &SandboxRecord,
+    state: api::PodSandboxState,
+) -> Result<api::PodSandbox, PodError> {
     let config = pod_config(record)?;
     Ok(api::PodSandbox {
         id: record.id.clone(),
         metadata: config.metadata,
-        state: state(record) as i32,
+        state: state as i32,
         created_at: record.created_at,
         labels: config.labels,
         annotations: config.annotations,
@@ -99,13 +103,17 @@ pub fn status(
     })
 }
 
-/// Whether a sandbox passes a `PodSandboxFilter`.
-pub fn matches(record: &SandboxRecord, filter: &api::PodSandboxFilter) -> bool {
+/// Whether a sandbox in `state` passes a `PodSandboxFilter`.
+pub fn matches(
+    record: &SandboxRecord,
+    state: api::PodSandboxState,
+    filter: &api::PodSandboxFilter,
+) -> bool {
     if !filter.id.is_empty() && !record.id.starts_with(&filter.id) {
         return false;
     }
     if let Some(want) = &filter.state
-        && state(record) as i32 != want.state
+        && state as i32 != want.state
     {
         return false;
     }

@@ -13,8 +13,12 @@ pub async fn handle(
     let filter = request.filter.unwrap_or_default();
     let mut containers = Vec::new();
     for c in server.engine.containers() {
-        if status::visible(&c.record()) && status::matches(&server.engine, &c, &filter) {
-            containers.push(status::summary(&server.engine, &c)?);
+        if !status::visible(&c.record()) {
+            continue;
+        }
+        let (state, _) = status::state(&server.engine, &c);
+        if status::matches(&c, state, &filter) {
+            containers.push(status::summary(&c, state)?);
         }
     }
     Ok(api::ListContainersResponse { containers })

@@ -14,8 +14,12 @@ pub async fn handle(
     let mut items = Vec::new();
     for sandbox in server.engine.sandboxes() {
         let record = sandbox.record();
-        if status::visible(&record) && status::matches(&record, &filter) {
-            items.push(status::summary(&record)?);
+        if !status::visible(&record) {
+            continue;
+        }
+        let state = status::state(&record);
+        if status::matches(&record, state, &filter) {
+            items.push(status::summary(&record, state)?);
         }
     }
     Ok(api::ListPodSandboxResponse { items })

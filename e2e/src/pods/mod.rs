@@ -15,4 +15,6 @@ pub use env::PodEnv;
 pub use flow::{CleanupGuard, PodFlow, cleanup_all, cleanup_pods};
 pub use leak_check::Leaks;
 pub use network::{TestNetwork, leaked_iptables_rules};
-pub use requests::{container_config, pod_config, sh, shell_container, sleep_container};
+pub use requests::{
+    container_config, pod_config, sh, shell_container, sleep_container, with_namespaces,
+};

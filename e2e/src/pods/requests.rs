@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, PodSandboxConfig, PodSandboxMetadata,
+    LinuxSandboxSecurityContext, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
 };
 
 /// The Kubernetes namespace of every test pod.
@@ -52,6 +52,16 @@ pub fn pod_config(name: &str, log_directory: &Path) -> PodSandboxConfig {
         }),
         ..PodSandboxConfig::default()
     }
+}
+
+/// `pod` with these namespace options (pid, network, ipc, user namespace modes).
+pub fn with_namespaces(mut pod: PodSandboxConfig, options: NamespaceOption) -> PodSandboxConfig {
+    pod.linux
+        .get_or_insert_with(LinuxPodSandboxConfig::default)
+        .security_context
+        .get_or_insert_with(LinuxSandboxSecurityContext::default)
+        .namespace_options = Some(options);
+    pod
 }
 
 /// A container `name` running `command` (argv as given, the image's entrypoint replaced) from
