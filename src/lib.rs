@@ -24,3 +24,4 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod streaming;
+pub mod userns;
