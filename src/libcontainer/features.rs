@@ -50,7 +50,7 @@ const CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-pub const MOUNT_OPTIONS: [&str; 44] = [
+pub const MOUNT_OPTIONS: [&str; 66] = [
     "async",
     "atime",
     "bind",
@@ -91,6 +91,28 @@ pub const MOUNT_OPTIONS: [&str; 44] = [
     "unbindable",
     "runbindable",
     "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "nosymfollow",
+    "symfollow",
+    "rnosymfollow",
+    "rsymfollow",
+    "idmap",
+    "ridmap",
+    "tmpcopyup",
     "mode",
     "size",
     "uid",
@@ -118,7 +140,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": { "io.crius.oci.version": env!("CARGO_PKG_VERSION") }
     })
@@ -131,5 +153,29 @@ mod tests {
         let v = super::features();
         let f: oci_spec::runtime::Features = serde_json::from_value(v).unwrap();
         assert_eq!(f.oci_version_max(), "1.2.0");
+        let linux = f.linux().clone().unwrap();
+        let idmap = linux
+            .mount_extensions()
+            .clone()
+            .unwrap()
+            .idmap()
+            .clone()
+            .unwrap();
+        assert_eq!(*idmap.enabled(), Some(true));
+    }
+
+    #[test]
+    fn every_listed_mount_option_is_understood() {
+        for o in super::MOUNT_OPTIONS {
+            // Filesystem data (mode=, size=, …) is passed through, everything else parsed.
+            let o = if ["mode", "size", "uid", "gid"].contains(&o) {
+                continue;
+            } else {
+                o.to_string()
+            };
+            let parsed =
+                crate::libcontainer::rootfs::options::parse(std::slice::from_ref(&o)).unwrap();
+            assert!(parsed.data.is_empty(), "{o} is treated as filesystem data");
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod mount_api;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -3,7 +3,7 @@
 //! the init reports it is blocked on the fifo.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -26,6 +26,7 @@ use crate::libcontainer::process::channel::{self, Channel, Msg};
 use crate::libcontainer::process::fork::{clone_fork, exit_with};
 use crate::libcontainer::process::init::{self, InitArgs};
 use crate::libcontainer::rootfs::RootfsConfig;
+use crate::libcontainer::rootfs::idmap::{self, IdmapRequest};
 use crate::libcontainer::tty;
 use crate::libcontainer::{hooks, sysctl};
 
@@ -112,16 +113,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported("process.execCPUAffinity".into()));
     }
-    if spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.uid_mappings().is_some() || m.gid_mappings().is_some())
-    {
-        return Err(Error::Unsupported(
-            "id-mapped mounts (mounts[].uidMappings)".into(),
-        ));
-    }
+    // Id-mapped mounts: bind only, uid+gid mappings together, a user namespace when the mount
+    // borrows the container's mappings.
+    idmap::plan(
+        spec.mounts().as_deref().unwrap_or(&[]),
+        Path::new("/"),
+        has_user,
+    )?;
     if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(Error::Unsupported("linux.timeOffsets".into()));
     }
@@ -156,10 +154,7 @@ fn host_root(maps: &Option<Vec<LinuxIdMapping>>) -> Option<u32> {
 }
 
 fn map_text(maps: &Option<Vec<LinuxIdMapping>>) -> String {
-    maps.iter()
-        .flatten()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    idmap::map_text(maps.as_deref().unwrap_or(&[]))
 }
 
 fn write_id_maps(pid: Pid, linux: &Linux) -> Result<()> {
@@ -267,6 +262,7 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     rootfs.rootfs = fs::canonicalize(&rootfs.rootfs)
         .io_ctx(|| format!("rootfs {}", rootfs.rootfs.display()))?;
     rootfs.no_pivot = o.no_pivot;
+    let idmap_reqs = idmap::plan(&rootfs.mounts, &bundle, plan.has(LinuxNamespaceType::User))?;
     let console: Option<OwnedFd> = match (&o.console_socket, terminal) {
         (Some(p), true) => Some(tty::connect(p)?),
         _ => None,
@@ -333,6 +329,7 @@ pub fn create(o: &CreateOpts) -> Result<()> {
                 state.pid_start = proc_stat(p).map(|s| s.1).unwrap_or(0);
                 let _ = waitpid(stage1, None);
                 guard.children.clear();
+                send_idmapped_mounts(&parent_ch, &idmap_reqs, pid, &plan, &linux)?;
                 parent_ch.send(&Msg::Continue)?;
             }
             Some(Msg::RunHooks) => {
@@ -368,6 +365,42 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     guard.dir = None;
     guard.manager = None;
     guard.init = None;
+    Ok(())
+}
+
+/// Make the id-mapped mounts in the host's user namespace, now that the container's exists
+/// (`/proc/<init>/ns/user`, whether created or joined by path), and hand them to the init.
+fn send_idmapped_mounts(
+    ch: &Channel,
+    reqs: &[IdmapRequest],
+    init: Pid,
+    plan: &NamespacePlan,
+    linux: &Linux,
+) -> Result<()> {
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    let userns = if plan.has(LinuxNamespaceType::User) {
+        let path = format!("/proc/{init}/ns/user");
+        Some(
+            open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx("opening the container's user namespace", &path)?,
+        )
+    } else {
+        None
+    };
+    let own_maps = match (linux.uid_mappings(), linux.gid_mappings()) {
+        (Some(u), Some(g)) if plan.new_user => Some((u.clone(), g.clone())),
+        _ => None,
+    };
+    let container = userns.as_ref().map(|fd| (fd, own_maps.as_ref()));
+    for (index, fd) in idmap::prepare(reqs, container)? {
+        ch.send_fd(&Msg::MountFd(index), fd.as_fd())?;
+    }
     Ok(())
 }
 
@@ -457,5 +490,27 @@ mod tests {
             let e = validate(&spec(extra.clone())).unwrap_err();
             assert!(e.to_string().contains("not supported yet"), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn idmapped_mounts_without_any_user_namespace_are_invalid() {
+        let m = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"destination": "/d", "type": "bind", "source": "/s",
+                                           "options": ["rbind", "idmap"]});
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                for (k, x) in e {
+                    o.insert(k.clone(), x.clone());
+                }
+            }
+            spec(serde_json::json!({"mounts": [v]}))
+        };
+        let e = validate(&m(serde_json::json!({}))).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("needs a user namespace"), "{e}");
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        validate(&m(
+            serde_json::json!({"uidMappings": map, "gidMappings": map}),
+        ))
+        .unwrap();
     }
 }

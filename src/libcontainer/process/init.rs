@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
@@ -52,8 +53,21 @@ pub fn prepare_seccomp(s: Option<&LinuxSeccomp>) -> Result<PreparedSeccomp> {
 
 /// The container init, up to the point where it blocks on the exec fifo. Returns only on
 /// error before `Ready`; afterwards errors are written to stderr and the process exits.
-pub fn container_init(a: InitArgs, ch: &Channel) -> Result<()> {
-    ch.expect(&Msg::Continue)?;
+pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
+    // Before `Continue` the parent may send the id-mapped mounts it made for us.
+    loop {
+        match ch.recv_fd()? {
+            (Some(Msg::MountFd(i)), Some(fd)) => a.rootfs.detached.push((i, Arc::new(fd))),
+            (Some(Msg::Continue), None) => break,
+            (Some(Msg::Error(e)), _) => return Err(Error::Child(e)),
+            (None, _) => {
+                return Err(Error::Child(
+                    "sync channel: parent exited while waiting for Continue".into(),
+                ));
+            }
+            (m, _) => return Err(Error::Invalid(format!("sync: unexpected {m:?}"))),
+        }
+    }
     nix::unistd::setsid().ctx("setsid", "init")?;
     let old_umask = nix::sys::stat::umask(Mode::empty());
     let sys = LinuxSyscall;
@@ -63,6 +77,8 @@ pub fn container_init(a: InitArgs, ch: &Channel) -> Result<()> {
         ));
     }
     rootfs::prepare(&sys, &a.rootfs)?;
+    // The id-mapped mounts are attached now; their fds must not reach the container.
+    a.rootfs.detached.clear();
 
     // prestart/createRuntime hooks run in the runtime's namespaces, from the parent.
     ch.send(&Msg::RunHooks)?;
