@@ -23,6 +23,7 @@ pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
 
 const OPEN_TREE_CLONE: u32 = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const MOVE_MOUNT_T_SYMLINKS: u32 = 0x10;
 
 /// `struct mount_attr` (MOUNT_ATTR_SIZE_VER0).
 #[repr(C)]
@@ -91,7 +92,8 @@ pub fn setattr_fd(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> Resu
     setattr(fd.as_raw_fd(), &CString::default(), flags, attr)
 }
 
-/// Attach the detached mount `fd` on top of `target`.
+/// Attach the detached mount `fd` on top of `target`, which may be a `/proc/self/fd/N` magic
+/// link (followed, as mount(2) would).
 pub fn move_mount(fd: BorrowedFd<'_>, target: &Path) -> Result<(), Errno> {
     let empty = CString::default();
     let t = cpath(target)?;
@@ -103,7 +105,7 @@ pub fn move_mount(fd: BorrowedFd<'_>, target: &Path) -> Result<(), Errno> {
             empty.as_ptr(),
             libc::AT_FDCWD,
             t.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS,
         )
     };
     if rc < 0 {

@@ -409,6 +409,17 @@ fn send_idmapped_mounts(
 fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()> {
     ch.expect(&Msg::Continue)?;
     namespaces::join(&plan.join)?;
+    if plan
+        .join
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::User)
+    {
+        // Our host ids mean nothing in a joined user namespace (files we create would fail
+        // with EOVERFLOW): become its root, as runc does.
+        let (u, g) = (Uid::from_raw(0), Gid::from_raw(0));
+        nix::unistd::setresgid(g, g, g).ctx("setresgid", "joined user namespace")?;
+        nix::unistd::setresuid(u, u, u).ctx("setresuid", "joined user namespace")?;
+    }
     if plan.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         // The parent writes our uid/gid maps; only then are we root in the new namespace.
