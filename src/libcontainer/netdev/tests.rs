@@ -54,7 +54,9 @@ fn with_two_namespaces(f: impl FnOnce(&Path) -> Result<String, String>) -> Resul
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(err)?;
     let container = open_ns(Path::new("/proc/self/ns/net")).map_err(|e| e.to_string())?;
     setns(host.as_fd(), CloneFlags::CLONE_NEWNET).map_err(err)?;
-    sh(&["ip", "link", "add", "crut0", "type", "veth", "peer", "name", "crut0p"])?;
+    sh(&[
+        "ip", "link", "add", "crut0", "type", "veth", "peer", "name", "crut0p",
+    ])?;
     sh(&["ip", "addr", "add", "10.99.1.2/24", "dev", "crut0"])?;
     use std::os::fd::AsRawFd;
     let path = format!("/proc/self/fd/{}", container.as_raw_fd());
