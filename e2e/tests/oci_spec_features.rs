@@ -327,3 +327,40 @@ fn lsm_labels_fail_clearly_on_a_host_without_them() {
     rt.ok(&["delete", "--force", &id]);
     assert_gone(&rt, &id, &b);
 }
+
+#[test]
+fn time_offsets_apply_inside_a_new_user_namespace() {
+    let rt = Runtime::crius();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /proc/uptime > /obs/obs.txt; echo end >> /obs/obs.txt",
+    ]);
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = map.clone();
+    b.config["linux"]["gidMappings"] = map;
+    let ns = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    ns.push(json!({"type": "user"}));
+    ns.push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 2000000}});
+    let st = Command::new("chown")
+        .args(["-R", "-h", "100000:100000"])
+        .arg(b.rootfs())
+        .arg(b.obs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = format!("time-{}", unique());
+    must_create(&rt, &id, &b);
+    rt.ok(&["start", &id]);
+    rt.wait_status(&id, "stopped");
+    let up: f64 = wait_obs(&b)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(up > 2_000_000.0, "{up}");
+    rt.ok(&["delete", &id]);
+    assert_gone(&rt, &id, &b);
+}

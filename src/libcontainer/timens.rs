@@ -69,11 +69,21 @@ pub fn write_offsets(offsets: &HashMap<String, LinuxTimeOffset>) -> Result<(), T
         return Ok(());
     }
     let text = offsets_text(offsets)?;
+    // After the uid change into a new user namespace this process is not dumpable, which makes
+    // its /proc files owned by the host's root and unwritable to it; dumpable only for the write.
+    let was = nix::sys::prctl::get_dumpable().unwrap_or(false);
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(true);
+    }
     // One write: the kernel parses every line of a write and applies them together.
-    std::fs::write(OFFSETS, text).map_err(|source| TimeNsError::Write {
+    let r = std::fs::write(OFFSETS, text).map_err(|source| TimeNsError::Write {
         path: OFFSETS,
         source,
-    })
+    });
+    if !was {
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
+    r
 }
 
 #[cfg(test)]
