@@ -14,10 +14,14 @@ pub mod tty;
 pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
+pub mod lsm;
+pub mod netdev;
 pub mod oom_score;
+pub mod personality;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sysctl;
 #[cfg(test)]
 mod test_util;
+pub mod timens;
 pub mod user;

@@ -28,7 +28,7 @@ use crate::libcontainer::process::init::{self, InitArgs};
 use crate::libcontainer::rootfs::RootfsConfig;
 use crate::libcontainer::rootfs::idmap::{self, IdmapRequest};
 use crate::libcontainer::tty;
-use crate::libcontainer::{hooks, sysctl};
+use crate::libcontainer::{hooks, lsm, netdev, personality, sysctl, timens};
 
 #[derive(Debug, Clone)]
 pub struct CreateOpts {
@@ -101,12 +101,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         return Err(Error::Unsupported("linux.intelRdt".into()));
     }
-    if linux.personality().is_some() {
-        return Err(Error::Unsupported("linux.personality".into()));
+    if let Some(p) = linux.personality() {
+        personality::persona(p).map_err(|e| Error::Invalid(e.to_string()))?;
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::Unsupported("linux.netDevices".into()));
-    }
+    netdev::validate(linux).map_err(|e| Error::Invalid(e.to_string()))?;
+    timens::validate(linux).map_err(|e| Error::Invalid(e.to_string()))?;
     if linux.memory_policy().is_some() {
         return Err(Error::Unsupported("linux.memoryPolicy".into()));
     }
@@ -120,23 +119,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
         Path::new("/"),
         has_user,
     )?;
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(Error::Unsupported("linux.timeOffsets".into()));
-    }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported("process.apparmorProfile".into()));
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported("process.selinuxLabel".into()));
-    }
     if process.scheduler().is_some() || process.io_priority().is_some() {
         return Err(Error::Unsupported(
             "process.scheduler / process.ioPriority".into(),
@@ -193,6 +175,14 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     let bundle = fs::canonicalize(&o.bundle).io_ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = load_spec(&bundle)?;
     let linux = spec.linux().clone().unwrap_or_default();
+    // Host-dependent checks, before anything is created.
+    if let Some(p) = spec.process() {
+        lsm::Host::default()
+            .check(p, Some(&linux))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    let net_devices = linux.net_devices().clone().unwrap_or_default();
+    netdev::check_present(&net_devices).map_err(|e| Error::Invalid(e.to_string()))?;
     let plan = NamespacePlan::from_spec(&linux.namespaces().clone().unwrap_or_default())?;
     let cg_path = cgroup::cgroups_path(linux.cgroups_path().as_deref(), o.id.as_str())?;
     let terminal = spec
@@ -329,6 +319,8 @@ pub fn create(o: &CreateOpts) -> Result<()> {
                 state.pid_start = proc_stat(p).map(|s| s.1).unwrap_or(0);
                 let _ = waitpid(stage1, None);
                 guard.children.clear();
+                netdev::move_into(&net_devices, Path::new(&format!("/proc/{p}/ns/net")))
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
                 send_idmapped_mounts(&parent_ch, &idmap_reqs, pid, &plan, &linux)?;
                 parent_ch.send(&Msg::Continue)?;
             }
@@ -430,6 +422,18 @@ fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()>
         nix::unistd::setresuid(u, u, u).ctx("setresuid", "user namespace")?;
     }
     namespaces::unshare(plan.unshare)?;
+    // A new time namespace takes its offsets before the init, its first member, exists.
+    if plan
+        .unshare
+        .contains(namespaces::clone_flag(LinuxNamespaceType::Time))
+        && let Some(offsets) = args
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+    {
+        timens::write_offsets(offsets).map_err(|e| Error::Invalid(e.to_string()))?;
+    }
     match clone_fork(libc::CLONE_PARENT).ctx("fork", "container init")? {
         None => {
             let r = init::container_init(args, ch).map_err(|e| e.to_string());
@@ -449,6 +453,41 @@ fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personality_net_devices_and_time_offsets_are_checked() {
+        validate(&spec(serde_json::json!({"linux": {
+            "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "time"}],
+            "personality": {"domain": "LINUX32"},
+            "netDevices": {"eth1": {"name": "c0"}},
+            "timeOffsets": {"boottime": {"secs": 5}}}})))
+        .unwrap();
+        for (extra, want) in [
+            (
+                serde_json::json!({"personality": {"domain": "LINUX", "flags": ["X"]}}),
+                "flag \"X\"",
+            ),
+            (
+                serde_json::json!({"netDevices": {"eth1": {}}}),
+                "network namespace",
+            ),
+            (
+                serde_json::json!({"timeOffsets": {"boottime": {"secs": 5}}}),
+                "time namespace",
+            ),
+        ] {
+            let mut linux = serde_json::json!({"namespaces": [{"type": "mount"}]});
+            linux
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let e = validate(&spec(serde_json::json!({"linux": linux}))).unwrap_err();
+            assert!(
+                matches!(e, Error::Invalid(_)) && e.to_string().contains(want),
+                "{e}"
+            );
+        }
+    }
 
     fn spec(extra: serde_json::Value) -> Spec {
         let mut v = serde_json::json!({
@@ -494,9 +533,8 @@ mod tests {
     #[test]
     fn unimplemented_features_are_refused_not_ignored() {
         for extra in [
-            serde_json::json!({"linux": {"netDevices": {"eth1": {}}}}),
-            serde_json::json!({"linux": {"personality": {"domain": "LINUX32"}}}),
-            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/", "apparmorProfile": "p"}}),
+            serde_json::json!({"linux": {"intelRdt": {}}}),
+            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/", "scheduler": {"policy": "SCHED_OTHER"}}}),
         ] {
             let e = validate(&spec(extra.clone())).unwrap_err();
             assert!(e.to_string().contains("not supported yet"), "{extra}: {e}");

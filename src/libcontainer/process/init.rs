@@ -11,7 +11,8 @@ use std::sync::Arc;
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Process, Spec,
+    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxPersonality, LinuxSeccomp, Process,
+    Spec,
 };
 
 use super::channel::{Channel, Msg};
@@ -19,7 +20,9 @@ use crate::libcontainer::error::{Error, Result, SysContext};
 use crate::libcontainer::namespaces::NamespacePlan;
 use crate::libcontainer::rootfs::{self, RootfsConfig};
 use crate::libcontainer::syscall::LinuxSyscall;
-use crate::libcontainer::{capabilities, hooks, oom_score, rlimits, seccomp, sysctl, tty, user};
+use crate::libcontainer::{
+    capabilities, hooks, lsm, oom_score, personality, rlimits, seccomp, sysctl, tty, user,
+};
 
 pub struct InitArgs {
     pub spec: Spec,
@@ -153,14 +156,20 @@ pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
     {
         hooks::run(&h, &state_json, "startContainer").map_err(sec("startContainer hook"))?;
     }
-    finalize_and_exec(&process, seccomp, a.preserve_fds)
+    finalize_and_exec(
+        &process,
+        seccomp,
+        linux.personality().as_ref(),
+        a.preserve_fds,
+    )
 }
 
-/// Drop into the container process: rlimits, oom_score_adj, no_new_privs, user, capabilities,
-/// cwd, seccomp, then execve. Never returns on success.
+/// Drop into the container process: LSM labels, personality, rlimits, oom_score_adj,
+/// no_new_privs, user, capabilities, cwd, seccomp, then execve. Never returns on success.
 pub fn finalize_and_exec(
     process: &Process,
     seccomp: PreparedSeccomp,
+    persona: Option<&LinuxPersonality>,
     preserve_fds: i32,
 ) -> Result<()> {
     // Nothing of the runtime's may leak into the container: every fd above stdio and the
@@ -177,6 +186,15 @@ pub fn finalize_and_exec(
     };
     if rc < 0 {
         return Err(Error::sys("close_range", "fds", nix::errno::Errno::last()));
+    }
+    // Both take effect at execve. The /proc/self/attr files must be written while still root
+    // (a uid change makes them unwritable), and personality(2) before a seccomp filter that
+    // may not allow it.
+    lsm::Host::default()
+        .apply(process)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(p) = persona {
+        personality::apply(p).map_err(|e| Error::Invalid(e.to_string()))?;
     }
     if let Some(l) = process.rlimits() {
         // Limits above our own hard limit are clamped (no CAP_SYS_RESOURCE); the warnings have
