@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use super::lsm;
+
 /// Whether seccomp filters are compiled and installed (true once the security module's
 /// `seccomp` is wired in).
 pub const SECCOMP_ENABLED: bool = true;
@@ -50,7 +52,7 @@ const CAPABILITIES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-pub const MOUNT_OPTIONS: [&str; 44] = [
+pub const MOUNT_OPTIONS: [&str; 66] = [
     "async",
     "atime",
     "bind",
@@ -91,6 +93,28 @@ pub const MOUNT_OPTIONS: [&str; 44] = [
     "unbindable",
     "runbindable",
     "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "nosymfollow",
+    "symfollow",
+    "rnosymfollow",
+    "rsymfollow",
+    "idmap",
+    "ridmap",
+    "tmpcopyup",
     "mode",
     "size",
     "uid",
@@ -98,13 +122,18 @@ pub const MOUNT_OPTIONS: [&str; 44] = [
 ];
 
 pub fn features() -> Value {
+    features_on(&lsm::Host::default())
+}
+
+/// The document for a host whose LSMs `host` describes.
+pub fn features_on(host: &lsm::Host) -> Value {
     json!({
         "ociVersionMin": "1.0.0",
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": MOUNT_OPTIONS.to_vec(),
         "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": CAPABILITIES.to_vec(),
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": {
@@ -115,10 +144,10 @@ pub fn features() -> Value {
                               "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
                 "archs": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": host.apparmor_enabled() },
+            "selinux": { "enabled": host.selinux_enabled() },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": { "io.crius.oci.version": env!("CARGO_PKG_VERSION") }
     })
@@ -131,5 +160,51 @@ mod tests {
         let v = super::features();
         let f: oci_spec::runtime::Features = serde_json::from_value(v).unwrap();
         assert_eq!(f.oci_version_max(), "1.2.0");
+        let linux = f.linux().clone().unwrap();
+        let idmap = linux
+            .mount_extensions()
+            .clone()
+            .unwrap()
+            .idmap()
+            .clone()
+            .unwrap();
+        assert_eq!(*idmap.enabled(), Some(true));
+    }
+
+    #[test]
+    fn every_listed_mount_option_is_understood() {
+        for o in super::MOUNT_OPTIONS {
+            // Filesystem data (mode=, size=, …) is passed through, everything else parsed.
+            let o = if ["mode", "size", "uid", "gid"].contains(&o) {
+                continue;
+            } else {
+                o.to_string()
+            };
+            let parsed =
+                crate::libcontainer::rootfs::options::parse(std::slice::from_ref(&o)).unwrap();
+            assert!(parsed.data.is_empty(), "{o} is treated as filesystem data");
+        }
+    }
+
+    #[test]
+    fn lsm_flags_follow_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let off = super::features_on(&super::lsm::Host::at(d.path()));
+        assert_eq!(off["linux"]["apparmor"]["enabled"], false);
+        assert_eq!(off["linux"]["selinux"]["enabled"], false);
+        let aa = d.path().join("sys/module/apparmor/parameters");
+        std::fs::create_dir_all(&aa).unwrap();
+        std::fs::write(aa.join("enabled"), "Y\n").unwrap();
+        std::fs::create_dir_all(d.path().join("sys/fs/selinux")).unwrap();
+        std::fs::write(d.path().join("sys/fs/selinux/enforce"), "0").unwrap();
+        let on = super::features_on(&super::lsm::Host::at(d.path()));
+        assert_eq!(on["linux"]["apparmor"]["enabled"], true);
+        assert_eq!(on["linux"]["selinux"]["enabled"], true);
+        assert!(
+            on["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .contains(&"time".into())
+        );
     }
 }

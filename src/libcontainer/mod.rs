@@ -4,6 +4,7 @@
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod mount_api;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
@@ -13,10 +14,14 @@ pub mod tty;
 pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
+pub mod lsm;
+pub mod netdev;
 pub mod oom_score;
+pub mod personality;
 pub mod rlimits;
 pub mod seccomp;
 pub mod sysctl;
 #[cfg(test)]
 mod test_util;
+pub mod timens;
 pub mod user;

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -13,6 +13,8 @@ use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
+
+use crate::libcontainer::mount_api::{self, MountAttr};
 
 /// What kind of object a mount destination must be when it has to be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +74,13 @@ pub trait Syscall {
         data: Option<&str>,
     ) -> Result<(), Errno>;
     fn umount2(&self, target: &Path, flags: MntFlags) -> Result<(), Errno>;
-    /// mount_setattr(MOUNT_ATTR_RDONLY, AT_RECURSIVE); `Err(ENOSYS)` where the kernel lacks it.
-    fn set_recursive_readonly(&self, target: &Path) -> Result<(), Errno>;
+    /// mount_setattr on the mount at `target` (and every mount below it when `recursive`);
+    /// `Err(ENOSYS)` where the kernel lacks it.
+    fn mount_setattr(&self, target: &Path, attr: &MountAttr, recursive: bool) -> Result<(), Errno>;
+    /// Attach a detached mount (an id-mapped clone made by the runtime parent) onto `target`.
+    fn move_mount(&self, from: BorrowedFd<'_>, target: &Path) -> Result<(), Errno>;
+    /// Copy the contents of directory `from` into directory `to` (`tmpcopyup`).
+    fn copy_up(&self, from: &Path, to: &Path) -> Result<(), Errno>;
     /// Resolve `dest` inside `root` without following symlinks out of it, creating missing
     /// components (directories, and the last one as `kind`) when `create` is set.
     fn resolve(
@@ -216,37 +223,16 @@ impl Syscall for LinuxSyscall {
         nix::mount::umount2(target, flags)
     }
 
-    fn set_recursive_readonly(&self, target: &Path) -> Result<(), Errno> {
-        #[repr(C)]
-        struct MountAttr {
-            attr_set: u64,
-            attr_clr: u64,
-            propagation: u64,
-            userns_fd: u64,
-        }
-        const MOUNT_ATTR_RDONLY: u64 = 0x1;
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_RDONLY,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: 0,
-        };
-        let c = cpath(target)?;
-        // SAFETY: mount_setattr with a valid path and a correctly sized mount_attr.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                libc::AT_RECURSIVE as libc::c_uint,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if rc < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+    fn mount_setattr(&self, target: &Path, attr: &MountAttr, recursive: bool) -> Result<(), Errno> {
+        mount_api::setattr_path(target, recursive, attr)
+    }
+
+    fn move_mount(&self, from: BorrowedFd<'_>, target: &Path) -> Result<(), Errno> {
+        mount_api::move_mount(from, target)
+    }
+
+    fn copy_up(&self, from: &Path, to: &Path) -> Result<(), Errno> {
+        crate::libcontainer::rootfs::copyup::copy_dir_contents(from, to)
     }
 
     fn resolve(
@@ -361,7 +347,13 @@ pub enum Call {
         data: Option<String>,
     },
     Umount(PathBuf),
-    RecursiveReadonly(PathBuf),
+    SetAttr {
+        target: PathBuf,
+        attr: MountAttr,
+        recursive: bool,
+    },
+    MoveMount(PathBuf),
+    CopyUp(PathBuf, PathBuf),
     Create(PathBuf, TargetKind),
     Mknod {
         path: PathBuf,
@@ -429,8 +421,20 @@ impl Syscall for RecordingSyscall {
         self.push(Call::Umount(target.to_path_buf()));
         Ok(())
     }
-    fn set_recursive_readonly(&self, target: &Path) -> Result<(), Errno> {
-        self.push(Call::RecursiveReadonly(target.to_path_buf()));
+    fn mount_setattr(&self, target: &Path, attr: &MountAttr, recursive: bool) -> Result<(), Errno> {
+        self.push(Call::SetAttr {
+            target: target.to_path_buf(),
+            attr: *attr,
+            recursive,
+        });
+        Ok(())
+    }
+    fn move_mount(&self, _from: BorrowedFd<'_>, target: &Path) -> Result<(), Errno> {
+        self.push(Call::MoveMount(target.to_path_buf()));
+        Ok(())
+    }
+    fn copy_up(&self, from: &Path, to: &Path) -> Result<(), Errno> {
+        self.push(Call::CopyUp(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
     fn resolve(

@@ -104,9 +104,7 @@ impl Default for SpecOptions {
     fn default() -> Self {
         SpecOptions {
             cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-            apparmor_enabled: std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-                .map(|s| s.trim() == "Y")
-                .unwrap_or(false),
+            apparmor_enabled: crate::libcontainer::lsm::Host::default().apparmor_enabled(),
             default_capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
         }
     }

@@ -3,7 +3,7 @@
 //! the init reports it is blocked on the fifo.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -26,8 +26,9 @@ use crate::libcontainer::process::channel::{self, Channel, Msg};
 use crate::libcontainer::process::fork::{clone_fork, exit_with};
 use crate::libcontainer::process::init::{self, InitArgs};
 use crate::libcontainer::rootfs::RootfsConfig;
+use crate::libcontainer::rootfs::idmap::{self, IdmapRequest};
 use crate::libcontainer::tty;
-use crate::libcontainer::{hooks, sysctl};
+use crate::libcontainer::{hooks, lsm, netdev, personality, sysctl, timens};
 
 #[derive(Debug, Clone)]
 pub struct CreateOpts {
@@ -100,45 +101,24 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if linux.intel_rdt().is_some() {
         return Err(Error::Unsupported("linux.intelRdt".into()));
     }
-    if linux.personality().is_some() {
-        return Err(Error::Unsupported("linux.personality".into()));
+    if let Some(p) = linux.personality() {
+        personality::persona(p).map_err(|e| Error::Invalid(e.to_string()))?;
     }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::Unsupported("linux.netDevices".into()));
-    }
+    netdev::validate(linux).map_err(|e| Error::Invalid(e.to_string()))?;
+    timens::validate(linux).map_err(|e| Error::Invalid(e.to_string()))?;
     if linux.memory_policy().is_some() {
         return Err(Error::Unsupported("linux.memoryPolicy".into()));
     }
     if process.exec_cpu_affinity().is_some() {
         return Err(Error::Unsupported("process.execCPUAffinity".into()));
     }
-    if spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.uid_mappings().is_some() || m.gid_mappings().is_some())
-    {
-        return Err(Error::Unsupported(
-            "id-mapped mounts (mounts[].uidMappings)".into(),
-        ));
-    }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(Error::Unsupported("linux.timeOffsets".into()));
-    }
-    if process
-        .apparmor_profile()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported("process.apparmorProfile".into()));
-    }
-    if process
-        .selinux_label()
-        .as_ref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(Error::Unsupported("process.selinuxLabel".into()));
-    }
+    // Id-mapped mounts: bind only, uid+gid mappings together, a user namespace when the mount
+    // borrows the container's mappings.
+    idmap::plan(
+        spec.mounts().as_deref().unwrap_or(&[]),
+        Path::new("/"),
+        has_user,
+    )?;
     if process.scheduler().is_some() || process.io_priority().is_some() {
         return Err(Error::Unsupported(
             "process.scheduler / process.ioPriority".into(),
@@ -156,10 +136,7 @@ fn host_root(maps: &Option<Vec<LinuxIdMapping>>) -> Option<u32> {
 }
 
 fn map_text(maps: &Option<Vec<LinuxIdMapping>>) -> String {
-    maps.iter()
-        .flatten()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    idmap::map_text(maps.as_deref().unwrap_or(&[]))
 }
 
 fn write_id_maps(pid: Pid, linux: &Linux) -> Result<()> {
@@ -198,6 +175,14 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     let bundle = fs::canonicalize(&o.bundle).io_ctx(|| format!("bundle {}", o.bundle.display()))?;
     let spec = load_spec(&bundle)?;
     let linux = spec.linux().clone().unwrap_or_default();
+    // Host-dependent checks, before anything is created.
+    if let Some(p) = spec.process() {
+        lsm::Host::default()
+            .check(p, Some(&linux))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    let net_devices = linux.net_devices().clone().unwrap_or_default();
+    netdev::check_present(&net_devices).map_err(|e| Error::Invalid(e.to_string()))?;
     let plan = NamespacePlan::from_spec(&linux.namespaces().clone().unwrap_or_default())?;
     let cg_path = cgroup::cgroups_path(linux.cgroups_path().as_deref(), o.id.as_str())?;
     let terminal = spec
@@ -267,6 +252,7 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     rootfs.rootfs = fs::canonicalize(&rootfs.rootfs)
         .io_ctx(|| format!("rootfs {}", rootfs.rootfs.display()))?;
     rootfs.no_pivot = o.no_pivot;
+    let idmap_reqs = idmap::plan(&rootfs.mounts, &bundle, plan.has(LinuxNamespaceType::User))?;
     let console: Option<OwnedFd> = match (&o.console_socket, terminal) {
         (Some(p), true) => Some(tty::connect(p)?),
         _ => None,
@@ -333,6 +319,9 @@ pub fn create(o: &CreateOpts) -> Result<()> {
                 state.pid_start = proc_stat(p).map(|s| s.1).unwrap_or(0);
                 let _ = waitpid(stage1, None);
                 guard.children.clear();
+                netdev::move_into(&net_devices, Path::new(&format!("/proc/{p}/ns/net")))
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                send_idmapped_mounts(&parent_ch, &idmap_reqs, pid, &plan, &linux)?;
                 parent_ch.send(&Msg::Continue)?;
             }
             Some(Msg::RunHooks) => {
@@ -371,11 +360,58 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     Ok(())
 }
 
+/// Make the id-mapped mounts in the host's user namespace, now that the container's exists
+/// (`/proc/<init>/ns/user`, whether created or joined by path), and hand them to the init.
+fn send_idmapped_mounts(
+    ch: &Channel,
+    reqs: &[IdmapRequest],
+    init: Pid,
+    plan: &NamespacePlan,
+    linux: &Linux,
+) -> Result<()> {
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    let userns = if plan.has(LinuxNamespaceType::User) {
+        let path = format!("/proc/{init}/ns/user");
+        Some(
+            open(
+                path.as_str(),
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx("opening the container's user namespace", &path)?,
+        )
+    } else {
+        None
+    };
+    let own_maps = match (linux.uid_mappings(), linux.gid_mappings()) {
+        (Some(u), Some(g)) if plan.new_user => Some((u.clone(), g.clone())),
+        _ => None,
+    };
+    let container = userns.as_ref().map(|fd| (fd, own_maps.as_ref()));
+    for (index, fd) in idmap::prepare(reqs, container)? {
+        ch.send_fd(&Msg::MountFd(index), fd.as_fd())?;
+    }
+    Ok(())
+}
+
 /// The intermediate process: join and create namespaces, then fork the init into them (a new
 /// pid namespace only applies to children) and report its pid.
 fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()> {
     ch.expect(&Msg::Continue)?;
     namespaces::join(&plan.join)?;
+    if plan
+        .join
+        .iter()
+        .any(|(t, _)| *t == LinuxNamespaceType::User)
+    {
+        // Our host ids mean nothing in a joined user namespace (files we create would fail
+        // with EOVERFLOW): become its root, as runc does.
+        let (u, g) = (Uid::from_raw(0), Gid::from_raw(0));
+        nix::unistd::setresgid(g, g, g).ctx("setresgid", "joined user namespace")?;
+        nix::unistd::setresuid(u, u, u).ctx("setresuid", "joined user namespace")?;
+    }
     if plan.new_user {
         namespaces::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
         // The parent writes our uid/gid maps; only then are we root in the new namespace.
@@ -386,6 +422,18 @@ fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()>
         nix::unistd::setresuid(u, u, u).ctx("setresuid", "user namespace")?;
     }
     namespaces::unshare(plan.unshare)?;
+    // A new time namespace takes its offsets before the init, its first member, exists.
+    if plan
+        .unshare
+        .contains(namespaces::clone_flag(LinuxNamespaceType::Time))
+        && let Some(offsets) = args
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+    {
+        timens::write_offsets(offsets).map_err(|e| Error::Invalid(e.to_string()))?;
+    }
     match clone_fork(libc::CLONE_PARENT).ctx("fork", "container init")? {
         None => {
             let r = init::container_init(args, ch).map_err(|e| e.to_string());
@@ -405,6 +453,41 @@ fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personality_net_devices_and_time_offsets_are_checked() {
+        validate(&spec(serde_json::json!({"linux": {
+            "namespaces": [{"type": "mount"}, {"type": "network"}, {"type": "time"}],
+            "personality": {"domain": "LINUX32"},
+            "netDevices": {"eth1": {"name": "c0"}},
+            "timeOffsets": {"boottime": {"secs": 5}}}})))
+        .unwrap();
+        for (extra, want) in [
+            (
+                serde_json::json!({"personality": {"domain": "LINUX", "flags": ["X"]}}),
+                "flag \"X\"",
+            ),
+            (
+                serde_json::json!({"netDevices": {"eth1": {}}}),
+                "network namespace",
+            ),
+            (
+                serde_json::json!({"timeOffsets": {"boottime": {"secs": 5}}}),
+                "time namespace",
+            ),
+        ] {
+            let mut linux = serde_json::json!({"namespaces": [{"type": "mount"}]});
+            linux
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let e = validate(&spec(serde_json::json!({"linux": linux}))).unwrap_err();
+            assert!(
+                matches!(e, Error::Invalid(_)) && e.to_string().contains(want),
+                "{e}"
+            );
+        }
+    }
 
     fn spec(extra: serde_json::Value) -> Spec {
         let mut v = serde_json::json!({
@@ -450,12 +533,33 @@ mod tests {
     #[test]
     fn unimplemented_features_are_refused_not_ignored() {
         for extra in [
-            serde_json::json!({"linux": {"netDevices": {"eth1": {}}}}),
-            serde_json::json!({"linux": {"personality": {"domain": "LINUX32"}}}),
-            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/", "apparmorProfile": "p"}}),
+            serde_json::json!({"linux": {"intelRdt": {}}}),
+            serde_json::json!({"process": {"user": {"uid": 0, "gid": 0}, "args": ["x"], "cwd": "/", "scheduler": {"policy": "SCHED_OTHER"}}}),
         ] {
             let e = validate(&spec(extra.clone())).unwrap_err();
             assert!(e.to_string().contains("not supported yet"), "{extra}: {e}");
         }
+    }
+
+    #[test]
+    fn idmapped_mounts_without_any_user_namespace_are_invalid() {
+        let m = |extra: serde_json::Value| {
+            let mut v = serde_json::json!({"destination": "/d", "type": "bind", "source": "/s",
+                                           "options": ["rbind", "idmap"]});
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                for (k, x) in e {
+                    o.insert(k.clone(), x.clone());
+                }
+            }
+            spec(serde_json::json!({"mounts": [v]}))
+        };
+        let e = validate(&m(serde_json::json!({}))).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("needs a user namespace"), "{e}");
+        let map = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        validate(&m(
+            serde_json::json!({"uidMappings": map, "gidMappings": map}),
+        ))
+        .unwrap();
     }
 }

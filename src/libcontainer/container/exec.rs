@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, Process};
 
 use super::cgroup;
 use super::create::load_spec;
 use super::state::{ContainerId, State, Status, write_atomic};
 use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::namespaces;
 use crate::libcontainer::process::channel::{self, Msg};
 use crate::libcontainer::process::fork::{clone_fork, exit_with};
 use crate::libcontainer::process::init;
 use crate::libcontainer::tty;
+use crate::libcontainer::{lsm, namespaces};
 
 #[derive(Debug, Clone)]
 pub struct ExecOpts {
@@ -86,11 +86,13 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
         }
         _ => None,
     };
-    // The container's seccomp profile applies to exec'd processes too.
-    let seccomp_spec = load_spec(&st.bundle)
-        .ok()
-        .and_then(|s| s.linux().as_ref().and_then(|l| l.seccomp().clone()));
-    let seccomp = init::prepare_seccomp(seccomp_spec.as_ref())?;
+    lsm::Host::default()
+        .check(&process, None)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    // The container's seccomp profile and personality apply to exec'd processes too.
+    let linux = load_spec(&st.bundle).ok().and_then(|s| s.linux().clone());
+    let seccomp = init::prepare_seccomp(linux.as_ref().and_then(|l| l.seccomp().as_ref()))?;
+    let persona = linux.as_ref().and_then(|l| l.personality().clone());
     let join = namespaces_of(st.pid);
     let manager = cgroup::manager(&st.cgroup_path)?;
 
@@ -120,8 +122,14 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
                 match clone_fork(libc::CLONE_PARENT).ctx("fork", "exec process")? {
                     Some(pid) => child_ch.send(&Msg::Pid(pid.as_raw())),
                     None => {
-                        let r = run_in_container(&process, seccomp, console, o.preserve_fds)
-                            .map_err(|e| e.to_string());
+                        let r = run_in_container(
+                            &process,
+                            seccomp,
+                            persona.as_ref(),
+                            console,
+                            o.preserve_fds,
+                        )
+                        .map_err(|e| e.to_string());
                         exit_with(r, |e| {
                             let _ = child_ch.send(&Msg::Error(e.to_string()));
                         })
@@ -212,6 +220,7 @@ fn forwarded_signals() -> SigSet {
 fn run_in_container(
     process: &Process,
     seccomp: init::PreparedSeccomp,
+    persona: Option<&LinuxPersonality>,
     console: Option<std::os::fd::OwnedFd>,
     preserve_fds: i32,
 ) -> Result<()> {
@@ -223,5 +232,5 @@ fn run_in_container(
         let (master, name) = tty::setup_pty(size)?;
         tty::send_fd(&socket, &master, &name)?;
     }
-    init::finalize_and_exec(process, seccomp, preserve_fds)
+    init::finalize_and_exec(process, seccomp, persona, preserve_fds)
 }

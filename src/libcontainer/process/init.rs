@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{
-    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxSeccomp, Process, Spec,
+    Capability, LinuxCapabilities, LinuxNamespaceType, LinuxPersonality, LinuxSeccomp, Process,
+    Spec,
 };
 
 use super::channel::{Channel, Msg};
@@ -18,7 +20,9 @@ use crate::libcontainer::error::{Error, Result, SysContext};
 use crate::libcontainer::namespaces::NamespacePlan;
 use crate::libcontainer::rootfs::{self, RootfsConfig};
 use crate::libcontainer::syscall::LinuxSyscall;
-use crate::libcontainer::{capabilities, hooks, oom_score, rlimits, seccomp, sysctl, tty, user};
+use crate::libcontainer::{
+    capabilities, hooks, lsm, oom_score, personality, rlimits, seccomp, sysctl, tty, user,
+};
 
 pub struct InitArgs {
     pub spec: Spec,
@@ -52,8 +56,21 @@ pub fn prepare_seccomp(s: Option<&LinuxSeccomp>) -> Result<PreparedSeccomp> {
 
 /// The container init, up to the point where it blocks on the exec fifo. Returns only on
 /// error before `Ready`; afterwards errors are written to stderr and the process exits.
-pub fn container_init(a: InitArgs, ch: &Channel) -> Result<()> {
-    ch.expect(&Msg::Continue)?;
+pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
+    // Before `Continue` the parent may send the id-mapped mounts it made for us.
+    loop {
+        match ch.recv_fd()? {
+            (Some(Msg::MountFd(i)), Some(fd)) => a.rootfs.detached.push((i, Arc::new(fd))),
+            (Some(Msg::Continue), None) => break,
+            (Some(Msg::Error(e)), _) => return Err(Error::Child(e)),
+            (None, _) => {
+                return Err(Error::Child(
+                    "sync channel: parent exited while waiting for Continue".into(),
+                ));
+            }
+            (m, _) => return Err(Error::Invalid(format!("sync: unexpected {m:?}"))),
+        }
+    }
     nix::unistd::setsid().ctx("setsid", "init")?;
     let old_umask = nix::sys::stat::umask(Mode::empty());
     let sys = LinuxSyscall;
@@ -63,6 +80,8 @@ pub fn container_init(a: InitArgs, ch: &Channel) -> Result<()> {
         ));
     }
     rootfs::prepare(&sys, &a.rootfs)?;
+    // The id-mapped mounts are attached now; their fds must not reach the container.
+    a.rootfs.detached.clear();
 
     // prestart/createRuntime hooks run in the runtime's namespaces, from the parent.
     ch.send(&Msg::RunHooks)?;
@@ -137,14 +156,20 @@ pub fn container_init(a: InitArgs, ch: &Channel) -> Result<()> {
     {
         hooks::run(&h, &state_json, "startContainer").map_err(sec("startContainer hook"))?;
     }
-    finalize_and_exec(&process, seccomp, a.preserve_fds)
+    finalize_and_exec(
+        &process,
+        seccomp,
+        linux.personality().as_ref(),
+        a.preserve_fds,
+    )
 }
 
-/// Drop into the container process: rlimits, oom_score_adj, no_new_privs, user, capabilities,
-/// cwd, seccomp, then execve. Never returns on success.
+/// Drop into the container process: LSM labels, personality, rlimits, oom_score_adj,
+/// no_new_privs, user, capabilities, cwd, seccomp, then execve. Never returns on success.
 pub fn finalize_and_exec(
     process: &Process,
     seccomp: PreparedSeccomp,
+    persona: Option<&LinuxPersonality>,
     preserve_fds: i32,
 ) -> Result<()> {
     // Nothing of the runtime's may leak into the container: every fd above stdio and the
@@ -161,6 +186,15 @@ pub fn finalize_and_exec(
     };
     if rc < 0 {
         return Err(Error::sys("close_range", "fds", nix::errno::Errno::last()));
+    }
+    // Both take effect at execve. The /proc/self/attr files must be written while still root
+    // (a uid change makes them unwritable), and personality(2) before a seccomp filter that
+    // may not allow it.
+    lsm::Host::default()
+        .apply(process)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(p) = persona {
+        personality::apply(p).map_err(|e| Error::Invalid(e.to_string()))?;
     }
     if let Some(l) = process.rlimits() {
         // Limits above our own hard limit are clamped (no CAP_SYS_RESOURCE); the warnings have

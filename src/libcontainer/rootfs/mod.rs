@@ -2,11 +2,15 @@
 //! bind, the spec's mounts in order, devices, the root switch, and the masked/readonly paths.
 //! Everything goes through [`Syscall`] so the sequence is unit-testable.
 
+pub mod copyup;
 pub mod devices;
+pub mod idmap;
 pub mod mounts;
 pub mod options;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::mount::MsFlags;
@@ -43,6 +47,9 @@ pub struct RootfsConfig {
     pub readonly_paths: Vec<String>,
     pub root_readonly: bool,
     pub no_pivot: bool,
+    /// Id-mapped mounts made by the runtime parent (detached mount fds), by index into
+    /// `mounts`; attached with move_mount instead of a bind.
+    pub detached: Vec<(usize, Arc<OwnedFd>)>,
 }
 
 impl RootfsConfig {
@@ -78,7 +85,16 @@ impl RootfsConfig {
                 .and_then(|r| r.readonly())
                 .unwrap_or(false),
             no_pivot: false,
+            detached: Vec::new(),
         }
+    }
+
+    /// The detached mount the parent made for `mounts[index]`, if any.
+    fn detached_for(&self, index: usize) -> Option<&OwnedFd> {
+        self.detached
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd.as_ref())
     }
 
     /// Whether /dev comes from the host (a bind mount), in which case devices are not created.
@@ -122,8 +138,8 @@ pub fn prepare(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<()> {
         None,
     )
     .ctx("bind-mounting rootfs", &cfg.rootfs)?;
-    for m in &cfg.mounts {
-        mounts::mount_entry(sys, cfg, m)?;
+    for (i, m) in cfg.mounts.iter().enumerate() {
+        mounts::mount_entry(sys, cfg, i, m)?;
     }
     if !cfg.dev_is_bind() {
         devices::create_devices(sys, cfg)?;

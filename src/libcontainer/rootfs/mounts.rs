@@ -1,6 +1,7 @@
 //! One `mounts[]` entry of the spec → mount(2) calls, with the destination resolved inside the
 //! rootfs.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -17,14 +18,23 @@ fn needs_remount(flags: MsFlags) -> bool {
     !(flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)).is_empty()
 }
 
-pub fn mount_entry(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<()> {
+/// Mount `cfg.mounts[index]` (`m`).
+pub fn mount_entry(sys: &dyn Syscall, cfg: &RootfsConfig, index: usize, m: &Mount) -> Result<()> {
     let dest = m.destination();
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]))?;
     let typ = m.typ().as_deref().unwrap_or("");
-    let target = if typ == "bind" || opts.is_bind() {
-        bind(sys, cfg, m, &opts)?
+    let is_bind = typ == "bind" || opts.is_bind();
+    if opts.tmpcopyup && (typ != "tmpfs" || is_bind) {
+        return Err(Error::Invalid(format!(
+            "mount {}: tmpcopyup is only for tmpfs mounts",
+            dest.display()
+        )));
+    }
+    let target = if is_bind {
+        bind(sys, cfg, index, m, &opts)?
     } else {
         match typ {
+            "tmpfs" if opts.tmpcopyup => tmpfs_copyup(sys, cfg, m, &opts)?,
             "cgroup" | "cgroup2" => cgroup(sys, cfg, dest, &opts)?,
             "sysfs" | "mqueue" => {
                 let t = resolve_dir(sys, cfg, dest)?;
@@ -65,7 +75,7 @@ pub fn mount_entry(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<(
             }
         }
     };
-    let target = if opts.propagation.is_empty() && !opts.recursive_ro {
+    let target = if opts.propagation.is_empty() && !opts.has_recursive() {
         target
     } else {
         reopen(sys, &cfg.rootfs, dest)?
@@ -74,18 +84,55 @@ pub fn mount_entry(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount) -> Result<(
         sys.mount(None, &target.path, None, *p, None)
             .ctx("setting mount propagation of", &target.shown)?;
     }
-    if opts.recursive_ro {
-        match sys.set_recursive_readonly(&target.path) {
+    if opts.has_recursive() {
+        match sys.mount_setattr(&target.path, &opts.recursive, true) {
             Ok(()) => {}
             Err(Errno::ENOSYS) => {
                 return Err(Error::Unsupported(
-                    "rro on this kernel (no mount_setattr)".into(),
+                    "recursive mount options (rro, rnosuid, …) on this kernel (no mount_setattr)"
+                        .into(),
                 ));
             }
-            Err(e) => return Err(Error::sys("making recursively read-only", &target.shown, e)),
+            Err(e) => {
+                return Err(Error::sys(
+                    "setting recursive mount attributes of",
+                    &target.shown,
+                    e,
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// A tmpfs that starts with a copy of the directory it covers. The fd resolved before the mount
+/// still reaches the covered directory; a read-only tmpfs is made read-only after the copy.
+fn tmpfs_copyup(
+    sys: &dyn Syscall,
+    cfg: &RootfsConfig,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<Target> {
+    let dest = m.destination();
+    let covered = resolve_dir(sys, cfg, dest)?;
+    let mut first = opts.clone();
+    first.flags.remove(MsFlags::MS_RDONLY);
+    plain(sys, m, "tmpfs", &covered, &first).ctx("mounting tmpfs on", &covered.shown)?;
+    let t = reopen(sys, &cfg.rootfs, dest)?;
+    sys.copy_up(&covered.path, &t.path)
+        .ctx("copying the image's files into tmpfs", &t.shown)?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let data = opts.data_string();
+        sys.mount(
+            None,
+            &t.path,
+            None,
+            (opts.flags - MsFlags::MS_BIND) | MsFlags::MS_REMOUNT,
+            data.as_deref(),
+        )
+        .ctx("remounting tmpfs read-only", &t.shown)?;
+    }
+    Ok(t)
 }
 
 /// Re-resolve a destination after something was mounted on it: an fd opened before the mount
@@ -138,7 +185,13 @@ fn remount(sys: &dyn Syscall, t: &Target, flags: MsFlags, source: &Path) -> Resu
     .ctx("remounting", &t.shown)
 }
 
-fn bind(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount, opts: &MountOptions) -> Result<Target> {
+fn bind(
+    sys: &dyn Syscall,
+    cfg: &RootfsConfig,
+    index: usize,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<Target> {
     let source = m.source().clone().ok_or_else(|| {
         Error::Invalid(format!(
             "bind mount {} has no source",
@@ -161,11 +214,25 @@ fn bind(sys: &dyn Syscall, cfg: &RootfsConfig, m: &Mount, opts: &MountOptions) -
         "creating mount point",
         crate::libcontainer::syscall::join_in_root(&cfg.rootfs, m.destination()),
     )?;
-    let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    sys.mount(Some(&source), &t.path, None, flags, None).ctx(
-        &format!("bind-mounting {} onto", source.display()),
-        &t.shown,
-    )?;
+    match cfg.detached_for(index) {
+        Some(fd) => sys.move_mount(fd.as_fd(), &t.path).ctx(
+            &format!("attaching id-mapped mount of {} onto", source.display()),
+            &t.shown,
+        )?,
+        None if super::idmap::wants_idmap(m) => {
+            return Err(Error::Invalid(format!(
+                "id-mapped mount {} was not prepared by the runtime",
+                m.destination().display()
+            )));
+        }
+        None => {
+            let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+            sys.mount(Some(&source), &t.path, None, flags, None).ctx(
+                &format!("bind-mounting {} onto", source.display()),
+                &t.shown,
+            )?;
+        }
+    }
     let t = if needs_remount(opts.flags - MsFlags::MS_REMOUNT) {
         let t = reopen(sys, &cfg.rootfs, m.destination())?;
         remount(sys, &t, opts.flags - MsFlags::MS_REMOUNT, &source)?;

@@ -457,3 +457,126 @@ fn config_from_spec_resolves_relative_root() {
     assert_eq!(cfg.rootfs, p("/b/rootfs"));
     assert!(!cfg.mounts.is_empty());
 }
+
+#[test]
+fn recursive_attributes_are_set_on_the_reopened_target() {
+    use crate::libcontainer::mount_api::{MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+    let sys = double();
+    let cfg = RootfsConfig {
+        mounts: vec![mount(
+            "/data",
+            "bind",
+            "/host/data",
+            &["rbind", "rnosuid", "rnoexec", "rrw"],
+        )],
+        ..typical()
+    };
+    prepare(&sys, &cfg).unwrap();
+    let attrs: Vec<_> = sys
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::SetAttr {
+                target,
+                attr,
+                recursive,
+            } => Some((target, attr.attr_set, attr.attr_clr, recursive)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        vec![(
+            p("/bundle/rootfs/data"),
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            MOUNT_ATTR_RDONLY,
+            true
+        )]
+    );
+    // The bind itself needs no remount: the recursive options are not mount(2) flags.
+    assert_eq!(mounts_of(&sys.calls()).len(), 3);
+}
+
+#[test]
+fn tmpcopyup_mounts_rw_copies_then_remounts_read_only() {
+    let sys = double();
+    let cfg = RootfsConfig {
+        mounts: vec![mount(
+            "/etc",
+            "tmpfs",
+            "tmpfs",
+            &["tmpcopyup", "ro", "nosuid", "mode=755"],
+        )],
+        ..typical()
+    };
+    prepare(&sys, &cfg).unwrap();
+    let calls = sys.calls();
+    let etc = p("/bundle/rootfs/etc");
+    let i = calls
+        .iter()
+        .position(|c| *c == Call::CopyUp(etc.clone(), etc.clone()))
+        .expect("copy-up");
+    let m = mounts_of(&calls[..i]);
+    assert_eq!(
+        m.last().unwrap(),
+        &(
+            Some(p("tmpfs")),
+            etc.clone(),
+            Some("tmpfs".into()),
+            MsFlags::MS_NOSUID,
+            Some("mode=755".into())
+        )
+    );
+    assert_eq!(
+        mounts_of(&calls[i..]),
+        vec![(
+            None,
+            etc,
+            None,
+            MsFlags::MS_NOSUID | MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT,
+            Some("mode=755".into())
+        )]
+    );
+}
+
+#[test]
+fn tmpcopyup_on_something_else_than_tmpfs_is_invalid() {
+    let sys = double();
+    let cfg = RootfsConfig {
+        mounts: vec![mount(
+            "/data",
+            "bind",
+            "/host/data",
+            &["rbind", "tmpcopyup"],
+        )],
+        ..typical()
+    };
+    let e = prepare(&sys, &cfg).unwrap_err().to_string();
+    assert!(e.contains("tmpcopyup is only for tmpfs"), "{e}");
+}
+
+#[test]
+fn idmapped_bind_is_attached_from_the_parents_fd() {
+    let sys = double();
+    let fd = std::fs::File::open("/dev/null").unwrap();
+    let mut cfg = RootfsConfig {
+        mounts: vec![
+            mount("/data", "bind", "/host/data", &["rbind", "idmap", "ro"]),
+            mount("/other", "bind", "/host/data", &["rbind", "ridmap"]),
+        ],
+        ..typical()
+    };
+    cfg.detached = vec![(0, std::sync::Arc::new(std::os::fd::OwnedFd::from(fd)))];
+    // The second one was not prepared: a clear error, after the first was attached.
+    let e = prepare(&sys, &cfg).unwrap_err().to_string();
+    assert!(e.contains("/other was not prepared"), "{e}");
+    let calls = sys.calls();
+    assert!(calls.contains(&Call::MoveMount(p("/bundle/rootfs/data"))));
+    let m = mounts_of(&calls);
+    // No bind from the host path; only the read-only remount of the attached mount.
+    assert!(!m.iter().any(|c| c.0 == Some(p("/host/data"))), "{m:?}");
+    assert_eq!(
+        m.last().unwrap().3,
+        MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT
+    );
+}
