@@ -108,16 +108,18 @@ async fn set_up(
     let run_dir = engine.paths.container_run_dir(&id);
     let rootfs_dir = run_dir.join("rootfs");
     let lowers = layer_dirs(engine, image)?;
+    let parts = PodContextParts::new(engine, srec)?;
+    check_userns(&parts, config)?;
     {
         let container_dir = engine.paths.container_dir(&id);
         let target = rootfs_dir.clone();
+        let idmapped = parts.layer_idmap()?;
         tokio::task::spawn_blocking(move || {
-            rootfs::mount_overlay(&lowers, &container_dir, &target)
+            rootfs::mount_overlay(&lowers, &container_dir, &target, idmapped.as_ref())
         })
         .await??;
     }
 
-    let parts = PodContextParts::new(engine, srec)?;
     let target_pid = target_pid_ns(engine, config)?;
     let rec = container.record();
     let spec = oci::container_spec(
@@ -170,6 +172,28 @@ async fn set_up(
         r.process = Some(process);
         r.phase = ContainerPhase::Created;
     })?;
+    Ok(())
+}
+
+/// A container shares its pod's user namespace: a request naming another one (or the host's in
+/// a pod that has its own) is refused, as containerd does. No options means the pod's.
+fn check_userns(parts: &PodContextParts, config: &api::ContainerConfig) -> Result<(), PodError> {
+    let Some(asked) = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|n| n.userns_options.as_ref())
+    else {
+        return Ok(());
+    };
+    let asked = crate::userns::IdMaps::from_options(Some(asked))
+        .map_err(|e| PodError::InvalidArgument(e.to_string()))?;
+    if asked.as_ref() != parts.userns_maps() {
+        return Err(PodError::InvalidArgument(
+            "the container's user namespace options differ from its pod's".into(),
+        ));
+    }
     Ok(())
 }
 

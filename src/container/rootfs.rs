@@ -1,15 +1,44 @@
 //! A container's root filesystem: an overlayfs of the image's unpacked layers (read-only
 //! lowers, shared by every container of the image) with the container's own upper and work
 //! directories under `<root>/containers/<id>/`, mounted at `<runroot>/containers/<id>/rootfs`.
+//!
+//! In a pod with its own user namespace each layer is an id-mapped clone (named by its fd):
+//! the image's root-owned files belong to the pod's root, the layers on disk stay as they are,
+//! and copy-up writes the mapped owners into the container's upper dir, which its root owns.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use crate::engine::PodError;
+use crate::userns::idmap;
+
+/// The pod's user namespace, for id-mapped layers.
+#[derive(Debug)]
+pub struct LayerIdmap {
+    /// The pinned user namespace, open.
+    pub userns: fs::File,
+    /// Host uid and gid of the pod's root.
+    pub root: (u32, u32),
+}
+
+impl LayerIdmap {
+    /// Opens the pod's pinned user namespace.
+    pub fn open(pin: &Path, root: (u32, u32)) -> Result<LayerIdmap, PodError> {
+        let userns = fs::File::open(pin).map_err(|e| {
+            PodError::internal(
+                format!("opening the pod user namespace {}", pin.display()),
+                e,
+            )
+        })?;
+        Ok(LayerIdmap { userns, root })
+    }
+}
 
 /// The kernel copies mount data into one page.
 const MAX_MOUNT_DATA: usize = 4095;
@@ -19,6 +48,7 @@ pub fn mount_overlay(
     lowers: &[PathBuf],
     container_dir: &Path,
     target: &Path,
+    idmapped: Option<&LayerIdmap>,
 ) -> Result<(), PodError> {
     if lowers.is_empty() {
         return Err(PodError::FailedPrecondition(
@@ -31,13 +61,23 @@ pub fn mount_overlay(
         fs::create_dir_all(dir)
             .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
     }
+    // Held until the overlay is mounted; the overlay keeps the clones alive after.
+    let mut clones: Vec<OwnedFd> = Vec::new();
+    let mut names: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    if let Some(m) = idmapped {
+        for lower in lowers {
+            let tree = idmap::idmapped_tree(lower, m.userns.as_fd(), false).map_err(|e| {
+                PodError::internal(format!("id-mapped clone of layer {}", lower.display()), e)
+            })?;
+            clones.push(tree);
+        }
+        names = clones.iter().map(idmap::fd_path).collect();
+        let (uid, gid) = m.root;
+        std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
+            .map_err(|e| PodError::internal(format!("chown {}", upper.display()), e))?;
+    }
     // overlayfs lists the topmost lower first.
-    let lowerdir = lowers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
+    let lowerdir = names.into_iter().rev().collect::<Vec<_>>().join(":");
     let data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
@@ -100,7 +140,13 @@ mod tests {
         fs::write(l2.join("f"), "high").unwrap();
         fs::write(l1.join("only-low"), "x").unwrap();
         let target = dir.path().join("rootfs");
-        mount_overlay(&[l1.clone(), l2.clone()], &dir.path().join("c"), &target).unwrap();
+        mount_overlay(
+            &[l1.clone(), l2.clone()],
+            &dir.path().join("c"),
+            &target,
+            None,
+        )
+        .unwrap();
         let read = fs::read_to_string(target.join("f"));
         fs::write(target.join("new"), "w").unwrap();
         unmount(&target).unwrap();
@@ -108,6 +154,6 @@ mod tests {
         assert_eq!(read.unwrap(), "high");
         assert!(dir.path().join("c/upper/new").exists());
         assert!(!l1.join("new").exists());
-        assert!(mount_overlay(&[], dir.path(), &target).is_err());
+        assert!(mount_overlay(&[], dir.path(), &target, None).is_err());
     }
 }

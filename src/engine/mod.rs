@@ -7,6 +7,7 @@
 //! remove), while calls on different objects run in parallel.
 
 mod error;
+pub mod features;
 mod paths;
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use error::PodError;
+pub use features::HandlerFeatures;
 pub use paths::Paths;
 
 use crate::config::Config;
@@ -93,6 +95,8 @@ pub struct Engine {
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     /// Reserved names → the id holding them.
     names: Mutex<HashMap<String, String>>,
+    /// Per runtime handler, detected at start.
+    features: HashMap<String, HandlerFeatures>,
 }
 
 impl Engine {
@@ -101,7 +105,7 @@ impl Engine {
         paths.create()?;
         let store = StateStore::open(&paths.state_dir())?;
         let cni = Cni::new(config.network.plugin_dirs.clone(), paths.cni_cache_dir());
-        Ok(Engine {
+        let mut engine = Engine {
             config,
             images,
             store,
@@ -112,7 +116,33 @@ impl Engine {
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
             names: Mutex::new(HashMap::new()),
-        })
+            features: HashMap::new(),
+        };
+        engine.features = engine.detect_features();
+        Ok(engine)
+    }
+
+    fn detect_features(&self) -> HashMap<String, HandlerFeatures> {
+        let idmap_ok = features::idmap_works(&self.paths.root);
+        self.handler_names()
+            .into_iter()
+            .filter_map(|name| {
+                let runtime = self.runtime_for(&name).ok()?;
+                let builtin = runtime.path == self.paths.exe;
+                let f = features::detect(&runtime, builtin, idmap_ok);
+                Some((name, f))
+            })
+            .collect()
+    }
+
+    /// What the handler `name` ("" = the default) offers.
+    pub fn features(&self, name: &str) -> HandlerFeatures {
+        let name = if name.is_empty() {
+            self.config.runtime.default_runtime.as_str()
+        } else {
+            name
+        };
+        self.features.get(name).copied().unwrap_or_default()
     }
 
     /// The OCI runtime for a CRI `runtime_handler` ("" = the default one).

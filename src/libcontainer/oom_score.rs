@@ -68,6 +68,18 @@ pub fn read(pid: Option<Pid>) -> Result<i32, OomScoreError> {
         .map_err(|_| OomScoreError::Parse { path, content })
 }
 
+/// Sets the calling process's value for the process it is about to fork, while it is still the
+/// host's root outside any user namespace. In a joined user namespace the container process is
+/// not dumpable, so its /proc files belong to the host's root and its own write is refused;
+/// forked children inherit the value instead. Warnings (clamping) are dropped: the runtime has
+/// nowhere to report them.
+pub fn preset(adj: Option<i32>) -> Result<(), OomScoreError> {
+    match adj {
+        Some(adj) => apply(None, adj).map(drop),
+        None => Ok(()),
+    }
+}
+
 /// Set oom_score_adj of `pid` (None: the calling process) to `adj`.
 pub fn apply(pid: Option<Pid>, adj: i32) -> Result<Option<Warning>, OomScoreError> {
     if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&adj) {

@@ -12,6 +12,7 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Linux, LinuxResources, Process, Root, Spec};
 
 use crate::api;
+use crate::userns::IdMaps;
 
 mod devices;
 mod mounts;
@@ -25,6 +26,8 @@ mod signal;
 mod tests;
 #[cfg(test)]
 mod tests_security;
+#[cfg(test)]
+mod tests_userns;
 
 pub use security::DEFAULT_CAPABILITIES;
 pub use signal::stop_signal;
@@ -60,6 +63,16 @@ pub struct PodContext<'a> {
     pub shm: &'a Path,
     /// Absolute cgroupfs path, e.g. "/crius" or "/kubepods/besteffort/pod123".
     pub cgroup_parent: &'a str,
+    /// The pod's own user namespace, when it has one.
+    pub userns: Option<PodUserns<'a>>,
+}
+
+/// A pod's user namespace: the pinned namespace every process of the pod joins, and its
+/// mappings (also given to the runtime, which id-maps volumes with them).
+#[derive(Debug, Clone, Copy)]
+pub struct PodUserns<'a> {
+    pub path: &'a Path,
+    pub maps: &'a IdMaps,
 }
 
 /// One container of the pod.
@@ -250,6 +263,11 @@ pub fn container_spec(
             "privileged container in a sandbox not marked privileged",
         ));
     }
+    if privileged && pod.userns.is_some() {
+        return Err(invalid(
+            "a privileged container cannot run in a pod with its own user namespace",
+        ));
+    }
     let res = c
         .config
         .linux
@@ -290,6 +308,7 @@ pub fn container_spec(
     linux.set_readonly_paths(Some(readonly));
     linux.set_seccomp(seccomp);
     linux.set_rootfs_propagation(rootfs_propagation);
+    set_id_mappings(&mut linux, pod);
     spec.set_linux(Some(linux));
     spec.set_process(Some(proc));
 
@@ -305,6 +324,16 @@ pub fn container_spec(
     ours.insert(annotations::IMAGE_NAME.into(), c.image_name.into());
     spec.set_annotations(Some(merge_annotations(&c.config.annotations, ours)));
     Ok(spec)
+}
+
+/// The pod's mappings, for a runtime joining its user namespace (runc checks they match).
+fn set_id_mappings(linux: &mut Linux, pod: &PodContext) {
+    if let Some(u) = &pod.userns {
+        let (uids, gids) = u.maps.to_oci();
+        linux
+            .set_uid_mappings(Some(uids))
+            .set_gid_mappings(Some(gids));
+    }
 }
 
 #[allow(deprecated)]
@@ -349,6 +378,7 @@ pub fn pause_spec(
         .unwrap_or_default();
     namespaces::validate_sysctls(&sysctls, pod)?;
     linux.set_sysctl((!sysctls.is_empty()).then_some(sysctls));
+    set_id_mappings(&mut linux, pod);
     spec.set_linux(Some(linux));
     spec.set_process(Some(proc));
 

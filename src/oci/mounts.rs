@@ -2,11 +2,12 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::{ContainerContext, PauseContext, PodContext, SpecError, SpecOptions, invalid};
 use crate::api;
 use crate::api::MountPropagation;
+use crate::userns::IdMaps;
 
 fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Mount {
     let mut m = Mount::default();
@@ -147,7 +148,7 @@ fn rootfs_propagation(mounts: &[api::Mount]) -> Option<String> {
     }
 }
 
-fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
+fn cri_mount(m: &api::Mount, userns: Option<&IdMaps>) -> Result<Mount, SpecError> {
     let dest = clean_destination(&m.container_path)?;
     if m.host_path.is_empty() && m.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
         return Err(SpecError::Unsupported(format!(
@@ -159,12 +160,6 @@ fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
         return Err(invalid(format!(
             "mount {}: host_path is empty",
             m.container_path
-        )));
-    }
-    if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
-        return Err(invalid(format!(
-            "mount {}: id-mapped mounts are not supported",
-            dest.display()
         )));
     }
     // A symlinked host path is followed: the real target is mounted.
@@ -222,9 +217,30 @@ fn cri_mount(m: &api::Mount) -> Result<Mount, SpecError> {
     if m.recursive_read_only {
         opts.push("rro");
     }
+    let maps = id_mappings(m, &dest, userns)?;
+    if maps.is_some() {
+        opts.push("idmap");
+    }
     let mut out = bind("/", &source, &opts);
     out.set_destination(dest);
+    if let Some((uids, gids)) = maps {
+        out.set_uid_mappings(Some(uids))
+            .set_gid_mappings(Some(gids));
+    }
     Ok(out)
+}
+
+/// An id-mapped volume: with the mount's own mappings when the request gives them, else, in a
+/// pod with a user namespace, with the pod's (so files the host's root owns belong to the
+/// pod's root, as containerd and cri-o map volumes).
+fn id_mappings(
+    m: &api::Mount,
+    dest: &Path,
+    userns: Option<&IdMaps>,
+) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>, SpecError> {
+    let own = IdMaps::for_mount(&m.uid_mappings, &m.gid_mappings)
+        .map_err(|e| invalid(format!("mount {}: {e}", dest.display())))?;
+    Ok(own.as_ref().or(userns).map(IdMaps::to_oci))
 }
 
 /// Default mounts, then the CRI mounts sorted by destination depth (parents before children);
@@ -240,7 +256,7 @@ pub fn container_mounts(
         .config
         .mounts
         .iter()
-        .map(cri_mount)
+        .map(|m| cri_mount(m, pod.userns.map(|u| u.maps)))
         .collect::<Result<_, _>>()?;
     cri.sort_by_key(|m| m.destination().components().count());
     let mut all: Vec<Mount> = default_mounts(pod, sc.privileged, sc.readonly_rootfs)

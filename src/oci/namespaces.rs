@@ -19,6 +19,19 @@ fn push(out: &mut Vec<LinuxNamespace>, typ: LinuxNamespaceType, mode: &NsMode) {
     out.push(ns);
 }
 
+/// The pod's user namespace, joined first (it owns the pod's other namespaces).
+fn user_namespace(pod: &PodContext) -> Vec<LinuxNamespace> {
+    let mut out = Vec::new();
+    if let Some(u) = &pod.userns {
+        push(
+            &mut out,
+            LinuxNamespaceType::User,
+            &NsMode::Path(u.path.to_path_buf()),
+        );
+    }
+    out
+}
+
 fn pid_mode(opts: Option<&api::NamespaceOption>) -> Result<NamespaceMode, SpecError> {
     let raw = opts.map_or(0, |o| o.pid);
     NamespaceMode::try_from(raw).map_err(|_| invalid(format!("unknown pid namespace mode {raw}")))
@@ -52,7 +65,7 @@ pub fn container_namespaces(
             }
         },
     };
-    let mut out = Vec::new();
+    let mut out = user_namespace(pod);
     push(&mut out, LinuxNamespaceType::Mount, &NsMode::New);
     push(&mut out, LinuxNamespaceType::Network, &pod.net);
     push(&mut out, LinuxNamespaceType::Ipc, &pod.ipc);
@@ -74,7 +87,7 @@ pub fn pause_namespaces(
         .namespace_options
         .as_ref()
         .is_some_and(|o| o.pid == NamespaceMode::Node as i32);
-    let mut out = Vec::new();
+    let mut out = user_namespace(pod);
     push(&mut out, LinuxNamespaceType::Mount, &NsMode::New);
     push(&mut out, LinuxNamespaceType::Network, &pod.net);
     push(&mut out, LinuxNamespaceType::Ipc, &pod.ipc);

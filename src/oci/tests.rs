@@ -90,6 +90,7 @@ impl Fixture {
             hosts_file: Path::new("/nonexistent/hosts"),
             shm: Path::new("/nonexistent/shm"),
             cgroup_parent: "/kubepods/pod1",
+            userns: None,
         }
     }
 

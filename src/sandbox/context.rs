@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::api::{self, NamespaceMode};
+use crate::container::rootfs::LayerIdmap;
 use crate::engine::{Engine, PodError};
-use crate::oci::{NsMode, PodContext};
+use crate::oci::{NsMode, PodContext, PodUserns};
 use crate::store::SandboxRecord;
+use crate::userns::IdMaps;
 
 /// The request a sandbox was made from.
 pub fn pod_config(record: &SandboxRecord) -> Result<api::PodSandboxConfig, PodError> {
@@ -24,6 +26,12 @@ pub fn namespace_options(config: &api::PodSandboxConfig) -> api::NamespaceOption
         .and_then(|l| l.security_context.as_ref())
         .and_then(|s| s.namespace_options.clone())
         .unwrap_or_default()
+}
+
+/// The pod's user namespace mappings (mode POD), checked; `None` without one.
+pub fn pod_userns(config: &api::PodSandboxConfig) -> Result<Option<IdMaps>, PodError> {
+    IdMaps::from_options(namespace_options(config).userns_options.as_ref())
+        .map_err(|e| PodError::InvalidArgument(e.to_string()))
 }
 
 pub fn is_node(mode: i32) -> bool {
@@ -70,6 +78,7 @@ pub struct PodContextParts {
     shm: PathBuf,
     cgroup_parent: String,
     id: String,
+    userns: Option<(PathBuf, IdMaps)>,
 }
 
 impl PodContextParts {
@@ -88,7 +97,18 @@ impl PodContextParts {
             // Only while the pause process itself is being made.
             (false, None) => NsMode::New,
         };
+        let userns = match (&record.pinned.user, pod_userns(&config)?) {
+            (Some(path), Some(maps)) => Some((path.clone(), maps)),
+            (None, None) => None,
+            _ => {
+                return Err(PodError::internal(
+                    format!("sandbox {}", record.id),
+                    "its user namespace does not match its request",
+                ));
+            }
+        };
         Ok(PodContextParts {
+            userns,
             files: PodFiles::new(engine, &record.id),
             net: pinned_or_host(&record.pinned.net),
             ipc: pinned_or_host(&record.pinned.ipc),
@@ -99,6 +119,19 @@ impl PodContextParts {
             id: record.id.clone(),
             config,
         })
+    }
+
+    /// The pod's mappings, when it has its own user namespace.
+    pub fn userns_maps(&self) -> Option<&IdMaps> {
+        self.userns.as_ref().map(|(_, maps)| maps)
+    }
+
+    /// What an overlay rootfs of this pod needs for id-mapped layers.
+    pub fn layer_idmap(&self) -> Result<Option<LayerIdmap>, PodError> {
+        self.userns
+            .as_ref()
+            .map(|(pin, maps)| LayerIdmap::open(pin, maps.host_root()))
+            .transpose()
     }
 
     pub fn context(&self) -> PodContext<'_> {
@@ -115,6 +148,10 @@ impl PodContextParts {
             hosts_file: &self.files.hosts,
             shm: &self.shm,
             cgroup_parent: &self.cgroup_parent,
+            userns: self
+                .userns
+                .as_ref()
+                .map(|(path, maps)| PodUserns { path, maps }),
         }
     }
 }

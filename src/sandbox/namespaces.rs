@@ -4,6 +4,9 @@
 //!
 //! `unshare` changes the namespaces of the calling thread only, so the work happens on a dedicated
 //! short-lived thread; the caller's thread (and the daemon's thread pool) never changes namespace.
+//! A pod with its own user namespace needs a process instead (a multi-threaded process may not
+//! unshare one): a short-lived child ([`NsChild`]) makes the user namespace and, owned by it, the
+//! network, IPC and UTS namespaces, so the pod's root holds every capability over them.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,6 +16,8 @@ use std::sync::Mutex;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
+
+use crate::userns::{IdMaps, NsChild};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -65,14 +70,18 @@ pub enum NsError {
     },
     #[error("namespace pinning thread: {0}")]
     Thread(String),
+    #[error("the pod's user namespace: {0}")]
+    Child(#[from] crate::userns::ChildError),
 }
 
 /// Which namespaces a pod gets of its own.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct NsSet {
     pub net: bool,
     pub ipc: bool,
     pub uts: bool,
+    /// A user namespace with these mappings, owning the others.
+    pub user: Option<IdMaps>,
 }
 
 /// The files holding a pod's pinned namespaces.
@@ -81,6 +90,9 @@ pub struct Pinned {
     pub net: Option<PathBuf>,
     pub ipc: Option<PathBuf>,
     pub uts: Option<PathBuf>,
+    /// Absent in records written before user namespaces were supported.
+    #[serde(default)]
+    pub user: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +100,7 @@ enum Kind {
     Net,
     Ipc,
     Uts,
+    User,
 }
 
 impl Kind {
@@ -96,6 +109,7 @@ impl Kind {
             Kind::Net => "net",
             Kind::Ipc => "ipc",
             Kind::Uts => "uts",
+            Kind::User => "user",
         }
     }
 
@@ -104,6 +118,7 @@ impl Kind {
             Kind::Net => CloneFlags::CLONE_NEWNET,
             Kind::Ipc => CloneFlags::CLONE_NEWIPC,
             Kind::Uts => CloneFlags::CLONE_NEWUTS,
+            Kind::User => CloneFlags::CLONE_NEWUSER,
         }
     }
 }
@@ -119,6 +134,7 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
         (which.net, Kind::Net),
         (which.ipc, Kind::Ipc),
         (which.uts, Kind::Uts),
+        (which.user.is_some(), Kind::User),
     ]
     .into_iter()
     .filter_map(|(on, kind)| on.then_some(kind))
@@ -135,14 +151,18 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
         targets.push((kind, kind_dir.join(id)));
     }
     let hostname = hostname.filter(|_| which.uts).map(str::to_string);
-    let thread_targets = targets.clone();
-    let handle = std::thread::Builder::new()
-        .name("crius-pinns".into())
-        .spawn(move || pin_on_this_thread(&thread_targets, hostname.as_deref()))
-        .map_err(|e| NsError::Thread(e.to_string()))?;
-    handle
-        .join()
-        .map_err(|_| NsError::Thread("panicked".into()))??;
+    if let Some(maps) = &which.user {
+        pin_in_child(&targets, hostname.as_deref(), maps)?;
+    } else {
+        let thread_targets = targets.clone();
+        let handle = std::thread::Builder::new()
+            .name("crius-pinns".into())
+            .spawn(move || pin_on_this_thread(&thread_targets, hostname.as_deref()))
+            .map_err(|e| NsError::Thread(e.to_string()))?;
+        handle
+            .join()
+            .map_err(|_| NsError::Thread("panicked".into()))??;
+    }
 
     let mut pinned = Pinned::default();
     for (kind, path) in targets {
@@ -150,6 +170,7 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
             Kind::Net => pinned.net = Some(path),
             Kind::Ipc => pinned.ipc = Some(path),
             Kind::Uts => pinned.uts = Some(path),
+            Kind::User => pinned.user = Some(path),
         }
     }
     Ok(pinned)
@@ -158,7 +179,7 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
 /// Unmounts (lazily) and removes each pinned file. Idempotent: an absent file is fine and a file
 /// that is no longer a mount point is just removed.
 pub fn unpin(p: &Pinned) -> Result<(), NsError> {
-    for path in [&p.net, &p.ipc, &p.uts].into_iter().flatten() {
+    for path in [&p.net, &p.ipc, &p.uts, &p.user].into_iter().flatten() {
         unmount_all(path)?;
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
@@ -186,23 +207,64 @@ fn pin_on_this_thread(targets: &[(Kind, PathBuf)], hostname: Option<&str>) -> Re
             source,
         })?;
     }
+    bind_all(targets, |kind| {
+        Path::new("/proc/thread-self/ns").join(kind.name())
+    })
+}
+
+/// The same in a child process that makes a user namespace first: the child sets the hostname,
+/// the parent writes its id maps and pins its namespaces, then lets it go.
+fn pin_in_child(
+    targets: &[(Kind, PathBuf)],
+    hostname: Option<&str>,
+    maps: &IdMaps,
+) -> Result<(), NsError> {
+    let flags = targets
+        .iter()
+        .fold(CloneFlags::empty(), |acc, (kind, _)| acc | kind.flag());
+    let hostname = hostname
+        .map(|h| {
+            std::ffi::CString::new(h).map_err(|_| NsError::Hostname {
+                hostname: h.to_string(),
+                source: Errno::EINVAL,
+            })
+        })
+        .transpose()?;
+    let child = NsChild::spawn(flags, hostname.as_deref())?;
+    child.write_maps(&maps.uid_map_text(), &maps.gid_map_text())?;
+    bind_all(targets, |kind| child.ns_path(kind.name()))?;
+    if let Err(e) = child.finish() {
+        let paths: Vec<&Path> = targets.iter().map(|(_, p)| p.as_path()).collect();
+        remove_pins(paths);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Pins each target from `source(kind)`; on failure removes those already made.
+fn bind_all(targets: &[(Kind, PathBuf)], source: impl Fn(Kind) -> PathBuf) -> Result<(), NsError> {
     let mut created: Vec<&Path> = Vec::new();
     for (kind, target) in targets {
-        if let Err(err) = bind_namespace(*kind, target, &mut created) {
-            for path in created {
-                let _ = unmount_all(path);
-                let _ = std::fs::remove_file(path);
-            }
+        if let Err(err) = bind_namespace(*kind, &source(*kind), target, &mut created) {
+            remove_pins(created);
             return Err(err);
         }
     }
     Ok(())
 }
 
+fn remove_pins(paths: Vec<&Path>) {
+    for path in paths {
+        let _ = unmount_all(path);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Creates `target` (never reusing an existing file: that may be another pod's pin) and mounts
-/// this thread's namespace of `kind` onto it. `target` joins `created` once it exists.
+/// the namespace file `source` of `kind` onto it. `target` joins `created` once it exists.
 fn bind_namespace<'a>(
     kind: Kind,
+    source: &Path,
     target: &'a Path,
     created: &mut Vec<&'a Path>,
 ) -> Result<(), NsError> {
@@ -216,9 +278,8 @@ fn bind_namespace<'a>(
             source,
         })?;
     created.push(target);
-    let source = Path::new("/proc/thread-self/ns").join(kind.name());
     mount(
-        Some(&source),
+        Some(source),
         target,
         None::<&str>,
         MsFlags::MS_BIND,

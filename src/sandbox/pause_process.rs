@@ -26,9 +26,15 @@ pub async fn start(
         fs::create_dir_all(dir)
             .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
     }
+    // The pause runs as the pod's root: its mount points are made in this root.
+    if let Some(maps) = parts.userns_maps() {
+        let (uid, gid) = maps.host_root();
+        std::os::unix::fs::chown(&rootfs, Some(uid), Some(gid))
+            .map_err(|e| PodError::internal(format!("chown {}", rootfs.display()), e))?;
+    }
     let image_args = match engine.config.runtime.pause_image.as_str() {
         "" => None,
-        image => Some(mount_pause_image(engine, image, &container_dir, &rootfs).await?),
+        image => Some(mount_pause_image(engine, image, &container_dir, &rootfs, parts).await?),
     };
     let spec = oci::pause_spec(
         &parts.context(),
@@ -79,6 +85,7 @@ async fn mount_pause_image(
     image: &str,
     container_dir: &std::path::Path,
     rootfs: &std::path::Path,
+    parts: &PodContextParts,
 ) -> Result<Vec<String>, PodError> {
     let found = engine
         .images
@@ -102,8 +109,9 @@ async fn mount_pause_image(
     let config = crate::container::create::image_config(engine, &record)?;
     let lowers = crate::container::create::layer_dirs(engine, &record)?;
     let (dir, target) = (container_dir.to_path_buf(), rootfs.to_path_buf());
+    let idmapped = parts.layer_idmap()?;
     tokio::task::spawn_blocking(move || {
-        crate::container::rootfs::mount_overlay(&lowers, &dir, &target)
+        crate::container::rootfs::mount_overlay(&lowers, &dir, &target, idmapped.as_ref())
     })
     .await??;
     let c = config.config().clone().unwrap_or_default();

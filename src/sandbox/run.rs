@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::context::{PodContextParts, PodFiles, is_node, namespace_options};
+use super::context::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use super::{files, namespaces, network, pause_process, teardown};
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
+use crate::userns::IdMaps;
 
 /// Creates and starts a pod sandbox; returns its id.
 pub async fn run(
@@ -19,17 +20,8 @@ pub async fn run(
     handler: &str,
 ) -> Result<String, PodError> {
     let name = sandbox_name(&config)?;
-    if namespace_options(&config)
-        .userns_options
-        .is_some_and(|u| u.mode == api::NamespaceMode::Pod as i32)
-    {
-        // Status does not offer the feature, so the kubelet does not ask; crictl might.
-        return Err(PodError::InvalidArgument(
-            "user namespaces for pods are not supported yet (RuntimeHandlerFeatures.user_namespaces is false)"
-                .into(),
-        ));
-    }
     let runtime = engine.runtime_for(handler)?;
+    check_userns(engine, &config, &runtime.name)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
     let id = new_id();
     engine.reserve_name(&name, &id)?;
@@ -107,6 +99,9 @@ async fn set_up(
         std::path::Path::new("/etc/hosts"),
     )
     .map_err(|e| PodError::internal("writing the pod's /etc/hosts", e))?;
+    if let Some(maps) = pod_userns(config)? {
+        give_to_pod_root(&files, &maps, !is_node(ns.ipc))?;
+    }
 
     let record = sandbox.record();
     let parts = PodContextParts::new(engine, &record)?;
@@ -135,7 +130,9 @@ fn prepare(
         ipc: !is_node(ns.ipc),
         // A pod on the host network keeps the host's name too, as the kubelet expects.
         uts: !host_network,
+        user: pod_userns(config)?,
     };
+    let own_ipc = which.ipc;
     let pinned = namespaces::pin(
         &engine.paths.ns_dir(),
         id,
@@ -154,11 +151,52 @@ fn prepare(
     })?;
     files::write_hostname(&files.hostname, hostname)
         .map_err(|e| PodError::internal("writing the pod's hostname file", e))?;
-    if which.ipc {
+    if own_ipc {
         files::mount_shm(&files.shm(), engine.config.runtime.shm_size)
             .map_err(|e| PodError::internal("mounting the pod's /dev/shm", e))?;
     }
     Ok(pinned)
+}
+
+/// The pod's files belong to its root, as the files of a pod without a user namespace belong to
+/// root: writable by it, and the shm tmpfs its own.
+fn give_to_pod_root(files: &PodFiles, maps: &IdMaps, own_shm: bool) -> Result<(), PodError> {
+    let (uid, gid) = maps.host_root();
+    let shm = own_shm.then(|| files.shm());
+    for path in [&files.resolv_conf, &files.hostname, &files.hosts]
+        .into_iter()
+        .chain(shm.as_ref())
+    {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| PodError::internal(format!("chown {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+/// A user namespace (mode POD) needs mappings the kernel takes, namespaces of the pod's own
+/// (the kubelet forbids host namespaces with it too) and a handler that offers it.
+fn check_userns(
+    engine: &Engine,
+    config: &api::PodSandboxConfig,
+    handler: &str,
+) -> Result<(), PodError> {
+    if pod_userns(config)?.is_none() {
+        return Ok(());
+    }
+    let ns = namespace_options(config);
+    for (kind, mode) in [("network", ns.network), ("pid", ns.pid), ("ipc", ns.ipc)] {
+        if is_node(mode) {
+            return Err(PodError::InvalidArgument(format!(
+                "a pod with its own user namespace cannot use the host's {kind} namespace"
+            )));
+        }
+    }
+    if !engine.features(handler).user_namespaces {
+        return Err(PodError::InvalidArgument(format!(
+            "runtime handler {handler:?} does not offer user namespaces (see RuntimeStatus)"
+        )));
+    }
+    Ok(())
 }
 
 /// `k8s_<name>_<namespace>_<uid>_<attempt>`, as cri-o names pods; the metadata is required.

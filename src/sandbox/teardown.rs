@@ -70,6 +70,7 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
         net: Some(ns_dir.join("net").join(id)),
         ipc: Some(ns_dir.join("ipc").join(id)),
         uts: Some(ns_dir.join("uts").join(id)),
+        user: Some(ns_dir.join("user").join(id)),
     };
     namespaces::unpin(&pinned)
         .map_err(|e| PodError::internal("unpinning the pod namespaces", e))?;

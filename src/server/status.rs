@@ -45,17 +45,19 @@ pub async fn handle(
             conditions: vec![runtime, network],
         }),
         info,
-        // Recursive read-only and user-namespaced pods are not offered yet.
         runtime_handlers: server
             .engine
             .handler_names()
             .into_iter()
-            .map(|name| api::RuntimeHandler {
-                name,
-                features: Some(api::RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: false,
-                    user_namespaces: false,
-                }),
+            .map(|name| {
+                let f = server.engine.features(&name);
+                api::RuntimeHandler {
+                    name,
+                    features: Some(api::RuntimeHandlerFeatures {
+                        recursive_read_only_mounts: f.recursive_read_only_mounts,
+                        user_namespaces: f.user_namespaces,
+                    }),
+                }
             })
             .collect(),
         features: Some(api::RuntimeFeatures {

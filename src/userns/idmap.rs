@@ -3,54 +3,26 @@
 //! mappings. A pod's containers see the shared image layers owned by their own root this way,
 //! with no copy and no chown of the layers.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::sched::CloneFlags;
 
 use super::NsChild;
+use crate::libcontainer::mount_api::{self, MOUNT_ATTR_IDMAP, MountAttr};
 
 /// A detached, id-mapped clone of the tree at `dir` (with its submounts when `recursive`).
 /// Usable as an overlayfs layer through `/proc/self/fd/<fd>` ([`fd_path`]) or attachable with
 /// move_mount; the clone goes away with its last fd.
 pub fn idmapped_tree(dir: &Path, userns: BorrowedFd<'_>, recursive: bool) -> io::Result<OwnedFd> {
-    let path = CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as libc::c_uint;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as libc::c_uint;
-    }
-    // SAFETY: open_tree with a valid C path; the result is a new fd we own.
-    let rc = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: rc is a fresh fd returned by the kernel.
-    let tree = unsafe { OwnedFd::from_raw_fd(rc as i32) };
-    let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
+    let tree = mount_api::open_tree_clone(dir, recursive)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
         userns_fd: userns.as_raw_fd() as u64,
+        ..MountAttr::default()
     };
-    let at = if recursive { libc::AT_RECURSIVE } else { 0 } | libc::AT_EMPTY_PATH;
-    // SAFETY: mount_setattr on our fd with an empty path and a correctly sized mount_attr.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            at as libc::c_uint,
-            &raw const attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    mount_api::setattr_fd(std::os::fd::AsFd::as_fd(&tree), recursive, &attr)?;
     Ok(tree)
 }
 

@@ -9,7 +9,7 @@ use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 
 use crate::api::{self, NamespaceMode};
 
-pub use child::NsChild;
+pub use child::{ChildError, NsChild};
 
 /// Most lines a uid_map or gid_map may have (the kernel's limit).
 const MAX_MAP_LINES: usize = 340;
@@ -29,23 +29,19 @@ pub struct IdMaps {
 impl IdMaps {
     /// The mappings a pod asks for: `None` for mode NODE (or no options), an error for modes a
     /// pod cannot have or for mappings the kernel would refuse.
-    pub fn from_options(
-        opts: Option<&api::UserNamespace>,
-    ) -> Result<Option<IdMaps>, UsernsError> {
+    pub fn from_options(opts: Option<&api::UserNamespace>) -> Result<Option<IdMaps>, UsernsError> {
         let Some(u) = opts else { return Ok(None) };
         match NamespaceMode::try_from(u.mode) {
             Ok(NamespaceMode::Node) => {
                 if u.uids.is_empty() && u.gids.is_empty() {
                     Ok(None)
                 } else {
-                    Err(UsernsError(
-                        "mode NODE takes no uid/gid mappings".into(),
-                    ))
+                    Err(UsernsError("mode NODE takes no uid/gid mappings".into()))
                 }
             }
             Ok(NamespaceMode::Pod) => {
-                check("uid", &u.uids)?;
-                check("gid", &u.gids)?;
+                check("uid", &u.uids, true)?;
+                check("gid", &u.gids, true)?;
                 Ok(Some(IdMaps {
                     uids: u.uids.clone(),
                     gids: u.gids.clone(),
@@ -56,6 +52,22 @@ impl IdMaps {
                 u.mode
             ))),
         }
+    }
+
+    /// A mount's own mappings (root need not be mapped); `None` when it has none.
+    pub fn for_mount(
+        uids: &[api::IdMapping],
+        gids: &[api::IdMapping],
+    ) -> Result<Option<IdMaps>, UsernsError> {
+        if uids.is_empty() && gids.is_empty() {
+            return Ok(None);
+        }
+        check("uid", uids, false)?;
+        check("gid", gids, false)?;
+        Ok(Some(IdMaps {
+            uids: uids.to_vec(),
+            gids: gids.to_vec(),
+        }))
     }
 
     /// Host uid and gid of the container's root.
@@ -81,7 +93,7 @@ impl IdMaps {
 
 /// Root must be mapped (the kubelet always maps it); ranges must be non-empty, not wrap and not
 /// overlap on either side.
-fn check(kind: &str, maps: &[api::IdMapping]) -> Result<(), UsernsError> {
+fn check(kind: &str, maps: &[api::IdMapping], need_root: bool) -> Result<(), UsernsError> {
     if maps.is_empty() {
         return Err(UsernsError(format!("mode POD needs {kind} mappings")));
     }
@@ -106,13 +118,14 @@ fn check(kind: &str, maps: &[api::IdMapping]) -> Result<(), UsernsError> {
         let overlap = |a: u32, b: u32, n: &api::IdMapping| {
             u64::from(a) < end(b, n.length) && u64::from(b) < end(a, m.length)
         };
-        if maps[..i].iter().any(|n| {
-            overlap(m.host_id, n.host_id, n) || overlap(m.container_id, n.container_id, n)
-        }) {
+        if maps[..i]
+            .iter()
+            .any(|n| overlap(m.host_id, n.host_id, n) || overlap(m.container_id, n.container_id, n))
+        {
             return Err(UsernsError(format!("{kind} mappings overlap")));
         }
     }
-    if !maps.iter().any(|m| m.container_id == 0) {
+    if need_root && !maps.iter().any(|m| m.container_id == 0) {
         return Err(UsernsError(format!("{kind} 0 (root) must be mapped")));
     }
     Ok(())

@@ -28,12 +28,18 @@ fn pod_mode_needs_sane_mappings() {
     assert_eq!(maps.host_root(), (65536, 65536));
     assert_eq!(maps.uid_map_text(), "0 65536 65536\n");
     let (u, g) = maps.to_oci();
-    assert_eq!((u[0].host_id(), u[0].size(), g[0].container_id()), (65536, 65536, 0));
+    assert_eq!(
+        (u[0].host_id(), u[0].size(), g[0].container_id()),
+        (65536, 65536, 0)
+    );
 
     for (bad, why) in [
         (pod(vec![], vec![map(0, 1, 1)]), "needs uid"),
         (pod(vec![map(0, 1, 0)], vec![map(0, 1, 1)]), "length 0"),
-        (pod(vec![map(0, u32::MAX, 2)], vec![map(0, 1, 1)]), "past the last"),
+        (
+            pod(vec![map(0, u32::MAX, 2)], vec![map(0, 1, 1)]),
+            "past the last",
+        ),
         (pod(vec![map(1, 10, 5)], vec![map(0, 1, 1)]), "root"),
         (
             pod(vec![map(0, 100, 10), map(10, 105, 10)], vec![map(0, 1, 1)]),
@@ -83,11 +89,19 @@ fn ns_child_makes_a_mapped_user_namespace() {
         Some(host),
     )
     .unwrap();
-    child.write_maps("0 200000 65536\n", "0 300000 10\n").unwrap();
+    child
+        .write_maps("0 200000 65536\n", "0 300000 10\n")
+        .unwrap();
     let user = std::fs::read_link(child.ns_path("user")).unwrap();
     assert_ne!(user, std::fs::read_link("/proc/self/ns/user").unwrap());
     let uid_map = std::fs::read_to_string(
-        child.ns_path("user").parent().unwrap().parent().unwrap().join("uid_map"),
+        child
+            .ns_path("user")
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("uid_map"),
     )
     .unwrap();
     assert!(uid_map.contains("200000"), "{uid_map}");
@@ -105,7 +119,9 @@ fn idmapped_layer_under_overlay() {
     idmap::probe(&layer).unwrap();
 
     let child = NsChild::spawn(CloneFlags::CLONE_NEWUSER, None).unwrap();
-    child.write_maps("0 400000 65536\n", "0 400000 65536\n").unwrap();
+    child
+        .write_maps("0 400000 65536\n", "0 400000 65536\n")
+        .unwrap();
     let ns = std::fs::File::open(child.ns_path("user")).unwrap();
     let tree = idmap::idmapped_tree(&layer, ns.as_fd(), false).unwrap();
     child.finish().unwrap();

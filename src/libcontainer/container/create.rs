@@ -28,7 +28,7 @@ use crate::libcontainer::process::init::{self, InitArgs};
 use crate::libcontainer::rootfs::RootfsConfig;
 use crate::libcontainer::rootfs::idmap::{self, IdmapRequest};
 use crate::libcontainer::tty;
-use crate::libcontainer::{hooks, lsm, netdev, personality, sysctl, timens};
+use crate::libcontainer::{hooks, lsm, netdev, oom_score, personality, sysctl, timens};
 
 #[derive(Debug, Clone)]
 pub struct CreateOpts {
@@ -400,6 +400,8 @@ fn send_idmapped_mounts(
 /// pid namespace only applies to children) and report its pid.
 fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()> {
     ch.expect(&Msg::Continue)?;
+    let oom = args.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    oom_score::preset(oom).map_err(|e| Error::Invalid(format!("setting oom_score_adj: {e}")))?;
     namespaces::join(&plan.join)?;
     if plan
         .join

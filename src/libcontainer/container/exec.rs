@@ -18,7 +18,7 @@ use crate::libcontainer::process::channel::{self, Msg};
 use crate::libcontainer::process::fork::{clone_fork, exit_with};
 use crate::libcontainer::process::init;
 use crate::libcontainer::tty;
-use crate::libcontainer::{lsm, namespaces};
+use crate::libcontainer::{lsm, namespaces, oom_score};
 
 #[derive(Debug, Clone)]
 pub struct ExecOpts {
@@ -118,6 +118,8 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
             }
             let r = (|| -> Result<()> {
                 child_ch.expect(&Msg::Continue)?;
+                oom_score::preset(process.oom_score_adj())
+                    .map_err(|e| Error::Invalid(format!("setting oom_score_adj: {e}")))?;
                 namespaces::join(&join)?;
                 match clone_fork(libc::CLONE_PARENT).ctx("fork", "exec process")? {
                     Some(pid) => child_ch.send(&Msg::Pid(pid.as_raw())),

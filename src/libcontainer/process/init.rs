@@ -201,8 +201,12 @@ pub fn finalize_and_exec(
         // nowhere to go once the runtime has returned, so they are dropped here.
         let _warnings = rlimits::apply(l).map_err(sec("setting rlimits"))?;
     }
-    if let Some(score) = process.oom_score_adj() {
-        // Lowering the score needs CAP_SYS_RESOURCE; the module clamps instead of failing.
+    if let Some(score) = process
+        .oom_score_adj()
+        .filter(|s| oom_score::read(None).ok() != Some(*s))
+    {
+        // Normally preset by the runtime before forking us (see `oom_score::preset`). Lowering
+        // the score needs CAP_SYS_RESOURCE; the module clamps instead of failing.
         let _warning = oom_score::apply(None, score).map_err(sec("setting oom_score_adj"))?;
     }
     let nnp = process.no_new_privileges().unwrap_or(false);

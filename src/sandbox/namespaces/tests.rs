@@ -24,6 +24,7 @@ const ALL: NsSet = NsSet {
     net: true,
     ipc: true,
     uts: true,
+    user: None,
 };
 
 fn inode(path: &Path) -> u64 {
@@ -63,6 +64,7 @@ fn pins_all_three_and_unpins_idempotently() {
             net: Some(dir.join("net/pod1")),
             ipc: Some(dir.join("ipc/pod1")),
             uts: Some(dir.join("uts/pod1")),
+            user: None,
         }
     );
     for (kind, file) in [
@@ -147,6 +149,7 @@ fn failure_after_mounting_undoes_and_keeps_foreign_files() {
         net: Some(dir.join("net/pod4")),
         ipc: Some(dir.join("ipc/pod4")),
         uts: None,
+        user: None,
     });
 
     let err = pin(&dir, "pod4", ALL, Some("h")).unwrap_err();
@@ -259,4 +262,57 @@ fn parses_propagation() {
             ("/run/p", false)
         ]
     );
+}
+
+/// A pod with its own user namespace: all four pinned, the others owned by the pinned user
+/// namespace (NS_GET_USERNS), its maps as asked, the hostname set; unpin removes everything.
+#[test]
+fn pins_a_user_namespace_owning_the_others() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ns");
+    let mut cleanup = Cleanup::default();
+    let maps = crate::userns::IdMaps {
+        uids: vec![crate::api::IdMapping {
+            host_id: 500000,
+            container_id: 0,
+            length: 65536,
+        }],
+        gids: vec![crate::api::IdMapping {
+            host_id: 600000,
+            container_id: 0,
+            length: 65536,
+        }],
+    };
+    let which = NsSet {
+        user: Some(maps),
+        ..ALL
+    };
+    let pinned = pin(&dir, "upod", which, Some("userns-pod")).unwrap();
+    cleanup.pinned.push(pinned.clone());
+    let user = pinned.user.clone().unwrap();
+    assert_eq!(user, dir.join("user/upod"));
+    assert_ne!(inode(&user), inode(Path::new("/proc/self/ns/user")));
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    for ns in [&pinned.net, &pinned.ipc, &pinned.uts] {
+        let f = std::fs::File::open(ns.as_ref().unwrap()).unwrap();
+        // SAFETY: ioctl on an nsfs fd; returns a new fd of the owning user namespace.
+        let owner = unsafe { libc::ioctl(f.as_raw_fd(), NS_GET_USERNS) };
+        assert!(owner >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: a fresh fd from the kernel.
+        let owner = unsafe { OwnedFd::from_raw_fd(owner) };
+        let st = nix::sys::stat::fstat(&owner).unwrap();
+        assert_eq!(st.st_ino, inode(&user));
+    }
+    let uts = pinned.uts.clone().unwrap();
+    let name = std::thread::spawn(move || {
+        let f = std::fs::File::open(uts).unwrap();
+        nix::sched::setns(&f, CloneFlags::CLONE_NEWUTS).unwrap();
+        nix::unistd::gethostname().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(name, "userns-pod");
+    unpin(&pinned).unwrap();
+    assert!(!user.exists() && !pinned.net.as_ref().unwrap().exists());
 }
