@@ -2,7 +2,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::{LinuxIdMapping, Mount};
+use oci_spec::runtime::Mount;
 
 use super::{ContainerContext, PauseContext, PodContext, SpecError, SpecOptions, invalid};
 use crate::api;
@@ -223,7 +223,7 @@ fn cri_mount(m: &api::Mount, userns: Option<&IdMaps>) -> Result<Mount, SpecError
     }
     let mut out = bind("/", &source, &opts);
     out.set_destination(dest);
-    if let Some((uids, gids)) = maps {
+    if let Some((uids, gids)) = maps.as_ref().map(IdMaps::to_oci) {
         out.set_uid_mappings(Some(uids))
             .set_gid_mappings(Some(gids));
     }
@@ -237,10 +237,10 @@ fn id_mappings(
     m: &api::Mount,
     dest: &Path,
     userns: Option<&IdMaps>,
-) -> Result<Option<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)>, SpecError> {
+) -> Result<Option<IdMaps>, SpecError> {
     let own = IdMaps::for_mount(&m.uid_mappings, &m.gid_mappings)
         .map_err(|e| invalid(format!("mount {}: {e}", dest.display())))?;
-    Ok(own.as_ref().or(userns).map(IdMaps::to_oci))
+    Ok(own.or_else(|| userns.cloned()))
 }
 
 /// Default mounts, then the CRI mounts sorted by destination depth (parents before children);

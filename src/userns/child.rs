@@ -79,10 +79,10 @@ impl NsChild {
                         libc::syscall(libc::SYS_close_range, 0, keep - 1, 0);
                     }
                     libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0);
-                    if let Some((name, len)) = host {
-                        if libc::sethostname(name, len) != 0 {
-                            libc::_exit(EXIT_HOSTNAME);
-                        }
+                    if let Some((name, len)) = host
+                        && libc::sethostname(name, len) != 0
+                    {
+                        libc::_exit(EXIT_HOSTNAME);
                     }
                     let mut byte = 0u8;
                     // Returns at EOF, when the parent closes its end (or dies).
