@@ -62,6 +62,8 @@ async fn a_user_namespace_pod_owns_its_image_files_volumes_and_pod_files() {
         .await
         .unwrap()
         .into_inner();
+    // The default handler is listed under "" (what the kubelet and critest look up).
+    assert_eq!(status.runtime_handlers[0].name, "");
     let features = status.runtime_handlers[0].features.unwrap();
     assert!(features.user_namespaces && features.recursive_read_only_mounts);
 

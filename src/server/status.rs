@@ -45,10 +45,10 @@ pub async fn handle(
             conditions: vec![runtime, network],
         }),
         info,
-        runtime_handlers: server
-            .engine
-            .handler_names()
-            .into_iter()
+        // The CRI names the default handler "" (what the kubelet and critest look up); the
+        // configured names follow.
+        runtime_handlers: std::iter::once(String::new())
+            .chain(server.engine.handler_names())
             .map(|name| {
                 let f = server.engine.features(&name);
                 api::RuntimeHandler {
