@@ -13,7 +13,8 @@
 //! the busybox test image on a loopback registry. With `--socket` it drives that runtime, pulls
 //! `--image`, and uses whatever network the runtime has. Every pod it creates carries the label
 //! `crius-e2e-bench-run=<id>`; those pods are stopped and removed at the end, on error and on
-//! Ctrl-C.
+//! Ctrl-C. `--userns` gives every pod its own user namespace (mode POD, 65536 ids from 2^20),
+//! as the kubelet does for `hostUsers: false`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -24,10 +25,15 @@ use crius_e2e::Crius;
 use crius_e2e::cri::Images;
 use crius_e2e::images;
 use crius_e2e::pods::procs::{self, ProcInfo, RssSampler};
-use crius_e2e::pods::{Leaks, PodFlow, TestNetwork, cleanup_pods, pod_config, shell_container};
+use crius_e2e::pods::{
+    Leaks, PodFlow, TestNetwork, cleanup_pods, pod_config, shell_container, with_namespaces,
+};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::workspace_root;
-use k8s_cri::v1::{ContainerConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxFilter};
+use k8s_cri::v1::{
+    ContainerConfig, IdMapping, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxFilter, UserNamespace,
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -46,10 +52,11 @@ struct Options {
     json: bool,
     bin: Option<PathBuf>,
     daemon_pid: Option<u32>,
+    userns: bool,
 }
 
-const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--bin PATH-TO-CRIUS]
-       pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json]";
+const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--bin PATH-TO-CRIUS]
+       pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]";
 
 fn parse_args() -> Result<Options> {
     let mut options = Options {
@@ -60,6 +67,7 @@ fn parse_args() -> Result<Options> {
         json: false,
         bin: None,
         daemon_pid: None,
+        userns: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,6 +84,7 @@ fn parse_args() -> Result<Options> {
                 options.daemon_pid = Some(value("a pid")?.parse().context("--daemon-pid")?)
             }
             "--json" => options.json = true,
+            "--userns" => options.userns = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -131,6 +140,7 @@ struct Target {
     own: Option<OwnDaemon>,
     log_dir: TempDir,
     run_id: String,
+    userns: bool,
 }
 
 async fn setup(options: &Options) -> Result<Target> {
@@ -154,6 +164,7 @@ async fn setup(options: &Options) -> Result<Target> {
             own: None,
             log_dir,
             run_id,
+            userns: options.userns,
         };
         return Ok(target);
     }
@@ -187,6 +198,7 @@ async fn setup(options: &Options) -> Result<Target> {
         }),
         log_dir,
         run_id,
+        userns: options.userns,
     })
 }
 
@@ -198,6 +210,22 @@ impl Target {
         config
             .labels
             .insert(RUN_LABEL.to_string(), self.run_id.clone());
+        if self.userns {
+            let map = vec![IdMapping {
+                host_id: 1 << 20,
+                container_id: 0,
+                length: 65536,
+            }];
+            let options = NamespaceOption {
+                userns_options: Some(UserNamespace {
+                    mode: NamespaceMode::Pod as i32,
+                    uids: map.clone(),
+                    gids: map,
+                }),
+                ..NamespaceOption::default()
+            };
+            config = with_namespaces(config, options);
+        }
         Ok(config)
     }
 
