@@ -69,10 +69,16 @@ async fn a_user_namespace_pod_owns_its_image_files_volumes_and_pod_files() {
 
     let volume = tempfile::tempdir().unwrap();
     std::fs::write(volume.path().join("from-host"), "x").unwrap();
-    let pod = with_namespaces(
+    let mut pod = with_namespaces(
         pod_config("userns", &env.log_dir("userns")),
         userns_options(userns(HOST_ROOT)),
     );
+    // A network sysctl: the pod's root may set it, its user namespace owns the pod's netns.
+    pod.linux.as_mut().unwrap().sysctls = [(
+        "net.ipv4.ping_group_range".to_string(),
+        "0 1000".to_string(),
+    )]
+    .into();
     let pod_id = flow.run_pod(&pod).await.unwrap();
     let ps = flow.pod_status(&pod_id).await.unwrap();
     assert_eq!(ps.state, PodSandboxState::SandboxReady as i32);
@@ -91,6 +97,10 @@ async fn a_user_namespace_pod_owns_its_image_files_volumes_and_pod_files() {
     assert_eq!(uid_map, ["0", &HOST_ROOT.to_string(), "65536"]);
     assert_eq!(sh(&mut flow, &id, "id -u; id -g").await, "0\n0");
     assert_eq!(sh(&mut flow, &id, "hostname").await, "userns");
+    assert_eq!(
+        sh(&mut flow, &id, "cat /proc/sys/net/ipv4/ping_group_range").await,
+        "0\t1000"
+    );
     // The image's files, the volume's and the pod's own files belong to the pod's root.
     assert_eq!(
         sh(
