@@ -61,6 +61,23 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     assert!(cgroups.contains(&wanted), "{cgroups}");
     assert!(running.started_at >= running.created_at && running.created_at > 0);
     assert_eq!(running.image.unwrap().image, env.image);
+    // The identity the process was given is what `id` sees (SupplementalGroupsPolicy).
+    let user = running.user.unwrap().linux.unwrap();
+    let ids = flow
+        .exec_sync(&id, &["sh", "-c", "id -u; id -g; id -G"], 10 * SECOND)
+        .await
+        .unwrap();
+    let groups = user.supplemental_groups.iter().map(|g| g.to_string());
+    let expected = format!(
+        "{}\n{}\n{}\n",
+        user.uid,
+        user.gid,
+        std::iter::once(user.gid.to_string())
+            .chain(groups.filter(|g| *g != user.gid.to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    assert_eq!(String::from_utf8_lossy(&ids.stdout), expected);
 
     // The pod's files and namespaces, seen from inside.
     let resolv = flow

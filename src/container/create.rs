@@ -16,7 +16,9 @@ use crate::monitor::{self, Launch};
 use crate::oci::{self, ContainerContext};
 use crate::proc_info;
 use crate::sandbox::context::{PodContextParts, pod_config};
-use crate::store::{ContainerPhase, ContainerRecord, Kind, ProcessRef, SandboxPhase, now_nanos};
+use crate::store::{
+    ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
+};
 
 pub async fn create(
     engine: &Arc<Engine>,
@@ -76,6 +78,7 @@ pub async fn create(
         stop_signal,
         process: None,
         exit: None,
+        user: None,
     };
     if let Err(e) = engine.store.save(Kind::Container, &id, &record) {
         engine.release_name(&name, &id);
@@ -134,6 +137,14 @@ async fn set_up(
         },
         &engine.spec_options(),
     )?;
+    let user = spec.process().as_ref().map(|p| {
+        let u = p.user();
+        ProcessUser {
+            uid: u.uid(),
+            gid: u.gid(),
+            supplemental_groups: u.additional_gids().clone().unwrap_or_default(),
+        }
+    });
     crate::engine::write_spec(&run_dir, spec)?;
 
     let log_path = rec.log_path.clone();
@@ -171,6 +182,7 @@ async fn set_up(
     engine.save_container(container, |r| {
         r.process = Some(process);
         r.phase = ContainerPhase::Created;
+        r.user = user;
     })?;
     Ok(())
 }

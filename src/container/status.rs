@@ -160,7 +160,17 @@ pub fn status(
                 ..Default::default()
             }),
         image_id: rec.image_id.clone(),
-        user: None,
+        user: rec.user.as_ref().map(|u| api::ContainerUser {
+            linux: Some(api::LinuxContainerUser {
+                uid: i64::from(u.uid),
+                gid: i64::from(u.gid),
+                supplemental_groups: u
+                    .supplemental_groups
+                    .iter()
+                    .map(|g| i64::from(*g))
+                    .collect(),
+            }),
+        }),
     };
     let mut info = HashMap::new();
     if verbose {

@@ -61,7 +61,9 @@ pub async fn handle(
             })
             .collect(),
         features: Some(api::RuntimeFeatures {
-            supplemental_groups_policy: false,
+            // Merge and Strict are both honoured (src/oci/process.rs), and ContainerStatus
+            // reports the resulting groups.
+            supplemental_groups_policy: true,
         }),
     })
 }

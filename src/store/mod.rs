@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    ContainerPhase, ContainerRecord, NetworkState, ProcessRef, SandboxPhase, SandboxRecord,
-    now_nanos,
+    ContainerPhase, ContainerRecord, NetworkState, ProcessRef, ProcessUser, SandboxPhase,
+    SandboxRecord, now_nanos,
 };
 
 /// Which kind of record.

@@ -100,6 +100,18 @@ pub struct ContainerRecord {
     pub process: Option<ProcessRef>,
     /// The exit status once it has been read from the exit file.
     pub exit: Option<ExitStatus>,
+    /// The process identity its spec was given (absent in records before it was kept).
+    #[serde(default)]
+    pub user: Option<ProcessUser>,
+}
+
+/// uid, gid and supplementary groups of a container's process: `ContainerStatus.user`, which
+/// the kubelet reads for the SupplementalGroupsPolicy feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub supplemental_groups: Vec<u32>,
 }
 
 mod base64_bytes {
