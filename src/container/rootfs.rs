@@ -89,7 +89,7 @@ pub fn mount_overlay(
     .map_err(|e| PodError::internal(format!("mounting the rootfs at {}", target.display()), e))
 }
 
-/// Mounts `lowers` (lowest first) as a read-only, nosuid, nodev, noexec overlay with no upper
+/// Mounts `lowers` (lowest first) as a read-only overlay with no upper
 /// directory: an image volume. overlayfs wants two lowers when there is no upper, so a
 /// one-layer image gets the empty directory `empty` beneath its layer.
 pub fn mount_readonly_overlay(
@@ -120,12 +120,13 @@ pub fn mount_readonly_overlay(
             lowers.len()
         )));
     }
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Only read-only: more flags here would be locked in a user namespace and make the
+    // container's bind of it fail to remount without them.
     mount(
         Some("overlay"),
         target,
         Some("overlay"),
-        flags,
+        MsFlags::MS_RDONLY,
         Some(data.as_str()),
     )
     .map_err(|e| {

@@ -170,6 +170,13 @@ fn cri_mount(
                 m.container_path
             )));
         }
+        // The CRI: image volumes are read-only by definition; critest wants false refused.
+        if !m.readonly {
+            return Err(invalid(format!(
+                "mount {}: an image volume must be readonly",
+                m.container_path
+            )));
+        }
         if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
             return Err(invalid(format!(
                 "mount {}: an image volume takes no uid/gid mappings",
@@ -188,7 +195,7 @@ fn cri_mount(
         ))
     })?;
     if m.recursive_read_only {
-        if !m.readonly && !image {
+        if !m.readonly {
             return Err(invalid(format!(
                 "mount {}: recursive_read_only requires readonly",
                 dest.display()
@@ -224,12 +231,9 @@ fn cri_mount(
             "rshared"
         }
     };
-    // Image volumes are read-only whatever the request says, and noexec as KEP-4639 asks.
-    let readonly = m.readonly || image;
-    let mut opts = vec![prop, if readonly { "ro" } else { "rw" }];
-    if image {
-        opts.extend(["nosuid", "nodev", "noexec"]);
-    }
+    // Not noexec: the early KEP-4639 draft asked for it, but cri-o, containerd and critest
+    // (which runs a binary from the volume) allow executing image volume files.
+    let mut opts = vec![prop, if m.readonly { "ro" } else { "rw" }];
     if m.recursive_read_only {
         opts.push("rro");
     }

@@ -15,6 +15,7 @@ fn image_mount(dest: &str) -> api::Mount {
             image: "sha256:0123".into(),
             ..Default::default()
         }),
+        readonly: true,
         ..Default::default()
     }
 }
@@ -31,7 +32,7 @@ fn mounts_of(f: &Fixture, mounts: Vec<api::Mount>) -> Result<Vec<Mount>, SpecErr
 }
 
 #[test]
-fn image_volumes_bind_their_overlay_read_only_and_noexec() {
+fn image_volumes_bind_their_overlay_read_only() {
     let f = Fixture::new();
     let host = f.files.join("shm").to_string_lossy().to_string();
     let plain = api::Mount {
@@ -39,7 +40,7 @@ fn image_volumes_bind_their_overlay_read_only_and_noexec() {
         host_path: host,
         ..Default::default()
     };
-    // Mount 1 is the image volume: it binds `<volumes>/1`, read-only even when not asked.
+    // Mount 1 is the image volume: it binds `<volumes>/1`.
     let all = mounts_of(&f, vec![plain, image_mount("/vol/")]).unwrap();
     let vol = all
         .iter()
@@ -51,16 +52,19 @@ fn image_volumes_bind_their_overlay_read_only_and_noexec() {
         Some(Path::new("/run/c1/volumes/1"))
     );
     let o = vol.options().clone().unwrap();
-    assert_eq!(
-        o,
-        ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"].map(String::from)
-    );
+    assert_eq!(o, ["rbind", "rprivate", "ro"].map(String::from));
     assert!(vol.uid_mappings().is_none());
 }
 
 #[test]
 fn image_volume_requests_that_are_refused() {
     let f = Fixture::new();
+    let mut writable = image_mount("/vol");
+    writable.readonly = false;
+    assert!(matches!(
+        mounts_of(&f, vec![writable]),
+        Err(SpecError::InvalidArgument(_))
+    ));
     let mut both = image_mount("/vol");
     both.host_path = "/tmp".into();
     assert!(matches!(
