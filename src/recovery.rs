@@ -39,6 +39,13 @@ pub async fn recover(engine: &Arc<Engine>) {
             }
         }
     }
+    // A hold whose container has no record (a crash between its removal's last steps) is stale.
+    if let Err(e) = engine
+        .images
+        .release_holds_unless(|id| engine.container(id).is_ok())
+    {
+        tracing::error!("recovering: releasing stale image layer holds: {e}");
+    }
     for s in engine.sandboxes() {
         let phase = s.record().phase;
         let result = match phase {

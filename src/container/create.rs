@@ -8,6 +8,7 @@ use std::sync::Arc;
 use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
+use super::image_volume::{self, ImageVolume};
 use super::{remove, rootfs};
 use crate::api::{self, NamespaceMode};
 use crate::engine::{Container, Engine, PodError, new_id};
@@ -54,6 +55,7 @@ pub async fn create(
         .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
     let image_config = image_config(engine, &image)?;
     let stop_signal = oci::stop_signal(&image_config)?;
+    let volumes = image_volume::resolve(engine, &config)?;
 
     let id = new_id();
     engine.reserve_name(&name, &id)?;
@@ -87,7 +89,14 @@ pub async fn create(
     let container = Container::new(record);
     engine.insert_container(container.clone());
     let _op = container.op.lock().await;
-    match set_up(engine, &container, &srec, &config, &image, &image_config).await {
+    let set = SetUp {
+        srec: &srec,
+        config: &config,
+        image: &image,
+        image_config: &image_config,
+        volumes,
+    };
+    match set_up(engine, &container, set).await {
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
@@ -99,14 +108,27 @@ pub async fn create(
     }
 }
 
+/// What CreateContainer found before it recorded the container.
+struct SetUp<'a> {
+    srec: &'a crate::store::SandboxRecord,
+    config: &'a api::ContainerConfig,
+    image: &'a ImageRecord,
+    image_config: &'a ImageConfiguration,
+    volumes: Vec<ImageVolume>,
+}
+
 async fn set_up(
     engine: &Arc<Engine>,
     container: &Container,
-    srec: &crate::store::SandboxRecord,
-    config: &api::ContainerConfig,
-    image: &ImageRecord,
-    image_config: &ImageConfiguration,
+    set: SetUp<'_>,
 ) -> Result<(), PodError> {
+    let SetUp {
+        srec,
+        config,
+        image,
+        image_config,
+        volumes,
+    } = set;
     let id = container.id.clone();
     let run_dir = engine.paths.container_run_dir(&id);
     let rootfs_dir = run_dir.join("rootfs");
@@ -116,9 +138,19 @@ async fn set_up(
     {
         let container_dir = engine.paths.container_dir(&id);
         let target = rootfs_dir.clone();
+        let run_dir = run_dir.clone();
         let idmapped = parts.layer_idmap()?;
+        let images = engine.images.clone();
+        let owner = id.clone();
+        let mut held = image.layers.clone();
+        held.extend(volumes.iter().flat_map(|v| v.image.layers.iter().cloned()));
         tokio::task::spawn_blocking(move || {
-            rootfs::mount_overlay(&lowers, &container_dir, &target, idmapped.as_ref())
+            // Before mounting: a RemoveImage meanwhile must not delete the layers under us.
+            images
+                .hold_layers(&owner, &held)
+                .map_err(|e| PodError::FailedPrecondition(format!("image layers: {e}")))?;
+            rootfs::mount_overlay(&lowers, &container_dir, &target, idmapped.as_ref())?;
+            image_volume::mount_all(&volumes, &run_dir, idmapped.as_ref())
         })
         .await??;
     }
@@ -133,6 +165,7 @@ async fn set_up(
             image: image_config,
             image_name: &rec.image_name,
             rootfs: &rootfs_dir,
+            image_volumes: &image_volume::volumes_dir(&run_dir),
             target_pid,
         },
         &engine.spec_options(),

@@ -1,11 +1,11 @@
-//! RemoveContainer: kill if running, delete from the runtime, unmount the rootfs and delete the
-//! container's files — all but its log, which the kubelet manages. Idempotent; also undoes a
+//! RemoveContainer: kill if running, delete from the runtime, unmount the image volumes and the
+//! rootfs, delete the container's files and release its hold on image layers — all but its log, which the kubelet manages. Idempotent; also undoes a
 //! failed CreateContainer and finishes removals a crash interrupted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{rootfs, stop};
+use super::{image_volume, rootfs, stop};
 use crate::engine::{Container, Engine, PodError};
 use crate::store::{ContainerPhase, Kind};
 
@@ -25,14 +25,20 @@ pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), P
         engine.paths.attach_socket(&rec.id),
         engine.paths.control_socket(&rec.id),
     ];
+    let images = engine.images.clone();
+    let id = rec.id.clone();
     tokio::task::spawn_blocking(move || {
+        image_volume::unmount_all(&run_dir)?;
         rootfs::unmount(&run_dir.join("rootfs"))?;
         rootfs::remove_tree(&run_dir)?;
         rootfs::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
-        Ok::<(), PodError>(())
+        // Last: the layers may go once nothing of the container mounts them.
+        images
+            .release_layers(&id)
+            .map_err(|e| PodError::internal("releasing the container's image layers", e))
     })
     .await??;
     engine.store.remove(Kind::Container, &rec.id)?;

@@ -62,22 +62,12 @@ pub fn mount_overlay(
             .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
     }
     // Held until the overlay is mounted; the overlay keeps the clones alive after.
-    let mut clones: Vec<OwnedFd> = Vec::new();
-    let mut names: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    let (_clones, lowerdir) = lowerdir(lowers, idmapped)?;
     if let Some(m) = idmapped {
-        for lower in lowers {
-            let tree = idmap::idmapped_tree(lower, m.userns.as_fd(), false).map_err(|e| {
-                PodError::internal(format!("id-mapped clone of layer {}", lower.display()), e)
-            })?;
-            clones.push(tree);
-        }
-        names = clones.iter().map(idmap::fd_path).collect();
         let (uid, gid) = m.root;
         std::os::unix::fs::chown(&upper, Some(uid), Some(gid))
             .map_err(|e| PodError::internal(format!("chown {}", upper.display()), e))?;
     }
-    // overlayfs lists the topmost lower first.
-    let lowerdir = names.into_iter().rev().collect::<Vec<_>>().join(":");
     let data = format!(
         "lowerdir={lowerdir},upperdir={},workdir={}",
         upper.display(),
@@ -97,6 +87,76 @@ pub fn mount_overlay(
         Some(data.as_str()),
     )
     .map_err(|e| PodError::internal(format!("mounting the rootfs at {}", target.display()), e))
+}
+
+/// Mounts `lowers` (lowest first) as a read-only overlay with no upper
+/// directory: an image volume. overlayfs wants two lowers when there is no upper, so a
+/// one-layer image gets the empty directory `empty` beneath its layer.
+pub fn mount_readonly_overlay(
+    lowers: &[PathBuf],
+    empty: &Path,
+    target: &Path,
+    idmapped: Option<&LayerIdmap>,
+) -> Result<(), PodError> {
+    if lowers.is_empty() {
+        return Err(PodError::FailedPrecondition(
+            "the image has no layers".into(),
+        ));
+    }
+    let mut all = Vec::with_capacity(lowers.len() + 1);
+    if lowers.len() == 1 {
+        fs::create_dir_all(empty)
+            .map_err(|e| PodError::internal(format!("creating {}", empty.display()), e))?;
+        all.push(empty.to_path_buf());
+    }
+    all.extend_from_slice(lowers);
+    fs::create_dir_all(target)
+        .map_err(|e| PodError::internal(format!("creating {}", target.display()), e))?;
+    let (_clones, lowerdir) = lowerdir(&all, idmapped)?;
+    let data = format!("lowerdir={lowerdir}");
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(PodError::FailedPrecondition(format!(
+            "the image has too many layers ({}) for one overlay mount",
+            lowers.len()
+        )));
+    }
+    // Only read-only: more flags here would be locked in a user namespace and make the
+    // container's bind of it fail to remount without them.
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::MS_RDONLY,
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        PodError::internal(
+            format!("mounting the image volume at {}", target.display()),
+            e,
+        )
+    })
+}
+
+/// The overlay `lowerdir=` value for `lowers` (lowest first), and, in a pod with a user
+/// namespace, the id-mapped clones it names, to be held open until the overlay is mounted.
+fn lowerdir(
+    lowers: &[PathBuf],
+    idmapped: Option<&LayerIdmap>,
+) -> Result<(Vec<OwnedFd>, String), PodError> {
+    let mut clones: Vec<OwnedFd> = Vec::new();
+    let mut names: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+    if let Some(m) = idmapped {
+        for lower in lowers {
+            let tree = idmap::idmapped_tree(lower, m.userns.as_fd(), false).map_err(|e| {
+                PodError::internal(format!("id-mapped clone of layer {}", lower.display()), e)
+            })?;
+            clones.push(tree);
+        }
+        names = clones.iter().map(idmap::fd_path).collect();
+    }
+    // overlayfs lists the topmost lower first.
+    let joined = names.into_iter().rev().collect::<Vec<_>>().join(":");
+    Ok((clones, joined))
 }
 
 /// Unmounts the rootfs if mounted; idempotent.
@@ -155,5 +215,32 @@ mod tests {
         assert!(dir.path().join("c/upper/new").exists());
         assert!(!l1.join("new").exists());
         assert!(mount_overlay(&[], dir.path(), &target, None).is_err());
+    }
+
+    #[test]
+    fn readonly_overlay_of_one_or_two_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let l1 = dir.path().join("l1");
+        let l2 = dir.path().join("l2");
+        fs::create_dir_all(&l1).unwrap();
+        fs::create_dir_all(&l2).unwrap();
+        fs::write(l1.join("f"), "low").unwrap();
+        fs::write(l2.join("f"), "high").unwrap();
+        let empty = dir.path().join("empty");
+        let one = dir.path().join("one");
+        let two = dir.path().join("two");
+        let r1 = mount_readonly_overlay(std::slice::from_ref(&l1), &empty, &one, None);
+        let r2 = mount_readonly_overlay(&[l1.clone(), l2.clone()], &empty, &two, None);
+        let read1 = fs::read_to_string(one.join("f"));
+        let read2 = fs::read_to_string(two.join("f"));
+        let write = fs::write(two.join("new"), "w");
+        unmount(&one).unwrap();
+        unmount(&two).unwrap();
+        r1.unwrap();
+        r2.unwrap();
+        assert_eq!(read1.unwrap(), "low");
+        assert_eq!(read2.unwrap(), "high");
+        assert_eq!(write.unwrap_err().raw_os_error(), Some(libc::EROFS));
+        assert!(!l2.join("new").exists());
     }
 }

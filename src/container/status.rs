@@ -132,6 +132,7 @@ pub fn status(
             selinux_relabel: m.selinux_relabel,
             propagation: m.propagation,
             recursive_read_only: m.recursive_read_only,
+            image: m.image.clone(),
             ..Default::default()
         })
         .collect();

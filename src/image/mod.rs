@@ -105,6 +105,27 @@ impl ImageManager {
         }
     }
 
+    /// Keeps `layers` (diff ids) on disk for `owner`, a container that mounts them, even after
+    /// their image is removed; replaces the owner's previous hold.
+    pub fn hold_layers(&self, owner: &str, layers: &[String]) -> Result<()> {
+        self.store.hold_layers(owner, layers)
+    }
+
+    /// Ends `owner`'s hold and deletes the layers nothing else needs; idempotent.
+    pub fn release_layers(&self, owner: &str) -> Result<()> {
+        self.store.release_layers(owner)
+    }
+
+    /// Ends the holds of owners `keep` rejects (containers whose record is gone).
+    pub fn release_holds_unless(&self, keep: impl Fn(&str) -> bool) -> Result<()> {
+        for owner in self.store.holders() {
+            if !keep(&owner) {
+                self.store.release_layers(&owner)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn usage(&self) -> Result<Usage> {
         self.store.usage()
     }

@@ -3,7 +3,9 @@
 //! - `blobs/sha256/<hex>`: manifests, indexes and image configs, content-addressed;
 //! - `layers/<hex of diff_id>/`: each layer unpacked once, ready to be an overlayfs lower layer;
 //! - `tmp/`: work in progress (downloads being unpacked, files being written); wiped at start-up;
-//! - `index.json`: names → manifest → config, and per-layer sizes. It is the commit point: an image
+//! - `index.json`: names → manifest → config, per-layer sizes, and the layers each container
+//!   keeps mounted (its rootfs and image volumes), which collection spares even when their image
+//!   is gone: deleting a lower directory under a mounted overlay empties it. It is the commit point: an image
 //!   exists when, and only when, the index names it. It is replaced atomically (temp file, fsync,
 //!   rename, fsync of the directory), so a crash leaves either the old or the new index, and
 //!   whatever a crashed pull left in `layers/` or `blobs/` is collected at the next start.
@@ -54,6 +56,9 @@ pub struct LayerRecord {
 struct Index {
     images: BTreeMap<String, ImageRecord>,
     layers: BTreeMap<String, LayerRecord>,
+    /// Owner (a container id) → the layer diff ids it has mounted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    holds: BTreeMap<String, Vec<String>>,
 }
 
 /// Bytes and inodes the store occupies.
@@ -200,12 +205,56 @@ impl Store {
         self.collect_garbage()
     }
 
-    /// Deletes layers and blobs no image references and no pull holds.
+    /// Records that `owner` has `layers` mounted (replacing what it held before): collection
+    /// keeps them until [`Store::release_layers`]. Fails if a layer is no longer in the store.
+    pub fn hold_layers(&self, owner: &str, layers: &[String]) -> Result<()> {
+        let mut index = self.lock_index();
+        if let Some(gone) = layers
+            .iter()
+            .find(|l| !index.layers.contains_key(l.as_str()))
+        {
+            return Err(ImageError::io(
+                format!("layer {gone}"),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
+        }
+        let mut next = index.clone();
+        let mut held = layers.to_vec();
+        held.sort();
+        held.dedup();
+        next.holds.insert(owner.to_string(), held);
+        write_index(&self.dir, &next)?;
+        *index = next;
+        Ok(())
+    }
+
+    /// Drops `owner`'s hold, then deletes what nothing needs any more; no hold is fine.
+    pub fn release_layers(&self, owner: &str) -> Result<()> {
+        {
+            let mut index = self.lock_index();
+            if !index.holds.contains_key(owner) {
+                return Ok(());
+            }
+            let mut next = index.clone();
+            next.holds.remove(owner);
+            write_index(&self.dir, &next)?;
+            *index = next;
+        }
+        self.collect_garbage()
+    }
+
+    /// The owners holding layers.
+    pub fn holders(&self) -> Vec<String> {
+        self.lock_index().holds.keys().cloned().collect()
+    }
+
+    /// Deletes layers and blobs no image references and no pull or container holds.
     pub fn collect_garbage(&self) -> Result<()> {
         let (unused_layers, unused_blobs) = {
             let mut index = self.lock_index();
             let in_flight = self.lock_in_flight();
             let mut live: BTreeSet<String> = BTreeSet::new();
+            live.extend(index.holds.values().flatten().cloned());
             for img in index.images.values() {
                 live.extend(img.layers.iter().cloned());
                 live.insert(img.id.clone());
@@ -479,6 +528,29 @@ mod tests {
         drop(guard);
         store.collect_garbage().unwrap();
         assert!(!store.layer_dir(&layer).exists());
+    }
+
+    #[test]
+    fn layers_a_container_holds_outlive_their_image_and_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let layer = digest('6');
+        add_layer_dir(&store, &layer);
+        store
+            .commit(record(&digest('a'), &["r/a:1"], &[&layer]))
+            .unwrap();
+        assert!(store.hold_layers("c1", &[digest('7').to_string()]).is_err());
+        store.hold_layers("c1", &[layer.to_string()]).unwrap();
+        store.update_image(digest('a').as_str(), None).unwrap();
+        assert!(store.layer_dir(&layer).is_dir());
+        drop(store);
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.layer_dir(&layer).is_dir());
+        assert_eq!(store.holders(), vec!["c1".to_string()]);
+        store.release_layers("c1").unwrap();
+        store.release_layers("c1").unwrap();
+        assert!(!store.layer_dir(&layer).exists());
+        assert!(store.holders().is_empty());
     }
 
     #[test]

@@ -25,10 +25,13 @@ mod signal;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_image_volume;
+#[cfg(test)]
 mod tests_security;
 #[cfg(test)]
 mod tests_userns;
 
+pub use mounts::image_volume_path;
 pub use security::DEFAULT_CAPABILITIES;
 pub use signal::stop_signal;
 
@@ -84,6 +87,9 @@ pub struct ContainerContext<'a> {
     pub image_name: &'a str,
     /// Mounted overlay root: the spec's root.path and where /etc/passwd is looked up.
     pub rootfs: &'a Path,
+    /// Where the image volumes are mounted: CRI mount `i` with an image at
+    /// [`image_volume_path`]`(image_volumes, i)`.
+    pub image_volumes: &'a Path,
     /// /proc/<pid>/ns/pid of the TARGET container, when pid mode is TARGET.
     pub target_pid: Option<PathBuf>,
 }

@@ -148,27 +148,45 @@ fn rootfs_propagation(mounts: &[api::Mount]) -> Option<String> {
     }
 }
 
-fn cri_mount(m: &api::Mount, userns: Option<&IdMaps>) -> Result<Mount, SpecError> {
+/// Where the image volume of CRI mount `index` is mounted on the host.
+pub fn image_volume_path(volumes: &Path, index: usize) -> PathBuf {
+    volumes.join(index.to_string())
+}
+
+/// An image volume (CRI `Mount.image`), bound from `image_source`, the read-only overlay of its
+/// layers, which the caller mounted (id-mapped already in a pod with a user namespace); or a
+/// host path.
+fn cri_mount(
+    m: &api::Mount,
+    image_source: &Path,
+    userns: Option<&IdMaps>,
+) -> Result<Mount, SpecError> {
     let dest = clean_destination(&m.container_path)?;
-    if m.host_path.is_empty() && m.image.as_ref().is_some_and(|i| !i.image.is_empty()) {
-        return Err(SpecError::Unsupported(format!(
-            "mount {}: image volumes are not supported yet",
-            m.container_path
-        )));
-    }
-    if m.host_path.is_empty() {
-        return Err(invalid(format!(
-            "mount {}: host_path is empty",
-            m.container_path
-        )));
-    }
-    // A symlinked host path is followed: the real target is mounted.
-    let source = std::fs::canonicalize(&m.host_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            SpecError::NotFound(format!("mount host path {}: {e}", m.host_path))
+    let image = m.image.as_ref().is_some_and(|i| !i.image.is_empty());
+    let source = if image {
+        if !m.host_path.is_empty() {
+            return Err(invalid(format!(
+                "mount {}: host_path and image are mutually exclusive",
+                m.container_path
+            )));
         }
-        _ => SpecError::FailedPrecondition(format!("mount host path {}: {e}", m.host_path)),
-    })?;
+        // The CRI: image volumes are read-only by definition; critest wants false refused.
+        if !m.readonly {
+            return Err(invalid(format!(
+                "mount {}: an image volume must be readonly",
+                m.container_path
+            )));
+        }
+        if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+            return Err(invalid(format!(
+                "mount {}: an image volume takes no uid/gid mappings",
+                m.container_path
+            )));
+        }
+        image_source.to_path_buf()
+    } else {
+        host_source(m)?
+    };
     let propagation = MountPropagation::try_from(m.propagation).map_err(|_| {
         invalid(format!(
             "mount {}: unknown propagation {}",
@@ -213,11 +231,17 @@ fn cri_mount(m: &api::Mount, userns: Option<&IdMaps>) -> Result<Mount, SpecError
             "rshared"
         }
     };
+    // Not noexec: the early KEP-4639 draft asked for it, but cri-o, containerd and critest
+    // (which runs a binary from the volume) allow executing image volume files.
     let mut opts = vec![prop, if m.readonly { "ro" } else { "rw" }];
     if m.recursive_read_only {
         opts.push("rro");
     }
-    let maps = id_mappings(m, &dest, userns)?;
+    let maps = if image {
+        None
+    } else {
+        id_mappings(m, &dest, userns)?
+    };
     if maps.is_some() {
         opts.push("idmap");
     }
@@ -228,6 +252,23 @@ fn cri_mount(m: &api::Mount, userns: Option<&IdMaps>) -> Result<Mount, SpecError
             .set_gid_mappings(Some(gids));
     }
     Ok(out)
+}
+
+/// A host path mount's source: the real target of `host_path`.
+fn host_source(m: &api::Mount) -> Result<PathBuf, SpecError> {
+    if m.host_path.is_empty() {
+        return Err(invalid(format!(
+            "mount {}: host_path is empty",
+            m.container_path
+        )));
+    }
+    // A symlinked host path is followed: the real target is mounted.
+    std::fs::canonicalize(&m.host_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            SpecError::NotFound(format!("mount host path {}: {e}", m.host_path))
+        }
+        _ => SpecError::FailedPrecondition(format!("mount host path {}: {e}", m.host_path)),
+    })
 }
 
 /// An id-mapped volume: with the mount's own mappings when the request gives them, else, in a
@@ -256,7 +297,14 @@ pub fn container_mounts(
         .config
         .mounts
         .iter()
-        .map(|m| cri_mount(m, pod.userns.map(|u| u.maps)))
+        .enumerate()
+        .map(|(i, m)| {
+            cri_mount(
+                m,
+                &image_volume_path(c.image_volumes, i),
+                pod.userns.map(|u| u.maps),
+            )
+        })
         .collect::<Result<_, _>>()?;
     cri.sort_by_key(|m| m.destination().components().count());
     let mut all: Vec<Mount> = default_mounts(pod, sc.privileged, sc.readonly_rootfs)

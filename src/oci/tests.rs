@@ -109,6 +109,7 @@ impl Fixture {
             image: &self.image,
             image_name: "docker.io/library/busybox:latest",
             rootfs: &self.rootfs,
+            image_volumes: Path::new("/run/c1/volumes"),
             target_pid: self.target_pid.clone(),
         };
         container_spec(&self.pod(), &c, o)
@@ -549,6 +550,7 @@ fn hostname_only_for_new_uts() {
         image: &f.image,
         image_name: "img",
         rootfs: &f.rootfs,
+        image_volumes: Path::new("/run/c1/volumes"),
         target_pid: None,
     };
     assert_eq!(container_spec(&pod, &c, &opts()).unwrap().hostname(), &None);
@@ -878,22 +880,4 @@ fn pause_spec_shape() {
         pause_spec(&f.pod(), &p, &opts()),
         Err(SpecError::InvalidArgument(_))
     ));
-}
-
-#[test]
-fn image_volumes_are_unsupported_and_empty_host_paths_invalid() {
-    let f = Fixture::new();
-    let mut cfg = with_sc(api::LinuxContainerSecurityContext::default());
-    cfg.command = s(&["/bin/true"]);
-    cfg.mounts = vec![api::Mount {
-        container_path: "/mnt/image-volume".into(),
-        image: Some(api::ImageSpec {
-            image: "busybox".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
-    assert!(matches!(f.spec(&cfg), Err(SpecError::Unsupported(_))));
-    cfg.mounts[0].image = None;
-    assert!(matches!(f.spec(&cfg), Err(SpecError::InvalidArgument(_))));
 }

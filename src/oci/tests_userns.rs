@@ -32,6 +32,7 @@ fn spec(f: &Fixture, maps: &IdMaps, cfg: &api::ContainerConfig) -> Result<Spec, 
         image: &f.image,
         image_name: "busybox",
         rootfs: &f.rootfs,
+        image_volumes: Path::new("/run/c1/volumes"),
         target_pid: None,
     };
     container_spec(&pod, &c, &opts())
