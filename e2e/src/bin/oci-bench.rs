@@ -1,12 +1,14 @@
 //! OCI runtime benchmark: create, start, wait and delete of a busybox `/bin/true` container,
 //! N times sequentially, with `crius oci`, Debian's `runc` and (when installed) `crun`, interleaved
-//! in one run so they share the machine's state. Prints the median of each phase and of the whole
+//! in one run (in a random order each round) so they share the machine's state. Prints the median of each phase and of the whole
 //! life per container, and the ratios to crius.
 //!
 //! ```text
 //! cargo build --release -p crius --bins
-//! cargo run --release -p crius-e2e --bin oci-bench -- [--runs N] [--bin PATH]
+//! cargo run --release -p crius-e2e --bin oci-bench -- [--runs N] [--bin PATH] [--baseline PATH]
 //! ```
+//!
+//! `--baseline` adds another crius binary (e.g. a build before a change) as "crius base".
 //!
 //! `apt-get install crun` enables the comparison with crun (it is not part of the test suite's
 //! dependencies). crun 1.8.1 refuses this host's hybrid cgroup layout because the cgroup2 mount
@@ -26,6 +28,7 @@ use crius_e2e::daemon::crius_bin;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+use rand::seq::SliceRandom;
 
 const PHASES: [&str; 5] = ["create", "start", "wait", "delete", "total"];
 
@@ -188,11 +191,13 @@ fn crun_installed() -> bool {
 fn main() -> Result<()> {
     let mut runs = 100;
     let mut bin = crius_bin();
+    let mut baseline = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
             "--bin" => bin = PathBuf::from(args.next().context("--bin PATH")?),
+            "--baseline" => baseline = Some(args.next().context("--baseline PATH")?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -211,6 +216,9 @@ fn main() -> Result<()> {
         )?,
         Runtime::new("runc", vec!["runc".into()], None)?,
     ];
+    if let Some(b) = baseline {
+        runtimes.push(Runtime::new("crius base", vec![b, "oci".into()], None)?);
+    }
     let mut crun_ns = None;
     if crun_installed() {
         let ns = crun_ns.insert(CrunNamespace::new(work.path())?);
@@ -219,12 +227,14 @@ fn main() -> Result<()> {
     } else {
         println!("crun not installed (apt-get install crun): compared with runc only");
     }
-    // Rotate who goes first so no runtime always follows the same one.
+    // A fresh random order each round: a runtime's cost depends on what ran just before it
+    // (e.g. whether an RCU grace period is still pending from the previous cgroup attach).
+    let mut order: Vec<usize> = (0..runtimes.len()).collect();
+    let mut rng = rand::rng();
     for i in 0..runs {
-        let n = runtimes.len();
-        for k in 0..n {
-            let rt = &mut runtimes[(i + k) % n];
-            rt.once(&bundle_dir, &format!("bench-{i}"))?;
+        order.shuffle(&mut rng);
+        for &k in &order {
+            runtimes[k].once(&bundle_dir, &format!("bench-{i}"))?;
         }
     }
     drop(crun_ns);
