@@ -1,7 +1,8 @@
 //! OCI runtime benchmark: create, start, wait and delete of a busybox `/bin/true` container,
 //! N times sequentially, with `crius oci`, Debian's `runc` and (when installed) `crun`, interleaved
-//! in one run (in a random order each round) so they share the machine's state. Prints the median of each phase and of the whole
-//! life per container, and the ratios to crius.
+//! in one run (in a random order each round) so they share the machine's state. Prints the median
+//! of each phase (create, start, wait, delete) and of the whole life per container, and the ratios
+//! to crius.
 //!
 //! ```text
 //! cargo build --release -p crius --bins
