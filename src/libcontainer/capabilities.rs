@@ -5,7 +5,8 @@
 //!    set (the kernel clears it otherwise);
 //! 2. `user::apply` (setgroups → setgid → setuid → umask);
 //! 3. [`set_keep_caps`]`(false)`;
-//! 4. [`apply`] — bounding, then effective/inheritable/permitted, then ambient.
+//! 4. [`apply`] — bounding, then effective/inheritable/permitted, then ambient
+//!    ([`prepare`] + [`Plan::apply`] when the reads should happen earlier).
 //!
 //! [`apply`] first raises effective to the current permitted set: after a
 //! setuid with keepcaps, effective is empty and dropping from the bounding set
@@ -76,6 +77,26 @@ pub fn set_keep_caps(keep: bool) -> Result<(), CapabilitiesError> {
 /// Apply all five capability sets to the calling thread (the container init
 /// is single-threaded, so that is the whole process).
 pub fn apply(spec: &LinuxCapabilities) -> Result<(), CapabilitiesError> {
+    prepare(spec)?.apply()
+}
+
+/// The sets to apply, resolved against the kernel, and the capabilities the
+/// bounding set still holds that must go. Computed ahead of [`Plan::apply`]
+/// (the init does it before it waits for `start`), so that what runs after
+/// `start` is only the syscalls that change credentials.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    effective: CapsHashSet,
+    inheritable: CapsHashSet,
+    permitted: CapsHashSet,
+    ambient: CapsHashSet,
+    /// In the bounding set now but not in the spec's.
+    bounding_drop: Vec<Capability>,
+}
+
+/// Resolve `spec` into a [`Plan`]: reads cap_last_cap and the current bounding
+/// set, changes nothing.
+pub fn prepare(spec: &LinuxCapabilities) -> Result<Plan, CapabilitiesError> {
     let supported = kernel_supported();
     // Known to us but not to this kernel: runc ignores those with a warning.
     let keep_supported = |set: CapsHashSet, which: &str| -> CapsHashSet {
@@ -91,48 +112,60 @@ pub fn apply(spec: &LinuxCapabilities) -> Result<(), CapabilitiesError> {
         ok
     };
     let bounding = keep_supported(convert(spec.bounding().as_ref())?, "bounding");
-    let effective = keep_supported(convert(spec.effective().as_ref())?, "effective");
-    let inheritable = keep_supported(convert(spec.inheritable().as_ref())?, "inheritable");
-    let permitted = keep_supported(convert(spec.permitted().as_ref())?, "permitted");
-    let ambient = keep_supported(convert(spec.ambient().as_ref())?, "ambient");
-
-    // Effective := permitted, so CAP_SETPCAP is usable for the bounding drop.
-    let current_permitted =
-        caps::read(None, CapSet::Permitted).map_err(|e| sys_err("capget permitted", e))?;
-    caps::set(None, CapSet::Effective, &current_permitted)
-        .map_err(|e| sys_err("raise effective to permitted", e))?;
-
+    let mut bounding_drop = Vec::new();
     for cap in supported.iter().filter(|c| !bounding.contains(c)) {
-        let present = caps::has_cap(None, CapSet::Bounding, *cap)
-            .map_err(|e| sys_err("PR_CAPBSET_READ", e))?;
-        if present {
+        if caps::has_cap(None, CapSet::Bounding, *cap).map_err(|e| sys_err("PR_CAPBSET_READ", e))? {
+            bounding_drop.push(*cap);
+        }
+    }
+    Ok(Plan {
+        effective: keep_supported(convert(spec.effective().as_ref())?, "effective"),
+        inheritable: keep_supported(convert(spec.inheritable().as_ref())?, "inheritable"),
+        permitted: keep_supported(convert(spec.permitted().as_ref())?, "permitted"),
+        ambient: keep_supported(convert(spec.ambient().as_ref())?, "ambient"),
+        bounding_drop,
+    })
+}
+
+impl Plan {
+    /// Apply the sets. The bounding set must not have changed since [`prepare`].
+    pub fn apply(&self) -> Result<(), CapabilitiesError> {
+        // Effective := permitted, so CAP_SETPCAP is usable for the bounding drop.
+        let current_permitted =
+            caps::read(None, CapSet::Permitted).map_err(|e| sys_err("capget permitted", e))?;
+        caps::set(None, CapSet::Effective, &current_permitted)
+            .map_err(|e| sys_err("raise effective to permitted", e))?;
+
+        for cap in &self.bounding_drop {
             caps::drop(None, CapSet::Bounding, *cap)
                 .map_err(|e| sys_err(format!("drop {cap} from bounding set"), e))?;
         }
-    }
 
-    // Separate capset calls; the order keeps every intermediate state valid:
-    // effective ⊆ old permitted, inheritable ⊆ old inheritable ∪ old
-    // permitted, then permitted shrinks (effective must stay ⊆ permitted).
-    caps::set(None, CapSet::Effective, &effective)
-        .map_err(|e| sys_err(format!("set effective {}", names(&effective)), e))?;
-    caps::set(None, CapSet::Inheritable, &inheritable)
-        .map_err(|e| sys_err(format!("set inheritable {}", names(&inheritable)), e))?;
-    caps::set(None, CapSet::Permitted, &permitted)
-        .map_err(|e| sys_err(format!("set permitted {}", names(&permitted)), e))?;
+        // Separate capset calls; the order keeps every intermediate state valid:
+        // effective ⊆ old permitted, inheritable ⊆ old inheritable ∪ old
+        // permitted, then permitted shrinks (effective must stay ⊆ permitted).
+        let (effective, inheritable, permitted) =
+            (&self.effective, &self.inheritable, &self.permitted);
+        caps::set(None, CapSet::Effective, effective)
+            .map_err(|e| sys_err(format!("set effective {}", names(effective)), e))?;
+        caps::set(None, CapSet::Inheritable, inheritable)
+            .map_err(|e| sys_err(format!("set inheritable {}", names(inheritable)), e))?;
+        caps::set(None, CapSet::Permitted, permitted)
+            .map_err(|e| sys_err(format!("set permitted {}", names(permitted)), e))?;
 
-    // Ambient caps must be in both permitted and inheritable; start clean so
-    // nothing leaks from the runtime's own ambient set.
-    caps::clear(None, CapSet::Ambient).map_err(|e| sys_err("clear ambient", e))?;
-    for cap in &ambient {
-        caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
-            sys_err(
-                format!("raise {cap} in ambient set (must be in permitted and inheritable)"),
-                e,
-            )
-        })?;
+        // Ambient caps must be in both permitted and inheritable; start clean so
+        // nothing leaks from the runtime's own ambient set.
+        caps::clear(None, CapSet::Ambient).map_err(|e| sys_err("clear ambient", e))?;
+        for cap in &self.ambient {
+            caps::raise(None, CapSet::Ambient, *cap).map_err(|e| {
+                sys_err(
+                    format!("raise {cap} in ambient set (must be in permitted and inheritable)"),
+                    e,
+                )
+            })?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn names(set: &HashSet<Capability>) -> String {

@@ -162,6 +162,18 @@ pub fn resolve_in_root(
         Mode::empty(),
     )?;
     let rel = join_in_root(Path::new(""), dest);
+    // Usually the destination exists: one openat2 of the whole path resolves it exactly as the
+    // last step of the walk below would. The walk is only for creating what is missing.
+    let whole = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &rel
+    };
+    match openat2_in_root(root_fd.as_raw_fd(), whole, libc::O_PATH) {
+        Ok(fd) => return Ok(target(root, dest, fd)),
+        Err(Errno::ENOENT) if create => {}
+        Err(e) => return Err(e),
+    }
     let comps: Vec<_> = rel.components().collect();
     let mut prefix = PathBuf::new();
     let mut cur = openat2_in_root(root_fd.as_raw_fd(), Path::new("."), libc::O_PATH)?;
@@ -199,12 +211,15 @@ pub fn resolve_in_root(
             Err(e) => return Err(e),
         }
     }
-    let path = PathBuf::from(format!("/proc/self/fd/{}", cur.as_raw_fd()));
-    Ok(Target {
-        path,
+    Ok(target(root, dest, cur))
+}
+
+fn target(root: &Path, dest: &Path, fd: OwnedFd) -> Target {
+    Target {
+        path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
         shown: join_in_root(root, dest),
-        _fd: Some(cur),
-    })
+        _fd: Some(fd),
+    }
 }
 
 impl Syscall for LinuxSyscall {
@@ -548,6 +563,27 @@ mod tests {
         assert!(root.path().join("a/b/file").is_file());
         assert_eq!(
             resolve_in_root(root.path(), Path::new("/nope"), TargetKind::Dir, false).unwrap_err(),
+            Errno::ENOENT
+        );
+    }
+
+    #[test]
+    fn existing_paths_and_the_root_itself_resolve_without_create() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("x/y")).unwrap();
+        // A symlink followed inside the root, as the component walk would.
+        std::os::unix::fs::symlink("/x", root.path().join("link")).unwrap();
+        for (dest, want) in [
+            ("/", ""),
+            ("/x/y", "x/y"),
+            ("/link/y", "x/y"),
+            ("/x/../x", "x"),
+        ] {
+            let t = resolve_in_root(root.path(), Path::new(dest), TargetKind::Dir, false).unwrap();
+            assert_eq!(real(&t), root.path().join(want), "{dest}");
+        }
+        assert_eq!(
+            resolve_in_root(root.path(), Path::new("/x/y/z"), TargetKind::Dir, false).unwrap_err(),
             Errno::ENOENT
         );
     }

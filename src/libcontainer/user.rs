@@ -59,7 +59,7 @@ fn sys(op: &'static str, arg: impl ToString) -> impl FnOnce(Errno) -> UserError 
 
 /// Whether /proc/self/setgroups says "deny" (user namespace set up without
 /// setgroups, e.g. rootless).
-fn setgroups_denied() -> bool {
+pub fn setgroups_denied() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() == "deny")
         .unwrap_or(false)
@@ -67,6 +67,12 @@ fn setgroups_denied() -> bool {
 
 /// Switch credentials to `user`.
 pub fn apply(user: &User) -> Result<(), UserError> {
+    apply_with(user, setgroups_denied())
+}
+
+/// [`apply`] with [`setgroups_denied`] read beforehand (the container init reads it before it
+/// waits for `start`).
+pub fn apply_with(user: &User, setgroups_denied: bool) -> Result<(), UserError> {
     let (uid, gid) = (user.uid(), user.gid());
     // Exactly additionalGids (deduplicated), as runc does: the caller (the CRI side) decides
     // whether the primary gid belongs among them.
@@ -77,7 +83,7 @@ pub fn apply(user: &User) -> Result<(), UserError> {
         }
     }
 
-    if setgroups_denied() {
+    if setgroups_denied {
         let extra: Vec<u32> = groups.iter().copied().filter(|g| *g != gid).collect();
         if !extra.is_empty() {
             return Err(UserError::SetgroupsDenied(extra));

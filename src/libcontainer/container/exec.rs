@@ -234,5 +234,6 @@ fn run_in_container(
         let (master, name) = tty::setup_pty(size)?;
         tty::send_fd(&socket, &master, &name)?;
     }
-    init::finalize_and_exec(process, seccomp, persona, preserve_fds)
+    let prepared = init::prepare(process, seccomp)?;
+    init::finalize_and_exec(process, prepared, persona, preserve_fds)
 }

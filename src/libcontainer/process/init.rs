@@ -54,6 +54,29 @@ pub fn prepare_seccomp(s: Option<&LinuxSeccomp>) -> Result<PreparedSeccomp> {
     }
 }
 
+/// What the final steps need that can be read or computed ahead: the init prepares it before
+/// it waits on the exec fifo, so that after `start` only the syscalls that change the process
+/// remain. Nothing here changes the process.
+pub struct Prepared {
+    seccomp: PreparedSeccomp,
+    caps: Option<capabilities::Plan>,
+    setgroups_denied: bool,
+}
+
+pub fn prepare(process: &Process, seccomp: PreparedSeccomp) -> Result<Prepared> {
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(|c| capabilities::prepare(&runc_ambient(c)))
+        .transpose()
+        .map_err(sec("setting capabilities"))?;
+    Ok(Prepared {
+        seccomp,
+        caps,
+        setgroups_denied: user::setgroups_denied(),
+    })
+}
+
 /// The container init, up to the point where it blocks on the exec fifo. Returns only on
 /// error before `Ready`; afterwards errors are written to stderr and the process exits.
 pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
@@ -132,6 +155,7 @@ pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
     }
     drop(a.console);
     let seccomp = prepare_seccomp(linux.seccomp().as_ref())?;
+    let prepared = prepare(&process, seccomp)?;
     nix::sys::stat::umask(old_umask);
 
     ch.send(&Msg::Ready)?;
@@ -158,7 +182,7 @@ pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
     }
     finalize_and_exec(
         &process,
-        seccomp,
+        prepared,
         linux.personality().as_ref(),
         a.preserve_fds,
     )
@@ -168,7 +192,7 @@ pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
 /// no_new_privs, user, capabilities, cwd, seccomp, then execve. Never returns on success.
 pub fn finalize_and_exec(
     process: &Process,
-    seccomp: PreparedSeccomp,
+    prepared: Prepared,
     persona: Option<&LinuxPersonality>,
     preserve_fds: i32,
 ) -> Result<()> {
@@ -218,7 +242,7 @@ pub fn finalize_and_exec(
     // so the profile only has to allow execve itself. Without no_new_privs we must install it
     // now, while we are still root with CAP_SYS_ADMIN, before the user switch and the
     // capability drop take that away; the profile then must allow the setuid/capset calls below.
-    let mut seccomp = seccomp;
+    let mut seccomp = prepared.seccomp;
     if !nnp && let Some((p, flags)) = seccomp.0.take() {
         seccomp::install_with_flags(&p, flags).map_err(sec("installing seccomp filter"))?;
     }
@@ -235,9 +259,9 @@ pub fn finalize_and_exec(
     }
     // Keep the permitted set across the uid change so the capabilities below can be set.
     capabilities::set_keep_caps(true).map_err(sec("PR_SET_KEEPCAPS"))?;
-    user::apply(process.user()).map_err(sec("setting user"))?;
-    if let Some(c) = process.capabilities() {
-        capabilities::apply(&runc_ambient(c)).map_err(sec("setting capabilities"))?;
+    user::apply_with(process.user(), prepared.setgroups_denied).map_err(sec("setting user"))?;
+    if let Some(plan) = &prepared.caps {
+        plan.apply().map_err(sec("setting capabilities"))?;
     }
     // chdir after the user switch so the cwd is checked with the container user's permissions.
     let cwd = process.cwd();
