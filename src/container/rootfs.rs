@@ -73,20 +73,7 @@ pub fn mount_overlay(
         upper.display(),
         work.display()
     );
-    if data.len() > MAX_MOUNT_DATA {
-        return Err(PodError::FailedPrecondition(format!(
-            "the image has too many layers ({}) for one overlay mount",
-            lowers.len()
-        )));
-    }
-    mount(
-        Some("overlay"),
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| PodError::internal(format!("mounting the rootfs at {}", target.display()), e))
+    mount_overlayfs(target, &data, MsFlags::empty(), lowers.len(), "the rootfs")
 }
 
 /// Mounts `lowers` (lowest first) as a read-only overlay with no upper
@@ -114,27 +101,33 @@ pub fn mount_readonly_overlay(
         .map_err(|e| PodError::internal(format!("creating {}", target.display()), e))?;
     let (_clones, lowerdir) = lowerdir(&all, idmapped)?;
     let data = format!("lowerdir={lowerdir}");
-    if data.len() > MAX_MOUNT_DATA {
-        return Err(PodError::FailedPrecondition(format!(
-            "the image has too many layers ({}) for one overlay mount",
-            lowers.len()
-        )));
-    }
     // Only read-only: more flags here would be locked in a user namespace and make the
     // container's bind of it fail to remount without them.
-    mount(
-        Some("overlay"),
+    mount_overlayfs(
         target,
-        Some("overlay"),
+        &data,
         MsFlags::MS_RDONLY,
-        Some(data.as_str()),
+        lowers.len(),
+        "the image volume",
     )
-    .map_err(|e| {
-        PodError::internal(
-            format!("mounting the image volume at {}", target.display()),
-            e,
-        )
-    })
+}
+
+/// One overlayfs mount of `data`, refused up front when it would not fit the page the kernel
+/// copies mount data into.
+fn mount_overlayfs(
+    target: &Path,
+    data: &str,
+    flags: MsFlags,
+    layers: usize,
+    what: &str,
+) -> Result<(), PodError> {
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(PodError::FailedPrecondition(format!(
+            "the image has too many layers ({layers}) for one overlay mount"
+        )));
+    }
+    mount(Some("overlay"), target, Some("overlay"), flags, Some(data))
+        .map_err(|e| PodError::internal(format!("mounting {what} at {}", target.display()), e))
 }
 
 /// The overlay `lowerdir=` value for `lowers` (lowest first), and, in a pod with a user
