@@ -249,8 +249,13 @@ impl Store {
     }
 
     /// Deletes layers and blobs no image references and no pull or container holds.
+    ///
+    /// What goes is decided, and moved out of the store's names, under the index lock: a pull
+    /// or a container hold arriving afterwards finds the layer gone (and unpacks or refuses it)
+    /// instead of one that vanishes under it. Only the slow delete of the renamed trees runs
+    /// after the lock.
     pub fn collect_garbage(&self) -> Result<()> {
-        let (unused_layers, unused_blobs) = {
+        let doomed_layers = {
             let mut index = self.lock_index();
             let in_flight = self.lock_in_flight();
             let mut live: BTreeSet<String> = BTreeSet::new();
@@ -271,25 +276,31 @@ impl Store {
                 .filter(|d| !keep(d))
                 .collect::<Vec<_>>();
             index.layers.retain(|d, _| keep(d));
-            (unused_layers, unused_blobs)
+            let mut doomed = Vec::with_capacity(unused_layers.len());
+            for digest in unused_layers {
+                let hex = digest.trim_start_matches("sha256:");
+                let path = self.dir.join("layers").join(hex);
+                // Renamed first, so a crash during the long delete leaves nothing that looks
+                // like a layer.
+                let to = self.tmp_path("gc");
+                fs::rename(&path, &to)
+                    .map_err(|e| ImageError::io(format!("remove layer {digest}"), e))?;
+                doomed.push((digest, to));
+            }
+            for digest in unused_blobs {
+                let path = self
+                    .dir
+                    .join("blobs/sha256")
+                    .join(digest.trim_start_matches("sha256:"));
+                fs::remove_file(&path)
+                    .map_err(|e| ImageError::io(format!("remove blob {digest}"), e))?;
+            }
+            doomed
         };
-        for digest in unused_layers {
-            let hex = digest.trim_start_matches("sha256:");
-            let path = self.dir.join("layers").join(hex);
-            // Renamed first, so a crash during the long delete leaves nothing that looks like a layer.
-            let doomed = self.tmp_path("gc");
-            fs::rename(&path, &doomed)
-                .and_then(|()| fs::remove_dir_all(&doomed))
+        for (digest, path) in doomed_layers {
+            fs::remove_dir_all(&path)
                 .map_err(|e| ImageError::io(format!("remove layer {digest}"), e))?;
             tracing::debug!(%digest, "removed unused layer");
-        }
-        for digest in unused_blobs {
-            let path = self
-                .dir
-                .join("blobs/sha256")
-                .join(digest.trim_start_matches("sha256:"));
-            fs::remove_file(&path)
-                .map_err(|e| ImageError::io(format!("remove blob {digest}"), e))?;
         }
         Ok(())
     }
