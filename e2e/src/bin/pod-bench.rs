@@ -24,6 +24,7 @@ use anyhow::{Context, Result, bail};
 use crius_e2e::Crius;
 use crius_e2e::cri::Images;
 use crius_e2e::images;
+use crius_e2e::pods::env::{monitor_cgroup, remove_cgroup_tree};
 use crius_e2e::pods::procs::{self, ProcInfo, RssSampler};
 use crius_e2e::pods::{
     Leaks, PodFlow, TestNetwork, cleanup_pods, pod_config, shell_container, with_namespaces,
@@ -128,6 +129,15 @@ struct OwnDaemon {
     crius: Crius,
     network: TestNetwork,
     _registry: TestRegistry,
+    /// Its pods' cgroup parent, removed at the end with its monitors' cgroup.
+    cgroup_parent: String,
+}
+
+impl Drop for OwnDaemon {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.cgroup_parent);
+        remove_cgroup_tree(&monitor_cgroup(&self.cgroup_parent));
+    }
 }
 
 /// What the bench drives.
@@ -179,11 +189,17 @@ async fn setup(options: &Options) -> Result<Target> {
         network.bridge(),
         network.subnet()
     );
+    let cgroup_parent = format!("/crius-bench-{}", crius_e2e::pods::requests::unique_uid());
     let crius = Crius::builder()
         .bin(&bin)
         .log_level("info")
         .insecure(&registry.host())
         .network(&network)
+        .config_value("runtime.cgroup_parent", cgroup_parent.as_str())
+        .config_value(
+            "runtime.monitor_cgroup",
+            monitor_cgroup(&cgroup_parent).as_str(),
+        )
         .start()
         .await?;
     Ok(Target {
@@ -195,6 +211,7 @@ async fn setup(options: &Options) -> Result<Target> {
             crius,
             network,
             _registry: registry,
+            cgroup_parent,
         }),
         log_dir,
         run_id,
