@@ -50,11 +50,6 @@ pub fn mount_overlay(
     target: &Path,
     idmapped: Option<&LayerIdmap>,
 ) -> Result<(), PodError> {
-    if lowers.is_empty() {
-        return Err(PodError::FailedPrecondition(
-            "the image has no layers".into(),
-        ));
-    }
     let upper = container_dir.join("upper");
     let work = container_dir.join("work");
     for dir in [&upper, &work, &target.to_path_buf()] {
@@ -85,11 +80,6 @@ pub fn mount_readonly_overlay(
     target: &Path,
     idmapped: Option<&LayerIdmap>,
 ) -> Result<(), PodError> {
-    if lowers.is_empty() {
-        return Err(PodError::FailedPrecondition(
-            "the image has no layers".into(),
-        ));
-    }
     let mut all = Vec::with_capacity(lowers.len() + 1);
     if lowers.len() == 1 {
         fs::create_dir_all(empty)
@@ -136,6 +126,11 @@ fn lowerdir(
     lowers: &[PathBuf],
     idmapped: Option<&LayerIdmap>,
 ) -> Result<(Vec<OwnedFd>, String), PodError> {
+    if lowers.is_empty() {
+        return Err(PodError::FailedPrecondition(
+            "the image has no layers".into(),
+        ));
+    }
     let mut clones: Vec<OwnedFd> = Vec::new();
     let mut names: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
     if let Some(m) = idmapped {

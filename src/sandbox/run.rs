@@ -21,7 +21,7 @@ pub async fn run(
 ) -> Result<String, PodError> {
     let name = sandbox_name(&config)?;
     let runtime = engine.runtime_for(handler)?;
-    check_userns(engine, &config, &runtime.name)?;
+    let userns = check_userns(engine, &config, &runtime.name)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
     let id = new_id();
     engine.reserve_name(&name, &id)?;
@@ -53,7 +53,7 @@ pub async fn run(
     let sandbox = Sandbox::new(record);
     engine.insert_sandbox(sandbox.clone());
     let _op = sandbox.op.lock().await;
-    match set_up(engine, &sandbox, &config).await {
+    match set_up(engine, &sandbox, &config, userns).await {
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(sandbox = %id, "RunPodSandbox failed, undoing: {err}");
@@ -69,6 +69,7 @@ async fn set_up(
     engine: &Arc<Engine>,
     sandbox: &Sandbox,
     config: &api::PodSandboxConfig,
+    userns: Option<IdMaps>,
 ) -> Result<(), PodError> {
     let id = sandbox.id.clone();
     let ns = namespace_options(config);
@@ -81,7 +82,9 @@ async fn set_up(
         let config = config.clone();
         let hostname = hostname.clone();
         let id = id.clone();
-        tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname)).await??
+        let userns = userns.clone();
+        tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname, userns))
+            .await??
     };
     engine.save_sandbox(sandbox, |r| r.pinned = pinned)?;
 
@@ -99,8 +102,8 @@ async fn set_up(
         std::path::Path::new("/etc/hosts"),
     )
     .map_err(|e| PodError::internal("writing the pod's /etc/hosts", e))?;
-    if let Some(maps) = pod_userns(config)? {
-        give_to_pod_root(&files, &maps, !is_node(ns.ipc))?;
+    if let Some(maps) = &userns {
+        give_to_pod_root(&files, maps, !is_node(ns.ipc))?;
     }
 
     let record = sandbox.record();
@@ -119,6 +122,7 @@ fn prepare(
     id: &str,
     config: &api::PodSandboxConfig,
     hostname: &str,
+    userns: Option<IdMaps>,
 ) -> Result<namespaces::Pinned, PodError> {
     let files = PodFiles::new(engine, id);
     fs::create_dir_all(&files.dir)
@@ -130,7 +134,7 @@ fn prepare(
         ipc: !is_node(ns.ipc),
         // A pod on the host network keeps the host's name too, as the kubelet expects.
         uts: !host_network,
-        user: pod_userns(config)?,
+        user: userns,
     };
     let own_ipc = which.ipc;
     let pinned = namespaces::pin(
@@ -175,14 +179,15 @@ fn give_to_pod_root(files: &PodFiles, maps: &IdMaps, own_shm: bool) -> Result<()
 
 /// A user namespace (mode POD) needs mappings the kernel takes, namespaces of the pod's own
 /// (the kubelet forbids host namespaces with it too) and a handler that offers it.
+/// The pod's checked mappings, if it has a user namespace.
 fn check_userns(
     engine: &Engine,
     config: &api::PodSandboxConfig,
     handler: &str,
-) -> Result<(), PodError> {
-    if pod_userns(config)?.is_none() {
-        return Ok(());
-    }
+) -> Result<Option<IdMaps>, PodError> {
+    let Some(maps) = pod_userns(config)? else {
+        return Ok(None);
+    };
     let ns = namespace_options(config);
     for (kind, mode) in [("network", ns.network), ("pid", ns.pid), ("ipc", ns.ipc)] {
         if is_node(mode) {
@@ -196,7 +201,7 @@ fn check_userns(
             "runtime handler {handler:?} does not offer user namespaces (see RuntimeStatus)"
         )));
     }
-    Ok(())
+    Ok(Some(maps))
 }
 
 /// `k8s_<name>_<namespace>_<uid>_<attempt>`, as cri-o names pods; the metadata is required.

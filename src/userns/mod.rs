@@ -2,14 +2,14 @@
 //! a short-lived process that creates the namespaces ([`NsChild`]), and id-mapped mounts
 //! ([`idmap`]) that let the container's root own its image files without copying them.
 
-mod child;
 pub mod idmap;
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 
 use crate::api::{self, NamespaceMode};
+use crate::libcontainer::rootfs::idmap::map_text;
 
-pub use child::{ChildError, NsChild};
+pub use crate::libcontainer::process::ns_child::{ChildError, NsChild};
 
 /// Most lines a uid_map or gid_map may have (the kernel's limit).
 const MAX_MAP_LINES: usize = 340;
@@ -77,12 +77,12 @@ impl IdMaps {
 
     /// `/proc/<pid>/uid_map` text.
     pub fn uid_map_text(&self) -> String {
-        map_text(&self.uids)
+        map_text(&oci_maps(&self.uids))
     }
 
     /// `/proc/<pid>/gid_map` text.
     pub fn gid_map_text(&self) -> String {
-        map_text(&self.gids)
+        map_text(&oci_maps(&self.gids))
     }
 
     /// The mappings as runtime-spec `linux.uidMappings` / `gidMappings`.
@@ -135,12 +135,6 @@ fn host_of_root(maps: &[api::IdMapping]) -> u32 {
     maps.iter()
         .find(|m| m.container_id == 0)
         .map_or(0, |m| m.host_id)
-}
-
-fn map_text(maps: &[api::IdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.length))
-        .collect()
 }
 
 fn oci_maps(maps: &[api::IdMapping]) -> Vec<LinuxIdMapping> {

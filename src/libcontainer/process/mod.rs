@@ -4,3 +4,4 @@
 pub mod channel;
 pub mod fork;
 pub mod init;
+pub mod ns_child;

@@ -5,22 +5,19 @@
 //! detached id-mapped clone of each source once the container's user namespace exists and sends
 //! the mount fds to the init, which attaches them with move_mount (see `mounts::bind`).
 
-use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
 use nix::mount::MsFlags;
-use nix::sys::signal::{Signal, kill};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use nix::sys::wait::waitpid;
-use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::options::{self, Idmap};
-use crate::libcontainer::error::{Error, IoContext, Result, SysContext};
+use crate::libcontainer::error::{Error, Result, SysContext};
 use crate::libcontainer::mount_api::{self, MOUNT_ATTR_IDMAP, MountAttr};
-use crate::libcontainer::process::fork::clone_fork;
+use crate::libcontainer::process::ns_child::{ChildError, NsChild};
 
 /// uid and gid mappings of one user namespace.
 pub type Mappings = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);
@@ -113,38 +110,19 @@ pub fn map_text(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// A process parked in a fresh user namespace, killed and reaped on drop.
-struct Parked(Pid);
-
-impl Drop for Parked {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-        let _ = waitpid(self.0, None);
-    }
-}
-
 /// A user namespace with exactly `maps`: a short-lived child is cloned into a new one, the maps
 /// are written from here (we are root outside it), and its namespace file is kept open.
 pub fn userns_with(maps: &Mappings) -> Result<OwnedFd> {
-    let child = match clone_fork(libc::CLONE_NEWUSER).ctx("clone", "id-mapping user namespace")? {
-        None => loop {
-            // SAFETY: pause only waits for the SIGKILL from the parent.
-            unsafe { libc::pause() };
-        },
-        Some(p) => Parked(p),
-    };
-    let pid = child.0;
-    for (file, m) in [("uid_map", &maps.0), ("gid_map", &maps.1)] {
-        let path = format!("/proc/{pid}/{file}");
-        fs::write(&path, map_text(m)).io_ctx(|| format!("writing {path}"))?;
-    }
-    let path = format!("/proc/{pid}/ns/user");
-    open(
-        path.as_str(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx("opening user namespace", &path)
+    let child_err = |e: ChildError| Error::Invalid(format!("id-mapping user namespace: {e}"));
+    let child = NsChild::spawn(CloneFlags::CLONE_NEWUSER, None).map_err(child_err)?;
+    child
+        .write_maps(&map_text(&maps.0), &map_text(&maps.1))
+        .map_err(child_err)?;
+    let path = child.ns_path("user");
+    let fd = open(&path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx("opening user namespace", &path)?;
+    child.finish().map_err(child_err)?;
+    Ok(fd)
 }
 
 /// Detached id-mapped clones of the requested sources, by mount index. `container` is the

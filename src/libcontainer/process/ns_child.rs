@@ -1,4 +1,5 @@
-//! A short-lived process in new namespaces, made from the multi-threaded daemon.
+//! A short-lived process in new namespaces, safe to make from a multi-threaded process (the
+//! daemon) as well as from `crius oci`.
 //!
 //! A multi-threaded process may not unshare(CLONE_NEWUSER), so a new user namespace needs a new
 //! process. The child is cloned like fork (no CLONE_VM) and, as the child of a multi-threaded
