@@ -32,9 +32,6 @@ pub struct TestNetwork {
     bridge: String,
     third_octet: u8,
     default_route: bool,
-    /// Whether portmap's top-level chains existed before this network: if not, drop removes
-    /// them once idle.
-    portmap_chains_before: bool,
     dir: TempDir,
     // Held for the network's life: the subnet reservation.
     _lock: Flock<File>,
@@ -76,7 +73,6 @@ impl TestNetwork {
             bridge: bridge_name(third_octet),
             third_octet,
             default_route,
-            portmap_chains_before: nat_chain_exists(PORTMAP_CHAINS[0]),
             dir,
             _lock: lock,
         };
@@ -196,9 +192,8 @@ impl Drop for TestNetwork {
     fn drop(&mut self) {
         // The bridge plugin creates the bridge and never removes it; CNI DEL cleans the rest.
         let _ = delete_link(&self.bridge);
-        if !self.portmap_chains_before {
-            remove_idle_portmap_chains();
-        }
+        // The last user of portmap's chains removes them once idle.
+        let _ = remove_idle_portmap_chains();
     }
 }
 
@@ -216,9 +211,6 @@ fn nat_chain_exists(chain: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Removes portmap's shared chains (and the jumps to them) when no pod uses them, i.e.
-/// `CNI-HOSTPORT-DNAT` holds no rule. Another network that is between creating the chains
-/// and adding its first rule could lose them, so only call it when this process made them.
 /// Held (shared) by a test that relies on portmap's chains while it runs: test processes run in
 /// parallel, and [`remove_idle_portmap_chains`] of another test must not flush them under it.
 pub struct PortmapInUse(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
@@ -240,12 +232,16 @@ pub fn portmap_in_use() -> Result<PortmapInUse> {
         .map_err(|(_, e)| anyhow::anyhow!("locking the portmap lock file: {e}"))
 }
 
-pub fn remove_idle_portmap_chains() {
+/// Removes portmap's shared chains (and the jumps to them) when no pod uses them, i.e.
+/// `CNI-HOSTPORT-DNAT` holds no rule, and no test process holds [`PortmapInUse`] (a test that
+/// is between creating the chains and adding its first rule would lose them). Returns whether
+/// it could look; false leaves them to the last user.
+pub fn remove_idle_portmap_chains() -> bool {
     // Skipped while any test relies on the chains; a later network's drop removes them.
     let Some(_exclusive) = portmap_lock_file()
         .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok())
     else {
-        return;
+        return false;
     };
     let rules = |chain: Option<&str>| -> Vec<String> {
         Command::new("iptables")
@@ -262,7 +258,7 @@ pub fn remove_idle_portmap_chains() {
             .unwrap_or_default()
     };
     if !nat_chain_exists(PORTMAP_CHAINS[0]) || !rules(Some(PORTMAP_CHAINS[0])).is_empty() {
-        return;
+        return true;
     }
     let iptables = |args: &[&str]| {
         let _ = Command::new("iptables")
@@ -282,6 +278,7 @@ pub fn remove_idle_portmap_chains() {
         iptables(&["-F", chain]);
         iptables(&["-X", chain]);
     }
+    true
 }
 
 /// `iptables-save` lines (all tables) that mention `subnet`, e.g. `"10.199.7.0/24"` or

@@ -367,6 +367,15 @@ const PORTMAP_CHAINS: [&str; 3] = [
     "CNI-HOSTPORT-MASQ",
 ];
 
+fn portmap_lock_file() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("crius-e2e-portmap.lock"))
+        .unwrap()
+}
+
 fn nat_chain_exists(chain: &str) -> bool {
     sh("iptables", &["-t", "nat", "-S", chain]).0
 }
@@ -374,6 +383,9 @@ fn nat_chain_exists(chain: &str) -> bool {
 /// One test's host state; everything is removed on drop, pass or fail.
 struct Fixture {
     _lock: std::sync::MutexGuard<'static, ()>,
+    /// The e2e tests' portmap lock, shared while portmap's host chains are in use: another
+    /// test process must not flush them under this one (e2e/src/pods/network.rs).
+    portmap: Option<nix::fcntl::Flock<std::fs::File>>,
     n: u8,
     ns_name: String,
     ns_path: PathBuf,
@@ -383,17 +395,18 @@ struct Fixture {
     /// Networks to DEL on drop (the plugins' own cleanup: veth, IPAM, iptables).
     nets: Vec<CniNetwork>,
     forward_before: Option<String>,
-    chains_before: Vec<bool>,
 }
 
 impl Fixture {
     fn new(n: u8) -> Fixture {
         let lock = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let portmap =
+            nix::fcntl::Flock::lock(portmap_lock_file(), nix::fcntl::FlockArg::LockShared).ok();
         let ns_name = format!("crius-cni-test-{}-{n}", std::process::id());
         let forward_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").ok();
-        let chains_before = PORTMAP_CHAINS.iter().map(|c| nat_chain_exists(c)).collect();
         let f = Fixture {
             _lock: lock,
+            portmap,
             n,
             ns_path: PathBuf::from(format!("/var/run/netns/{ns_name}")),
             ns_name,
@@ -402,7 +415,6 @@ impl Fixture {
             cid: format!("crius-test-{}-{n}", std::process::id()),
             nets: Vec::new(),
             forward_before,
-            chains_before,
         };
         let (ok, out) = sh("ip", &["netns", "add", &f.ns_name]);
         assert!(ok, "ip netns add: {out}");
@@ -505,20 +517,29 @@ impl Drop for Fixture {
         if sh("ip", &["link", "show", &self.bridge]).0 {
             let _ = sh("ip", &["link", "del", &self.bridge]);
         }
-        // Remove the portmap top-level chains (and the jumps to them) if this test made them.
-        for (chain, existed) in PORTMAP_CHAINS.iter().zip(&self.chains_before) {
-            if *existed || !nat_chain_exists(chain) {
-                continue;
-            }
-            for rule in sh("iptables", &["-t", "nat", "-S"]).1.lines() {
-                if rule.starts_with("-A ") && rule.ends_with(&format!("-j {chain}")) {
-                    let mut args = vec!["-t", "nat", "-D"];
-                    args.extend(rule[3..].split_whitespace());
-                    let _ = sh("iptables", &args);
+        // The last test process using portmap's host chains removes them once idle, never
+        // while another holds them (the lock protocol of e2e/src/pods/network.rs).
+        self.portmap = None;
+        if let Ok(_only_user) = nix::fcntl::Flock::lock(
+            portmap_lock_file(),
+            nix::fcntl::FlockArg::LockExclusiveNonblock,
+        ) && nat_chain_exists(PORTMAP_CHAINS[0])
+            && !sh("iptables", &["-t", "nat", "-S", PORTMAP_CHAINS[0]])
+                .1
+                .lines()
+                .any(|l| l.starts_with("-A "))
+        {
+            for chain in PORTMAP_CHAINS {
+                for rule in sh("iptables", &["-t", "nat", "-S"]).1.lines() {
+                    if rule.starts_with("-A ") && rule.ends_with(&format!("-j {chain}")) {
+                        let mut args = vec!["-t", "nat", "-D"];
+                        args.extend(rule[3..].split_whitespace());
+                        let _ = sh("iptables", &args);
+                    }
                 }
+                let _ = sh("iptables", &["-t", "nat", "-F", chain]);
+                let _ = sh("iptables", &["-t", "nat", "-X", chain]);
             }
-            let _ = sh("iptables", &["-t", "nat", "-F", chain]);
-            let _ = sh("iptables", &["-t", "nat", "-X", chain]);
         }
         if let Some(v) = &self.forward_before {
             let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", v);
