@@ -546,6 +546,77 @@ async fn log_reopen_follows_rotation_and_resources_update_the_live_cgroup() {
     assert!(leaks.is_empty(), "{leaks}");
 }
 
+/// What a v1.36 kubelet sends for a Burstable container: a 0 hugetlb limit for every page size in
+/// /sys/kernel/mm/hugepages, whether or not the host has a usable hugetlb hierarchy (this
+/// machine's is bound to the hybrid cgroup2, not to v1). The container starts; the limits the
+/// host can apply are in force; on a v1 host it also joins `name=systemd`, as under runc.
+#[tokio::test]
+async fn kubelet_resources_start_where_the_host_lacks_a_controller() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("kubelet-res", &env.log_dir("kubelet-res"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let mut c = sleep_container("app", &env.image, 3600);
+    let limit = 64i64 << 20;
+    c.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 20_000,
+            cpu_shares: 204,
+            memory_limit_in_bytes: limit,
+            oom_score_adj: 968,
+            hugepage_limits: ["2MB", "1GB"]
+                .map(|page_size| crius_e2e::cri::api::HugepageLimit {
+                    page_size: page_size.into(),
+                    limit: 0,
+                })
+                .into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = flow.create_and_start(&pod_id, &c, &pod).await.unwrap();
+    let status = flow.container_status(&id).await.unwrap();
+    assert_eq!(status.state, ContainerState::ContainerRunning as i32);
+
+    let cgroup = format!("{}/crius-{id}", env.cgroup_parent);
+    let v1 = format!("/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes");
+    let v2 = format!("/sys/fs/cgroup{cgroup}/memory.max");
+    let got = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .unwrap();
+    assert_eq!(got.trim(), limit.to_string());
+    let out = flow
+        .exec_sync(&id, &["cat", "/proc/self/oom_score_adj"], 10 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "968");
+    if std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+        let info = flow
+            .client
+            .container_status(crius_e2e::cri::api::ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .info;
+        let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+        let pid = info["pid"].as_i64().unwrap();
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(
+            own.lines()
+                .any(|l| l.ends_with(&format!(":name=systemd:{cgroup}"))),
+            "{own}"
+        );
+    }
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
 /// Unmounts (lazily, recursively) on drop.
 struct SharedDir(tempfile::TempDir);
 

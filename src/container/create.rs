@@ -168,7 +168,7 @@ async fn set_up(
             image_volumes: &image_volume::volumes_dir(&run_dir),
             target_pid,
         },
-        &engine.spec_options(),
+        engine.spec_options(),
     )?;
     let user = spec.process().as_ref().map(|p| {
         let u = p.user();

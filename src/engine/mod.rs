@@ -87,8 +87,8 @@ pub struct Engine {
     pub store: StateStore,
     pub cni: Cni,
     pub paths: Paths,
-    /// The host mounts cgroup v2 only (unified hierarchy).
-    pub cgroup_v2: bool,
+    /// How specs are generated here: the host's cgroups and LSMs, detected once at start.
+    spec_options: SpecOptions,
     /// Previous CPU samples, for ContainerStats' CPU rate.
     pub cpu_samples: crate::container::stats::CpuSamples,
     sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
@@ -111,7 +111,7 @@ impl Engine {
             store,
             cni,
             paths,
-            cgroup_v2: std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            spec_options: SpecOptions::default(),
             cpu_samples: Default::default(),
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
@@ -178,11 +178,8 @@ impl Engine {
     }
 
     /// How specs are generated on this host.
-    pub fn spec_options(&self) -> SpecOptions {
-        SpecOptions {
-            cgroup_v2: self.cgroup_v2,
-            ..SpecOptions::default()
-        }
+    pub fn spec_options(&self) -> &SpecOptions {
+        &self.spec_options
     }
 
     /// Moves a container monitor out of the daemon's cgroup (see `monitor::cgroup`). A failure

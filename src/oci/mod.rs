@@ -12,6 +12,7 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Linux, LinuxResources, Process, Root, Spec};
 
 use crate::api;
+use crate::libcontainer::cgroups::{CgroupVersion, HostCgroups};
 use crate::userns::IdMaps;
 
 mod devices;
@@ -110,8 +111,9 @@ pub struct PauseContext<'a> {
 /// Host facts and runtime configuration the generator needs.
 #[derive(Debug, Clone)]
 pub struct SpecOptions {
-    /// The host uses the unified cgroup v2 hierarchy.
-    pub cgroup_v2: bool,
+    /// The host's cgroup version, controllers and huge page sizes: what the host cannot apply
+    /// is left out of the spec.
+    pub cgroups: HostCgroups,
     /// The host has AppArmor enabled.
     pub apparmor_enabled: bool,
     /// Capabilities of a non-privileged container before add/drop.
@@ -119,13 +121,20 @@ pub struct SpecOptions {
 }
 
 impl Default for SpecOptions {
-    /// Detects cgroup v2 and AppArmor on this host; cri-o's default capabilities.
+    /// Detects the cgroups and AppArmor of this host; cri-o's default capabilities.
     fn default() -> Self {
         SpecOptions {
-            cgroup_v2: Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
+            cgroups: HostCgroups::detect(),
             apparmor_enabled: crate::libcontainer::lsm::Host::default().apparmor_enabled(),
             default_capabilities: DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect(),
         }
+    }
+}
+
+impl SpecOptions {
+    /// The host uses the unified cgroup v2 hierarchy.
+    pub fn cgroup_v2(&self) -> bool {
+        self.cgroups.version == CgroupVersion::V2
     }
 }
 

@@ -71,7 +71,7 @@ pub fn container_namespaces(
     push(&mut out, LinuxNamespaceType::Ipc, &pod.ipc);
     push(&mut out, LinuxNamespaceType::Uts, &pod.uts);
     push(&mut out, LinuxNamespaceType::Pid, &pid);
-    if opts.cgroup_v2 && !privileged {
+    if opts.cgroup_v2() && !privileged {
         push(&mut out, LinuxNamespaceType::Cgroup, &NsMode::New);
     }
     Ok(out)
@@ -94,7 +94,7 @@ pub fn pause_namespaces(
     push(&mut out, LinuxNamespaceType::Uts, &pod.uts);
     let pid = if host_pid { NsMode::Host } else { NsMode::New };
     push(&mut out, LinuxNamespaceType::Pid, &pid);
-    if opts.cgroup_v2 {
+    if opts.cgroup_v2() {
         push(&mut out, LinuxNamespaceType::Cgroup, &NsMode::New);
     }
     out

@@ -1,10 +1,15 @@
 //! linux.resources (cpu, memory, hugetlb, unified) and process.oomScoreAdj from the CRI
-//! LinuxContainerResources. Zero means "not specified" throughout the CRI message.
+//! LinuxContainerResources. Zero means "not specified" throughout the CRI message. What the
+//! host's cgroups cannot apply is dropped here, not refused later by the runtime.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use oci_spec::runtime::{LinuxCpu, LinuxHugepageLimit, LinuxMemory, LinuxResources};
 
 use super::{SpecError, SpecOptions, invalid};
 use crate::api;
+use crate::libcontainer::cgroups::HostCgroups;
 
 fn non_negative(what: &str, v: i64) -> Result<i64, SpecError> {
     if v < 0 {
@@ -101,12 +106,89 @@ pub fn container_resources(
     }
 
     if !res.unified.is_empty() {
-        if opts.cgroup_v2 {
+        if opts.cgroup_v2() {
             out.set_unified(Some(res.unified.clone()));
         } else {
             // Nothing can apply cgroup v2 files on a v1 host; kubelet only sends them on v2.
             tracing::debug!(keys = ?res.unified.keys().collect::<Vec<_>>(), "unified resources ignored on cgroup v1");
         }
     }
+    fit_to_host(&mut out, &opts.cgroups);
     Ok(out)
+}
+
+/// Drops what the host's cgroups cannot apply, with one warning per missing controller (or
+/// page size) for the daemon's lifetime. The kubelet sends some resources whatever the host
+/// has (a 0 hugetlb limit for every size in /sys/kernel/mm/hugepages, even where no hugetlb
+/// hierarchy is usable); cri-o and containerd leave them out rather than fail the container.
+fn fit_to_host(out: &mut LinuxResources, host: &HostCgroups) {
+    if let Some(mut cpu) = out.cpu().clone() {
+        if !host.has("cpu")
+            && (cpu.shares().is_some() || cpu.quota().is_some() || cpu.period().is_some())
+        {
+            warn_once("cpu", "cpu shares, quota and period dropped");
+            cpu.set_shares(None).set_quota(None).set_period(None);
+        }
+        if !host.has("cpuset") && (cpu.cpus().is_some() || cpu.mems().is_some()) {
+            warn_once("cpuset", "cpuset cpus and mems dropped");
+            cpu.set_cpus(None).set_mems(None);
+        }
+        out.set_cpu((cpu != LinuxCpu::default()).then_some(cpu));
+    }
+    if out.memory().is_some() && !host.has("memory") {
+        warn_once("memory", "memory limits dropped");
+        out.set_memory(None);
+    }
+    if let Some(limits) = out.hugepage_limits().clone() {
+        let kept: Vec<LinuxHugepageLimit> = if host.has("hugetlb") {
+            limits
+                .into_iter()
+                .filter(|l| {
+                    let known = host.hugepage_sizes.contains(l.page_size());
+                    if !known {
+                        warn_once(
+                            &format!("hugetlb.{}", l.page_size()),
+                            "huge page size unknown to this kernel: its limit dropped",
+                        );
+                    }
+                    known
+                })
+                .collect()
+        } else {
+            warn_once("hugetlb", "hugepage limits dropped");
+            Vec::new()
+        };
+        out.set_hugepage_limits((!kept.is_empty()).then_some(kept));
+    }
+    if let Some(unified) = out.unified().clone() {
+        // A v2 file's controller is its name's prefix; cgroup.* files belong to the core.
+        let kept: HashMap<String, String> = unified
+            .into_iter()
+            .filter(|(key, _)| {
+                let controller = key.split('.').next().unwrap_or_default();
+                let ok = controller == "cgroup" || host.has(controller);
+                if !ok {
+                    warn_once(controller, &format!("unified resource {key} dropped"));
+                }
+                ok
+            })
+            .collect();
+        out.set_unified((!kept.is_empty()).then_some(kept));
+    }
+}
+
+/// Logs `what` for the controller `key` the first time only: every container of every pod
+/// would otherwise repeat it.
+fn warn_once(key: &str, what: &str) {
+    static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.to_owned());
+    if first {
+        tracing::warn!(
+            controller = key,
+            "this host's cgroups lack {key}: {what} (logged once)"
+        );
+    }
 }

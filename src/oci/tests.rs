@@ -28,9 +28,22 @@ pub(super) fn image(config: serde_json::Value) -> ImageConfiguration {
     .unwrap()
 }
 
+/// A v2 host with every controller and the common huge page sizes.
+pub(super) fn full_v2_host() -> HostCgroups {
+    HostCgroups {
+        version: CgroupVersion::V2,
+        controllers: [
+            "cpu", "cpuset", "io", "memory", "pids", "hugetlb", "rdma", "misc",
+        ]
+        .map(String::from)
+        .into(),
+        hugepage_sizes: ["2MB", "1GB"].map(String::from).into(),
+    }
+}
+
 pub(super) fn opts() -> SpecOptions {
     SpecOptions {
-        cgroup_v2: true,
+        cgroups: full_v2_host(),
         apparmor_enabled: false,
         ..SpecOptions::default()
     }
@@ -529,7 +542,10 @@ fn namespace_modes() {
     // Host network: no entry; cgroup v1: no cgroup namespace.
     f.net = NsMode::Host;
     let o = SpecOptions {
-        cgroup_v2: false,
+        cgroups: HostCgroups {
+            version: CgroupVersion::V1,
+            ..full_v2_host()
+        },
         ..opts()
     };
     let ns = namespaces(&f.spec_with(&cfg_pid(api::NamespaceMode::Pod), &o).unwrap());
@@ -605,7 +621,10 @@ fn resources_mapping() {
 
     // Explicit swap (memory+swap), unified ignored on v1, invalid values refused.
     let v1 = SpecOptions {
-        cgroup_v2: false,
+        cgroups: HostCgroups {
+            version: CgroupVersion::V1,
+            ..full_v2_host()
+        },
         ..opts()
     };
     let with_swap = api::LinuxContainerResources {
@@ -880,4 +899,81 @@ fn pause_spec_shape() {
         pause_spec(&f.pod(), &p, &opts()),
         Err(SpecError::InvalidArgument(_))
     ));
+}
+
+#[test]
+fn resources_the_host_cannot_apply_are_dropped() {
+    // What the kubelet sends every container: a 0 limit for each huge page size.
+    let res = api::LinuxContainerResources {
+        cpu_shares: 2,
+        cpuset_cpus: "0".into(),
+        memory_limit_in_bytes: 64 << 20,
+        hugepage_limits: ["2MB", "1GB"]
+            .map(|size| api::HugepageLimit {
+                page_size: size.into(),
+                limit: 0,
+            })
+            .into(),
+        unified: HashMap::from([
+            ("memory.high".to_string(), "max".to_string()),
+            ("rdma.max".to_string(), "mlx4_0 hca_handle=2".to_string()),
+            ("cgroup.max.depth".to_string(), "5".to_string()),
+        ]),
+        ..Default::default()
+    };
+    // This machine's shape: v1 without a hugetlb hierarchy (it is bound to the hybrid cgroup2).
+    let v1_no_hugetlb = SpecOptions {
+        cgroups: HostCgroups {
+            version: CgroupVersion::V1,
+            controllers: ["cpu", "cpuacct", "cpuset", "memory", "pids"]
+                .map(String::from)
+                .into(),
+            hugepage_sizes: ["2MB", "1GB"].map(String::from).into(),
+        },
+        ..opts()
+    };
+    let r = resources::container_resources(&res, &v1_no_hugetlb).unwrap();
+    assert_eq!(r.hugepage_limits(), &None);
+    assert_eq!(r.cpu().clone().unwrap().shares(), Some(2));
+    assert_eq!(r.memory().unwrap().limit(), Some(64 << 20));
+
+    // v2 with hugetlb but only 2MB pages, no rdma and no cpuset.
+    let mut v2 = full_v2_host();
+    v2.hugepage_sizes = ["2MB".to_string()].into();
+    v2.controllers.remove("rdma");
+    v2.controllers.remove("cpuset");
+    let o = SpecOptions {
+        cgroups: v2,
+        ..opts()
+    };
+    let r = resources::container_resources(&res, &o).unwrap();
+    let sizes: Vec<_> = r
+        .hugepage_limits()
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|l| l.page_size().clone())
+        .collect();
+    assert_eq!(sizes, ["2MB"]);
+    let unified = r.unified().clone().unwrap();
+    let mut keys: Vec<_> = unified.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["cgroup.max.depth", "memory.high"]);
+    let cpu = r.cpu().clone().unwrap();
+    assert_eq!((cpu.shares(), cpu.cpus().as_deref()), (Some(2), None));
+
+    // Nothing left of a resource group: no empty group in the spec.
+    let o = SpecOptions {
+        cgroups: HostCgroups {
+            controllers: Default::default(),
+            ..full_v2_host()
+        },
+        ..opts()
+    };
+    let r = resources::container_resources(&res, &o).unwrap();
+    assert_eq!(
+        (r.cpu(), r.memory(), r.hugepage_limits()),
+        (&None, &None, &None)
+    );
+    assert_eq!(r.unified().clone().unwrap().len(), 1);
 }

@@ -44,7 +44,7 @@ pub async fn start(
             exe: &engine.paths.exe,
             image_args,
         },
-        &engine.spec_options(),
+        engine.spec_options(),
     )?;
     crate::engine::write_spec(&bundle, spec)?;
     let exit_file = engine.paths.exit_file(&record.id);

@@ -12,6 +12,7 @@
 mod common;
 mod device_rules;
 mod error;
+mod host;
 mod stats;
 pub mod v1;
 pub mod v2;
@@ -23,6 +24,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 pub use error::CgroupError;
+pub use host::{HostCgroups, page_size_name};
 pub use stats::{CpuStats, MemoryStats, PidsStats, Stats};
 
 /// Default mount point of the cgroup hierarchies.

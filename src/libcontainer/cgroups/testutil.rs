@@ -63,9 +63,10 @@ pub(crate) fn get(dir: &Path, file: &str) -> String {
         .to_string()
 }
 
-pub(crate) const V1_SUBSYSTEMS: [&str; 11] = [
+/// The v1 hierarchies a container joins: the controllers and `name=systemd` (`systemd`).
+pub(crate) const V1_SUBSYSTEMS: [&str; 12] = [
     "cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "hugetlb",
-    "net_cls", "net_prio",
+    "net_cls", "net_prio", "systemd",
 ];
 
 /// Files a v1 kernel shows in a new directory of `sub`'s hierarchy.

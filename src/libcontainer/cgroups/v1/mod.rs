@@ -39,11 +39,14 @@ pub enum Subsystem {
     NetCls,
     NetPrio,
     PerfEvent,
+    /// `name=systemd`: no controller, but systemd (and tools such as `systemd-cgls`) tell a
+    /// process' unit by it, so a container joins it as runc does.
+    NameSystemd,
 }
 
 impl Subsystem {
     /// Every controller whose hierarchy a container joins when mounted.
-    pub const ALL: [Subsystem; 12] = [
+    pub const ALL: [Subsystem; 13] = [
         Subsystem::Cpu,
         Subsystem::Cpuacct,
         Subsystem::Cpuset,
@@ -56,6 +59,7 @@ impl Subsystem {
         Subsystem::NetCls,
         Subsystem::NetPrio,
         Subsystem::PerfEvent,
+        Subsystem::NameSystemd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,7 +76,13 @@ impl Subsystem {
             Subsystem::NetCls => "net_cls",
             Subsystem::NetPrio => "net_prio",
             Subsystem::PerfEvent => "perf_event",
+            Subsystem::NameSystemd => "systemd",
         }
+    }
+
+    /// Whether this hierarchy carries a resource controller (`name=` hierarchies do not).
+    pub fn is_controller(self) -> bool {
+        self != Subsystem::NameSystemd
     }
 }
 

@@ -490,7 +490,12 @@ pub(crate) mod real {
         let m = manager(&path, Path::new(ROOT)).unwrap();
         assert_eq!(m.version(), CgroupVersion::V1);
         m.create().unwrap();
-        for sub in ["memory", "pids", "cpu", "cpuset", "devices", "freezer"] {
+        for sub in [
+            "memory", "pids", "cpu", "cpuset", "devices", "freezer", "systemd",
+        ] {
+            if sub == "systemd" && !Path::new(ROOT).join(sub).is_dir() {
+                continue;
+            }
             assert!(Path::new(ROOT).join(sub).join(&path[1..]).is_dir(), "{sub}");
         }
         let cpuset_parent = Path::new(ROOT).join("cpuset").join(&guard.name);
@@ -572,6 +577,13 @@ pub(crate) mod real {
             assert!(
                 own.lines().any(|l| l.ends_with(&format!(":{sub}:{path}"))),
                 "{sub} not in /proc/{pid}/cgroup:\n{own}"
+            );
+        }
+        if Path::new(ROOT).join("systemd").is_dir() {
+            assert!(
+                own.lines()
+                    .any(|l| l.ends_with(&format!(":name=systemd:{path}"))),
+                "name=systemd not in /proc/{pid}/cgroup:\n{own}"
             );
         }
         assert!(m.pids().unwrap().contains(&pid));
