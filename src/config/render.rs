@@ -137,8 +137,12 @@ const DOCS: &[Doc] = &[
         "crius-monitor binary; \"\" = next to the crius binary, else $PATH.",
     ),
     key(
+        "runtime.cgroup_manager",
+        "cgroup driver: \"cgroupfs\", \"systemd\", or \"\" = systemd when PID 1 is systemd and cgroup_parent is not a path.",
+    ),
+    key(
         "runtime.cgroup_parent",
-        "cgroup parent (absolute cgroupfs path) of pods whose request gives none.",
+        "cgroup parent of pods whose request gives none: a cgroupfs path or a systemd slice; \"\" = /crius or crius.slice.",
     ),
     key(
         "runtime.monitor_cgroup",

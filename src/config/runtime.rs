@@ -17,7 +17,11 @@ pub struct RuntimeConfig {
     pub default_runtime: String,
     /// The `crius-monitor` binary; empty: the one next to the `crius` binary, else `$PATH`.
     pub monitor_path: PathBuf,
-    /// cgroup parent (cgroupfs path) of pods whose request gives none.
+    /// `"cgroupfs"`, `"systemd"`, or `""`: systemd when PID 1 is systemd and `cgroup_parent` is
+    /// empty or a slice, else cgroupfs ([`RuntimeConfig::cgroup_driver`]).
+    pub cgroup_manager: String,
+    /// cgroup parent of pods whose request gives none: an absolute cgroupfs path (cgroupfs
+    /// driver) or a slice (systemd driver); empty: `/crius` or `crius.slice`.
     pub cgroup_parent: String,
     /// cgroup (cgroupfs path) container monitors move to, out of the daemon's own, so that a
     /// service manager stopping the daemon does not kill them; empty: they stay.
@@ -48,7 +52,8 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             default_runtime: BUILTIN_RUNTIME.to_owned(),
             monitor_path: PathBuf::new(),
-            cgroup_parent: "/crius".to_owned(),
+            cgroup_manager: String::new(),
+            cgroup_parent: String::new(),
             monitor_cgroup: "/crius-monitors".to_owned(),
             pause_image: String::new(),
             shm_size: 64 * 1024 * 1024,
@@ -61,7 +66,50 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// How pod and container cgroups are made: through cgroupfs, or as systemd units over D-Bus
+/// (containers in `crius-<id>.scope` units of the pod's slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+impl CgroupDriver {
+    pub fn name(self) -> &'static str {
+        match self {
+            CgroupDriver::Cgroupfs => "cgroupfs",
+            CgroupDriver::Systemd => "systemd",
+        }
+    }
+}
+
+/// Whether the host was booted with systemd (its `sd_booted()` test).
+pub fn systemd_booted() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
 impl RuntimeConfig {
+    /// The configured driver, or the detected one: systemd when PID 1 is systemd and the
+    /// default parent is not a cgroupfs path, as cri-o and containerd users on systemd nodes
+    /// expect (the kubelet adopts the answer of `RuntimeConfig`).
+    pub fn cgroup_driver(&self, systemd_booted: bool) -> CgroupDriver {
+        match self.cgroup_manager.as_str() {
+            "systemd" => CgroupDriver::Systemd,
+            "cgroupfs" => CgroupDriver::Cgroupfs,
+            _ if systemd_booted && !self.cgroup_parent.starts_with('/') => CgroupDriver::Systemd,
+            _ => CgroupDriver::Cgroupfs,
+        }
+    }
+
+    /// The parent of pods whose request gives none, for `driver`.
+    pub fn default_cgroup_parent(&self, driver: CgroupDriver) -> String {
+        match (self.cgroup_parent.is_empty(), driver) {
+            (false, _) => self.cgroup_parent.clone(),
+            (true, CgroupDriver::Cgroupfs) => "/crius".to_owned(),
+            (true, CgroupDriver::Systemd) => "crius.slice".to_owned(),
+        }
+    }
+
     /// The handler named `name`. The built-in one exists even when a configuration's
     /// `[runtime.runtimes]` lists only others (a table in a file replaces the default table).
     pub fn handler(&self, name: &str) -> Option<RuntimeHandlerConfig> {
@@ -79,5 +127,31 @@ impl RuntimeConfig {
             names.sort();
         }
         names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup_driver_is_configured_or_detected() {
+        let rt = |manager: &str, parent: &str| RuntimeConfig {
+            cgroup_manager: manager.into(),
+            cgroup_parent: parent.into(),
+            ..Default::default()
+        };
+        use CgroupDriver::*;
+        // Detected: systemd only on a systemd host whose default parent is not a path.
+        assert_eq!(rt("", "").cgroup_driver(true), Systemd);
+        assert_eq!(rt("", "kubepods.slice").cgroup_driver(true), Systemd);
+        assert_eq!(rt("", "/crius").cgroup_driver(true), Cgroupfs);
+        assert_eq!(rt("", "").cgroup_driver(false), Cgroupfs);
+        // Configured: whatever the host.
+        assert_eq!(rt("systemd", "").cgroup_driver(false), Systemd);
+        assert_eq!(rt("cgroupfs", "").cgroup_driver(true), Cgroupfs);
+        assert_eq!(rt("", "").default_cgroup_parent(Cgroupfs), "/crius");
+        assert_eq!(rt("", "").default_cgroup_parent(Systemd), "crius.slice");
+        assert_eq!(rt("", "/x").default_cgroup_parent(Cgroupfs), "/x");
     }
 }

@@ -215,11 +215,42 @@ impl Config {
         if !rt.monitor_path.as_os_str().is_empty() {
             absolute(key.key("monitor_path"), &rt.monitor_path)?;
         }
-        if !rt.cgroup_parent.starts_with('/') || rt.cgroup_parent.split('/').any(|c| c == "..") {
+        if !["", "cgroupfs", "systemd"].contains(&rt.cgroup_manager.as_str()) {
             problem(
-                key.key("cgroup_parent"),
-                format!("{:?} is not an absolute cgroup path", rt.cgroup_parent),
+                key.key("cgroup_manager"),
+                format!(
+                    "{:?} is not a cgroup driver: \"cgroupfs\", \"systemd\" or \"\" (detect)",
+                    rt.cgroup_manager
+                ),
             )?;
+        }
+        let parent = &rt.cgroup_parent;
+        if parent.ends_with(".slice") {
+            if rt.cgroup_manager == "cgroupfs" {
+                problem(
+                    key.key("cgroup_parent"),
+                    format!("{parent:?} is a systemd slice, but cgroup_manager is \"cgroupfs\""),
+                )?;
+            }
+            if parent.contains('/') {
+                problem(
+                    key.key("cgroup_parent"),
+                    format!("{parent:?} is not a systemd slice name"),
+                )?;
+            }
+        } else if !parent.is_empty() {
+            if !parent.starts_with('/') || parent.split('/').any(|c| c == "..") {
+                problem(
+                    key.key("cgroup_parent"),
+                    format!("{parent:?} is neither an absolute cgroup path nor a systemd slice"),
+                )?;
+            }
+            if rt.cgroup_manager == "systemd" {
+                problem(
+                    key.key("cgroup_parent"),
+                    format!("{parent:?} is a cgroupfs path, but cgroup_manager is \"systemd\": give a slice such as \"crius.slice\""),
+                )?;
+            }
         }
         if !rt.pause_image.is_empty()
             && crate::image::reference::ImageRef::parse(&rt.pause_image, "docker.io").is_err()
@@ -360,6 +391,18 @@ mod tests {
         let mut c = Config::default();
         c.runtime.cgroup_parent = "kubepods".into();
         assert!(invalid(&c).starts_with("runtime.cgroup_parent: "));
+        let mut c = Config::default();
+        c.runtime.cgroup_manager = "kubelet".into();
+        assert!(invalid(&c).starts_with("runtime.cgroup_manager: "));
+        // Parent and driver must agree.
+        let mut c = Config::default();
+        c.runtime.cgroup_manager = "systemd".into();
+        c.runtime.cgroup_parent = "/crius".into();
+        assert!(invalid(&c).contains("give a slice"));
+        c.runtime.cgroup_parent = "kubepods.slice".into();
+        c.validate().unwrap();
+        c.runtime.cgroup_manager = "cgroupfs".into();
+        assert!(invalid(&c).contains("is a systemd slice"));
         let mut c = Config::default();
         c.runtime.runtimes.insert(
             "runc".into(),

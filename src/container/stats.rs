@@ -40,7 +40,7 @@ pub async fn stats(
     let cgroup_parent = engine
         .sandbox(&rec.sandbox_id)
         .map(|s| s.record().cgroup_parent)
-        .unwrap_or_else(|_| engine.config.runtime.cgroup_parent.clone());
+        .unwrap_or_else(|_| engine.default_cgroup_parent.clone());
     let cgroup = crate::oci::cgroups_path(&cgroup_parent, &rec.id);
     let upper = engine.paths.container_dir(&rec.id).join("upper");
     let (cg, layer) = tokio::task::spawn_blocking(move || {

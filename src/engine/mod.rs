@@ -21,6 +21,7 @@ pub use paths::Paths;
 use crate::config::Config;
 use crate::image::ImageManager;
 use crate::network::cni::Cni;
+use crate::config::runtime::{CgroupDriver, systemd_booted};
 use crate::oci::SpecOptions;
 use crate::oci_runtime::OciRuntime;
 use crate::store::{ContainerRecord, Kind, SandboxRecord, StateStore};
@@ -89,6 +90,10 @@ pub struct Engine {
     pub paths: Paths,
     /// How specs are generated here: the host's cgroups and LSMs, detected once at start.
     spec_options: SpecOptions,
+    /// The cgroup driver, configured or detected at start.
+    pub cgroup_driver: CgroupDriver,
+    /// The parent of pods whose request gives none, for that driver.
+    pub default_cgroup_parent: String,
     /// Previous CPU samples, for ContainerStats' CPU rate.
     pub cpu_samples: crate::container::stats::CpuSamples,
     sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
@@ -105,6 +110,19 @@ impl Engine {
         paths.create()?;
         let store = StateStore::open(&paths.state_dir())?;
         let cni = Cni::new(config.network.plugin_dirs.clone(), paths.cni_cache_dir());
+        let booted = systemd_booted();
+        let cgroup_driver = config.runtime.cgroup_driver(booted);
+        if cgroup_driver == CgroupDriver::Systemd && !booted {
+            return Err(PodError::FailedPrecondition(
+                "runtime.cgroup_manager is \"systemd\", but this host was not booted with systemd (no /run/systemd/system)".into(),
+            ));
+        }
+        let default_cgroup_parent = config.runtime.default_cgroup_parent(cgroup_driver);
+        tracing::info!(
+            driver = cgroup_driver.name(),
+            default_parent = default_cgroup_parent.as_str(),
+            "cgroup driver"
+        );
         let mut engine = Engine {
             config,
             images,
@@ -112,6 +130,8 @@ impl Engine {
             cni,
             paths,
             spec_options: SpecOptions::default(),
+            cgroup_driver,
+            default_cgroup_parent,
             cpu_samples: Default::default(),
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
@@ -159,11 +179,15 @@ impl Engine {
                 rt.handler_names().join(", ")
             )));
         };
-        let (path, args) = if entry.path.as_os_str().is_empty() {
+        let (path, mut args) = if entry.path.as_os_str().is_empty() {
             (self.paths.exe.clone(), vec!["oci".to_owned()])
         } else {
             (entry.path.clone(), Vec::new())
         };
+        if self.cgroup_driver == CgroupDriver::Systemd {
+            // runc's global flag: cgroupsPath is "slice:prefix:name", the cgroup a scope unit.
+            args.push("--systemd-cgroup".to_owned());
+        }
         let root = if entry.root.as_os_str().is_empty() {
             self.paths.runroot.join("runtimes").join(name)
         } else {

@@ -235,17 +235,31 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or("");
     if requested.is_empty() {
-        return Ok(engine.config.runtime.cgroup_parent.clone());
+        return Ok(engine.default_cgroup_parent.clone());
     }
-    if requested.ends_with(".slice") {
-        return Err(PodError::InvalidArgument(format!(
-            "cgroup parent {requested:?} is a systemd slice: the systemd cgroup driver is not supported yet; run the kubelet with --cgroup-driver=cgroupfs"
-        )));
-    }
-    if !requested.starts_with('/') || requested.split('/').any(|c| c == "..") {
-        return Err(PodError::InvalidArgument(format!(
-            "cgroup parent {requested:?} must be an absolute cgroup path"
-        )));
+    match engine.cgroup_driver {
+        CgroupDriver::Systemd => {
+            if !requested.ends_with(".slice") {
+                return Err(PodError::InvalidArgument(format!(
+                    "cgroup parent {requested:?} is not a systemd slice, and crius uses the systemd cgroup driver (see RuntimeConfig); run the kubelet with cgroupDriver: systemd"
+                )));
+            }
+            crate::libcontainer::cgroups::systemd::expand_slice(requested).map_err(|e| {
+                PodError::InvalidArgument(format!("cgroup parent {requested:?}: {e}"))
+            })?;
+        }
+        CgroupDriver::Cgroupfs => {
+            if requested.ends_with(".slice") {
+                return Err(PodError::InvalidArgument(format!(
+                    "cgroup parent {requested:?} is a systemd slice, and crius uses the cgroupfs driver (see RuntimeConfig); run the kubelet with cgroupDriver: cgroupfs, or set [runtime] cgroup_manager = \"systemd\""
+                )));
+            }
+            if !requested.starts_with('/') || requested.split('/').any(|c| c == "..") {
+                return Err(PodError::InvalidArgument(format!(
+                    "cgroup parent {requested:?} must be an absolute cgroup path"
+                )));
+            }
+        }
     }
     Ok(requested.to_owned())
 }

@@ -4,15 +4,19 @@ use tonic::Status;
 
 use super::CriServer;
 use crate::api;
+use crate::config::runtime::CgroupDriver;
 
 pub async fn handle(
-    _server: &CriServer,
+    server: &CriServer,
     _request: api::RuntimeConfigRequest,
 ) -> Result<api::RuntimeConfigResponse, Status> {
-    // crius manages cgroups through the file system (cgroupfs); the systemd driver is not built.
+    let cgroup_driver = match server.engine.cgroup_driver {
+        CgroupDriver::Cgroupfs => api::CgroupDriver::Cgroupfs,
+        CgroupDriver::Systemd => api::CgroupDriver::Systemd,
+    };
     Ok(api::RuntimeConfigResponse {
         linux: Some(api::LinuxRuntimeConfiguration {
-            cgroup_driver: api::CgroupDriver::Cgroupfs as i32,
+            cgroup_driver: cgroup_driver as i32,
         }),
     })
 }
