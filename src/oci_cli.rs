@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use clap::{Parser, Subcommand, ValueEnum};
 use oci_spec::runtime::Process;
 
+use crate::libcontainer::cgroups::Driver;
 use crate::libcontainer::container::ContainerId;
 use crate::libcontainer::container::create::{self, CreateOpts};
 use crate::libcontainer::container::exec::{self, ExecOpts};
@@ -39,7 +40,8 @@ pub struct OciCli {
     log: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Use the systemd cgroup driver (not supported yet).
+    /// Use the systemd cgroup driver: `linux.cgroupsPath` is "slice:prefix:name" and the
+    /// container's cgroup is a transient scope unit (default `system.slice:crius:<id>`).
     #[arg(long)]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility.
@@ -189,9 +191,6 @@ fn exec_process(
 }
 
 fn run(cli: &OciCli) -> Result<u8> {
-    if cli.systemd_cgroup {
-        return Err(Error::Unsupported("systemd cgroup driver".into()));
-    }
     let root = &cli.root;
     match &cli.command {
         Command::Create {
@@ -210,6 +209,11 @@ fn run(cli: &OciCli) -> Result<u8> {
             console_socket: console_socket.clone(),
             no_pivot: *no_pivot,
             preserve_fds: *preserve_fds,
+            cgroup_driver: if cli.systemd_cgroup {
+                Driver::Systemd
+            } else {
+                Driver::Cgroupfs
+            },
         })?,
         Command::Start { id: i } => ops::start(root, &id(i)?)?,
         Command::State { id: i } => {

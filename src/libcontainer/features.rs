@@ -135,7 +135,7 @@ pub fn features_on(host: &lsm::Host) -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": CAPABILITIES.to_vec(),
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
             "seccomp": {
                 "enabled": SECCOMP_ENABLED,
                 "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",

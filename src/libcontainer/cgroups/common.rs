@@ -18,7 +18,7 @@ pub(crate) fn validate_cgroups_path(cgroups_path: &str) -> Result<PathBuf, Cgrou
     if !cgroups_path.starts_with('/') {
         // runc/containerd encode the systemd driver as "slice:prefix:name".
         if cgroups_path.split(':').count() == 3 {
-            return Err(CgroupError::SystemdNotSupported(cgroups_path.to_string()));
+            return Err(CgroupError::NeedsSystemdDriver(cgroups_path.to_string()));
         }
         return Err(CgroupError::RelativePath(cgroups_path.to_string()));
     }
@@ -301,13 +301,10 @@ mod tests {
         ));
         assert!(matches!(
             validate_cgroups_path("system.slice:crius:abc"),
-            Err(CgroupError::SystemdNotSupported(_))
+            Err(CgroupError::NeedsSystemdDriver(_))
         ));
         let e = validate_cgroups_path("kubepods.slice:crio:x").unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("systemd cgroup driver not supported yet")
-        );
+        assert!(e.to_string().contains("--systemd-cgroup"), "{e}");
         assert!(matches!(
             validate_cgroups_path("/crius/../etc"),
             Err(CgroupError::InvalidPath { .. })

@@ -13,9 +13,13 @@ pub enum CgroupError {
     RelativePath(String),
 
     #[error(
-        "cgroups path {0:?} looks like a systemd slice path: systemd cgroup driver not supported yet"
+        "cgroups path {0:?} is in the systemd form (slice:prefix:name): it needs the systemd cgroup driver (crius oci --systemd-cgroup)"
     )]
-    SystemdNotSupported(String),
+    NeedsSystemdDriver(String),
+
+    /// A D-Bus call to systemd failed, or a unit did not reach the wanted state.
+    #[error("systemd: {0}")]
+    Systemd(String),
 
     #[error("invalid cgroups path {path:?}: {reason}")]
     InvalidPath { path: String, reason: &'static str },

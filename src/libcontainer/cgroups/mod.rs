@@ -1,19 +1,22 @@
 //! Cgroup management for crius' OCI runtime (libcontainer's `cgroups`).
 //!
-//! One [`Manager`] per container, created by [`manager`] from the absolute
-//! `linux.cgroupsPath` of the OCI spec. Version 1 (including the hybrid
-//! layout with an extra cgroup2 at `/sys/fs/cgroup/unified`) and version 2
-//! (unified) hierarchies are supported through the cgroupfs driver; the
-//! systemd driver is not implemented yet.
+//! One [`Manager`] per container, created by [`manager_with`] from the
+//! `linux.cgroupsPath` of the OCI spec and a [`Driver`]: the cgroupfs driver
+//! takes an absolute path, the systemd driver runc's `"slice:prefix:name"`
+//! (see [`systemd`]). Version 1 (including the hybrid layout with an extra
+//! cgroup2 at `/sys/fs/cgroup/unified`) and version 2 (unified) hierarchies
+//! are supported by both.
 //!
 //! Every controller lives in its own file under `v1/` or `v2/` and turns the
-//! relevant part of [`LinuxResources`] into writes of cgroupfs files.
+//! relevant part of [`LinuxResources`] into writes of cgroupfs files; the
+//! systemd driver writes through them too, after telling systemd.
 
 mod common;
 mod device_rules;
 mod error;
 mod host;
 mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -85,8 +88,84 @@ pub trait Manager: Send + Sync + std::fmt::Debug {
     fn version(&self) -> CgroupVersion;
 }
 
-/// Manager for `cgroups_path` (absolute, e.g. `/crius/pod1/ctr1`) under
-/// `root` (normally [`DEFAULT_CGROUP_ROOT`]); the version is detected there.
+/// Who owns the container cgroups: crius writing cgroupfs directly, or
+/// systemd (runc's `--systemd-cgroup`, the kubelet's `cgroupDriver: systemd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    #[default]
+    Cgroupfs,
+    Systemd,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Cgroupfs => "cgroupfs",
+            Driver::Systemd => "systemd",
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cgroupfs" => Ok(Driver::Cgroupfs),
+            "systemd" => Ok(Driver::Systemd),
+            other => Err(format!(
+                "unknown cgroup driver {other:?} (expected \"cgroupfs\" or \"systemd\")"
+            )),
+        }
+    }
+}
+
+/// The cgroup directory of `cgroups_path` relative to the hierarchy root, in
+/// absolute form (`/crius/pod1/ctr1`, or for the systemd driver
+/// `/kubepods.slice/kubepods-pod1.slice/crius-ctr1.scope`). Pure: no
+/// filesystem or D-Bus access.
+pub fn fs_path(cgroups_path: &str, driver: Driver) -> Result<String, CgroupError> {
+    match driver {
+        Driver::Cgroupfs => {
+            let rel = common::validate_cgroups_path(cgroups_path)?;
+            Ok(format!("/{}", rel.display()))
+        }
+        Driver::Systemd => Ok(systemd::expand(cgroups_path)?.cgroup_path),
+    }
+}
+
+/// Manager for `cgroups_path` with `driver`, under `root` (normally
+/// [`DEFAULT_CGROUP_ROOT`]); the version is detected there. The systemd
+/// driver connects to systemd only when a call needs it.
+pub fn manager_with(
+    cgroups_path: &str,
+    root: &Path,
+    driver: Driver,
+) -> Result<Box<dyn Manager>, CgroupError> {
+    match driver {
+        Driver::Cgroupfs => manager(cgroups_path, root),
+        Driver::Systemd => {
+            systemd::expand(cgroups_path)?;
+            if !root.is_dir() {
+                return Err(CgroupError::RootMissing(root.to_path_buf()));
+            }
+            Ok(Box::new(systemd::SystemdManager::new(
+                cgroups_path,
+                root,
+                detect_at(root),
+            )?))
+        }
+    }
+}
+
+/// cgroupfs manager for `cgroups_path` (absolute, e.g. `/crius/pod1/ctr1`)
+/// under `root` (normally [`DEFAULT_CGROUP_ROOT`]); the version is detected there.
 pub fn manager(cgroups_path: &str, root: &Path) -> Result<Box<dyn Manager>, CgroupError> {
     // Validate first so path errors win over environment errors.
     common::validate_cgroups_path(cgroups_path)?;
@@ -121,12 +200,47 @@ mod tests {
         let e = manager("crius/ctr", tmp.path()).unwrap_err();
         assert!(matches!(e, CgroupError::RelativePath(_)), "{e}");
         let e = manager("system.slice:crius:ctr", tmp.path()).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("systemd cgroup driver not supported yet")
-        );
+        assert!(matches!(e, CgroupError::NeedsSystemdDriver(_)), "{e}");
+        assert!(e.to_string().contains("--systemd-cgroup"), "{e}");
         let e = manager_for(CgroupVersion::V2, "ctr", tmp.path()).unwrap_err();
         assert!(matches!(e, CgroupError::RelativePath(_)));
+    }
+
+    #[test]
+    fn fs_paths_of_both_drivers() {
+        assert_eq!(
+            fs_path("/crius/pod1/./ctr1", Driver::Cgroupfs).unwrap(),
+            "/crius/pod1/ctr1"
+        );
+        assert_eq!(
+            fs_path("kubepods-besteffort-pod9.slice:crius:c1", Driver::Systemd).unwrap(),
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod9.slice/crius-c1.scope"
+        );
+        assert!(matches!(
+            fs_path("system.slice:crius:c1", Driver::Cgroupfs),
+            Err(CgroupError::NeedsSystemdDriver(_))
+        ));
+        assert!(matches!(
+            fs_path("/crius/c1", Driver::Systemd),
+            Err(CgroupError::InvalidPath { .. })
+        ));
+    }
+
+    #[test]
+    fn drivers_parse() {
+        assert_eq!("systemd".parse::<Driver>().unwrap(), Driver::Systemd);
+        assert_eq!("cgroupfs".parse::<Driver>().unwrap(), Driver::Cgroupfs);
+        assert!("cgroupv2".parse::<Driver>().is_err());
+        assert_eq!(Driver::Systemd.to_string(), "systemd");
+    }
+
+    #[test]
+    fn systemd_manager_needs_no_bus_to_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let m = manager_with("a-b.slice:crius:c", tmp.path(), Driver::Systemd).unwrap();
+        assert_eq!(m.version(), CgroupVersion::V1);
+        assert!(manager_with("/x", tmp.path(), Driver::Systemd).is_err());
+        assert!(manager_with("a.slice:crius:c", &tmp.path().join("no"), Driver::Systemd).is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::cgroup;
 use super::state::{
     ContainerId, EXEC_FIFO, State, Status, container_dir, proc_stat, rfc3339, write_atomic,
 };
-use crate::libcontainer::cgroups::Manager;
+use crate::libcontainer::cgroups::{Driver, Manager};
 use crate::libcontainer::error::{Error, IoContext, Result, SysContext};
 use crate::libcontainer::namespaces::{self, NamespacePlan};
 use crate::libcontainer::process::channel::{self, Channel, Msg};
@@ -39,6 +39,8 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: i32,
+    /// cgroupfs, or systemd (`--systemd-cgroup`): the container's cgroup is a systemd scope.
+    pub cgroup_driver: Driver,
 }
 
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
@@ -184,7 +186,12 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     let net_devices = linux.net_devices().clone().unwrap_or_default();
     netdev::check_present(&net_devices).map_err(|e| Error::Invalid(e.to_string()))?;
     let plan = NamespacePlan::from_spec(&linux.namespaces().clone().unwrap_or_default())?;
-    let cg_path = cgroup::cgroups_path(linux.cgroups_path().as_deref(), o.id.as_str())?;
+    let cg = cgroup::cgroups_path(
+        linux.cgroups_path().as_deref(),
+        o.id.as_str(),
+        o.cgroup_driver,
+    )?;
+    let cg_path = cg.fs_path.clone();
     let terminal = spec
         .process()
         .as_ref()
@@ -229,7 +236,9 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     let fifo = open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx("opening exec fifo", &fifo_path)?;
 
-    let manager = cgroup::manager(&cg_path)?;
+    // The systemd driver starts the container's scope at the first add_task (a scope needs a
+    // process); until then create/apply only prepare, so the order here suits both drivers.
+    let manager = cg.manager()?;
     manager
         .create()
         .map_err(|e| Error::Invalid(format!("creating cgroup {}: {e}", cg_path.display())))?;
@@ -303,6 +312,7 @@ pub fn create(o: &CreateOpts) -> Result<()> {
         created,
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup_path: cg_path.clone(),
+        systemd_cgroup: (cg.driver == Driver::Systemd).then(|| cg.path.clone()),
         paused: false,
         hooks: spec.hooks().clone(),
     };

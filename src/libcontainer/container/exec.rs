@@ -94,7 +94,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     let seccomp = init::prepare_seccomp(linux.as_ref().and_then(|l| l.seccomp().as_ref()))?;
     let persona = linux.as_ref().and_then(|l| l.personality().clone());
     let join = namespaces_of(st.pid);
-    let manager = cgroup::manager(&st.cgroup_path)?;
+    let manager = cgroup::manager(&st)?;
 
     let (parent_ch, child_ch) = channel::pair()?;
     // Without --detach, signals sent to us are forwarded to the process. Block them (and

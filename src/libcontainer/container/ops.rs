@@ -96,7 +96,7 @@ pub fn kill_container(root: &Path, id: &ContainerId, sig: Signal, all: bool) -> 
         return Err(Error::Invalid(format!("container {id} is not running")));
     }
     if all {
-        let m = cgroup::manager(&st.cgroup_path)?;
+        let m = cgroup::manager(&st)?;
         let pids = m
             .pids()
             .map_err(|e| Error::Invalid(format!("listing cgroup pids: {e}")))?;
@@ -124,7 +124,7 @@ fn wait_dead(st: &State, timeout: Duration) -> bool {
 
 pub fn delete(root: &Path, id: &ContainerId, force: bool) -> Result<()> {
     let st = State::load(root, id)?;
-    let m = cgroup::manager(&st.cgroup_path)?;
+    let m = cgroup::manager(&st)?;
     match st.status(root) {
         Status::Stopped => {}
         // A created container never ran user code: deleting it kills the init (like runc).
@@ -178,7 +178,7 @@ pub fn pause(root: &Path, id: &ContainerId) -> Result<()> {
             )));
         }
     }
-    cgroup::manager(&st.cgroup_path)?
+    cgroup::manager(&st)?
         .freeze()
         .map_err(|e| Error::Invalid(format!("freezing: {e}")))?;
     st.paused = true;
@@ -190,7 +190,7 @@ pub fn resume(root: &Path, id: &ContainerId) -> Result<()> {
     if st.status(root) != Status::Paused {
         return Err(Error::Invalid(format!("container {id} is not paused")));
     }
-    cgroup::manager(&st.cgroup_path)?
+    cgroup::manager(&st)?
         .thaw()
         .map_err(|e| Error::Invalid(format!("thawing: {e}")))?;
     st.paused = false;
@@ -210,7 +210,7 @@ pub fn update(root: &Path, id: &ContainerId, resources: &Path) -> Result<()> {
     };
     let r: LinuxResources = serde_json::from_slice(&data)
         .map_err(|e| Error::Invalid(format!("{}: {e}", resources.display())))?;
-    cgroup::manager(&st.cgroup_path)?
+    cgroup::manager(&st)?
         .apply(&r)
         .map_err(|e| Error::Invalid(format!("updating cgroup: {e}")))
 }

@@ -83,6 +83,10 @@ pub struct State {
     pub annotations: HashMap<String, String>,
     /// The cgroups path the container's cgroup lives at (relative to each hierarchy's root).
     pub cgroup_path: PathBuf,
+    /// The systemd-form cgroupsPath (`slice:prefix:name`) when the cgroup is a systemd unit
+    /// (`--systemd-cgroup` at create); later commands find the unit through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_cgroup: Option<String>,
     #[serde(default)]
     pub paused: bool,
     /// Hooks still to run (poststart at start, poststop at delete).
@@ -246,6 +250,7 @@ mod tests {
             created: rfc3339(SystemTime::now()),
             annotations: HashMap::new(),
             cgroup_path: "/x".into(),
+            systemd_cgroup: None,
             paused: false,
             hooks: None,
         };

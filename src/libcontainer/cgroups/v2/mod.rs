@@ -3,12 +3,12 @@
 //! device access is an eBPF program attached to the directory.
 
 pub mod bpf;
-mod cpu;
+pub(crate) mod cpu;
 mod cpuset;
 pub mod devices;
 mod hugetlb;
-mod io;
-mod memory;
+pub(crate) mod io;
+pub(crate) mod memory;
 mod pids;
 mod unified;
 
