@@ -268,6 +268,28 @@ fn invalid_config_stops_startup_naming_file_and_key() {
     }
 }
 
+#[test]
+fn the_systemd_driver_needs_a_host_booted_with_systemd() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        eprintln!("skipping: this host runs systemd (the VM node test covers the driver there)");
+        return;
+    }
+    let (crius, finished) = start_with_drop_in(
+        "10-systemd.toml",
+        "[runtime]\ncgroup_manager = \"systemd\"\n",
+    );
+    let status = finished
+        .status
+        .expect("crius started with the systemd driver on a host without systemd");
+    assert!(!status.success());
+    assert!(
+        finished.stderr.contains("not booted with systemd"),
+        "{}",
+        finished.stderr
+    );
+    assert!(!crius.socket().exists());
+}
+
 async fn network_ready(network_dir: &std::path::Path) -> k8s_cri::v1::RuntimeCondition {
     let crius = Crius::builder()
         .drop_in(
@@ -315,8 +337,10 @@ async fn network_ready_follows_the_cni_configuration_found() {
     assert!(found.status, "{found:?}");
 }
 
+/// The driver the harness asked for, else the detected one: systemd on a host booted with
+/// systemd (the daemon's default parent is left to the driver), cgroupfs elsewhere.
 #[tokio::test]
-async fn runtime_config_reports_the_cgroupfs_driver() {
+async fn runtime_config_reports_the_cgroup_driver_in_use() {
     let crius = Crius::start().await.unwrap();
     let mut client = crius.runtime_client().await.unwrap();
     let config = client
@@ -324,10 +348,17 @@ async fn runtime_config_reports_the_cgroupfs_driver() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        config.linux.unwrap().cgroup_driver,
-        v1::CgroupDriver::Cgroupfs as i32
-    );
+    let systemd = match std::env::var("CRIUS_E2E_CGROUP_MANAGER").as_deref() {
+        Ok("systemd") => true,
+        Ok("cgroupfs") => false,
+        _ => std::path::Path::new("/run/systemd/system").is_dir(),
+    };
+    let expected = if systemd {
+        v1::CgroupDriver::Systemd
+    } else {
+        v1::CgroupDriver::Cgroupfs
+    };
+    assert_eq!(config.linux.unwrap().cgroup_driver, expected as i32);
     client
         .update_runtime_config(v1::UpdateRuntimeConfigRequest::default())
         .await

@@ -55,6 +55,27 @@ async fn bad_requests_get_the_right_codes() {
         Code::InvalidArgument
     );
 
+    // A parent of the other cgroup driver's kind: the kubelet's cgroupDriver does not match.
+    let driver = flow
+        .client
+        .runtime_config(crius_e2e::cri::api::RuntimeConfigRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .linux
+        .unwrap()
+        .cgroup_driver;
+    let other_kind = if driver == crius_e2e::cri::api::CgroupDriver::Systemd as i32 {
+        "/kubepods/burstable/pod1"
+    } else {
+        "kubepods-burstable-pod1.slice"
+    };
+    let mut mismatched = pod_config("cgroup", &env.log_dir("cgroup"));
+    mismatched.linux.get_or_insert_default().cgroup_parent = other_kind.into();
+    let err = flow.run_pod(&mismatched).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("cgroupDriver"), "{err:?}");
+
     let pod = pod_config("good", &env.log_dir("good"));
     let pod_id = flow.run_pod(&pod).await.unwrap();
     // The same metadata again.

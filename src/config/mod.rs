@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use registries::RegistryConfig;
-pub use runtime::{BUILTIN_RUNTIME, RuntimeConfig, RuntimeHandlerConfig};
+pub use runtime::{BUILTIN_RUNTIME, RuntimeConfig, RuntimeHandlerConfig, systemd_booted};
 pub use streaming::StreamingConfig;
 
 /// Default main configuration file.

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::libcontainer::cgroups::Driver;
+
 /// Name of the built-in handler: crius' own OCI runtime (`crius oci`).
 pub const BUILTIN_RUNTIME: &str = "crius";
 
@@ -66,23 +68,6 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// How pod and container cgroups are made: through cgroupfs, or as systemd units over D-Bus
-/// (containers in `crius-<id>.scope` units of the pod's slice).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupDriver {
-    Cgroupfs,
-    Systemd,
-}
-
-impl CgroupDriver {
-    pub fn name(self) -> &'static str {
-        match self {
-            CgroupDriver::Cgroupfs => "cgroupfs",
-            CgroupDriver::Systemd => "systemd",
-        }
-    }
-}
-
 /// Whether the host was booted with systemd (its `sd_booted()` test).
 pub fn systemd_booted() -> bool {
     std::path::Path::new("/run/systemd/system").is_dir()
@@ -92,21 +77,21 @@ impl RuntimeConfig {
     /// The configured driver, or the detected one: systemd when PID 1 is systemd and the
     /// default parent is not a cgroupfs path, as cri-o and containerd users on systemd nodes
     /// expect (the kubelet adopts the answer of `RuntimeConfig`).
-    pub fn cgroup_driver(&self, systemd_booted: bool) -> CgroupDriver {
+    pub fn cgroup_driver(&self, systemd_booted: bool) -> Driver {
         match self.cgroup_manager.as_str() {
-            "systemd" => CgroupDriver::Systemd,
-            "cgroupfs" => CgroupDriver::Cgroupfs,
-            _ if systemd_booted && !self.cgroup_parent.starts_with('/') => CgroupDriver::Systemd,
-            _ => CgroupDriver::Cgroupfs,
+            "systemd" => Driver::Systemd,
+            "cgroupfs" => Driver::Cgroupfs,
+            _ if systemd_booted && !self.cgroup_parent.starts_with('/') => Driver::Systemd,
+            _ => Driver::Cgroupfs,
         }
     }
 
     /// The parent of pods whose request gives none, for `driver`.
-    pub fn default_cgroup_parent(&self, driver: CgroupDriver) -> String {
+    pub fn default_cgroup_parent(&self, driver: Driver) -> String {
         match (self.cgroup_parent.is_empty(), driver) {
             (false, _) => self.cgroup_parent.clone(),
-            (true, CgroupDriver::Cgroupfs) => "/crius".to_owned(),
-            (true, CgroupDriver::Systemd) => "crius.slice".to_owned(),
+            (true, Driver::Cgroupfs) => "/crius".to_owned(),
+            (true, Driver::Systemd) => "crius.slice".to_owned(),
         }
     }
 
@@ -141,7 +126,7 @@ mod tests {
             cgroup_parent: parent.into(),
             ..Default::default()
         };
-        use CgroupDriver::*;
+        use Driver::*;
         // Detected: systemd only on a systemd host whose default parent is not a path.
         assert_eq!(rt("", "").cgroup_driver(true), Systemd);
         assert_eq!(rt("", "kubepods.slice").cgroup_driver(true), Systemd);

@@ -232,11 +232,8 @@ impl Config {
                     format!("{parent:?} is a systemd slice, but cgroup_manager is \"cgroupfs\""),
                 )?;
             }
-            if parent.contains('/') {
-                problem(
-                    key.key("cgroup_parent"),
-                    format!("{parent:?} is not a systemd slice name"),
-                )?;
+            if let Err(e) = crate::libcontainer::cgroups::systemd::expand_slice(parent) {
+                problem(key.key("cgroup_parent"), e.to_string())?;
             }
         } else if !parent.is_empty() {
             if !parent.starts_with('/') || parent.split('/').any(|c| c == "..") {
@@ -248,7 +245,9 @@ impl Config {
             if rt.cgroup_manager == "systemd" {
                 problem(
                     key.key("cgroup_parent"),
-                    format!("{parent:?} is a cgroupfs path, but cgroup_manager is \"systemd\": give a slice such as \"crius.slice\""),
+                    format!(
+                        "{parent:?} is a cgroupfs path, but cgroup_manager is \"systemd\": give a slice such as \"crius.slice\""
+                    ),
                 )?;
             }
         }

@@ -41,7 +41,7 @@ pub async fn stats(
         .sandbox(&rec.sandbox_id)
         .map(|s| s.record().cgroup_parent)
         .unwrap_or_else(|_| engine.default_cgroup_parent.clone());
-    let cgroup = crate::oci::cgroups_path(&cgroup_parent, &rec.id);
+    let cgroup = crate::oci::cgroup_dir(&cgroup_parent, &rec.id)?;
     let upper = engine.paths.container_dir(&rec.id).join("upper");
     let (cg, layer) = tokio::task::spawn_blocking(move || {
         let cg = cgroups::manager(&cgroup, Path::new(DEFAULT_CGROUP_ROOT))

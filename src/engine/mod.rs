@@ -19,9 +19,10 @@ pub use features::HandlerFeatures;
 pub use paths::Paths;
 
 use crate::config::Config;
+use crate::config::systemd_booted;
 use crate::image::ImageManager;
+use crate::libcontainer::cgroups::Driver;
 use crate::network::cni::Cni;
-use crate::config::runtime::{CgroupDriver, systemd_booted};
 use crate::oci::SpecOptions;
 use crate::oci_runtime::OciRuntime;
 use crate::store::{ContainerRecord, Kind, SandboxRecord, StateStore};
@@ -91,7 +92,7 @@ pub struct Engine {
     /// How specs are generated here: the host's cgroups and LSMs, detected once at start.
     spec_options: SpecOptions,
     /// The cgroup driver, configured or detected at start.
-    pub cgroup_driver: CgroupDriver,
+    pub cgroup_driver: Driver,
     /// The parent of pods whose request gives none, for that driver.
     pub default_cgroup_parent: String,
     /// Previous CPU samples, for ContainerStats' CPU rate.
@@ -112,14 +113,14 @@ impl Engine {
         let cni = Cni::new(config.network.plugin_dirs.clone(), paths.cni_cache_dir());
         let booted = systemd_booted();
         let cgroup_driver = config.runtime.cgroup_driver(booted);
-        if cgroup_driver == CgroupDriver::Systemd && !booted {
+        if cgroup_driver == Driver::Systemd && !booted {
             return Err(PodError::FailedPrecondition(
                 "runtime.cgroup_manager is \"systemd\", but this host was not booted with systemd (no /run/systemd/system)".into(),
             ));
         }
         let default_cgroup_parent = config.runtime.default_cgroup_parent(cgroup_driver);
         tracing::info!(
-            driver = cgroup_driver.name(),
+            driver = cgroup_driver.as_str(),
             default_parent = default_cgroup_parent.as_str(),
             "cgroup driver"
         );
@@ -184,7 +185,7 @@ impl Engine {
         } else {
             (entry.path.clone(), Vec::new())
         };
-        if self.cgroup_driver == CgroupDriver::Systemd {
+        if self.cgroup_driver == Driver::Systemd {
             // runc's global flag: cgroupsPath is "slice:prefix:name", the cgroup a scope unit.
             args.push("--systemd-cgroup".to_owned());
         }

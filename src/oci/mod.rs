@@ -12,7 +12,7 @@ use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{Linux, LinuxResources, Process, Root, Spec};
 
 use crate::api;
-use crate::libcontainer::cgroups::{CgroupVersion, HostCgroups};
+use crate::libcontainer::cgroups::{self, CgroupVersion, HostCgroups};
 use crate::userns::IdMaps;
 
 mod devices;
@@ -174,7 +174,6 @@ pub mod annotations {
     pub const K8S_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 }
 
-/// `<parent>/crius-<id>`: the container's cgroup below the pod's cgroupfs parent.
 /// CRI resources as OCI resources, for `update` on a live container (no device rules: the
 /// device cgroup set at creation stays).
 pub fn linux_resources(
@@ -184,7 +183,13 @@ pub fn linux_resources(
     resources::container_resources(res, opts)
 }
 
+/// `<parent>/crius-<id>`: the container's cgroup below the pod's cgroupfs parent. Under a
+/// systemd slice (the systemd driver), runc's `<slice>:crius:<id>`: the scope unit
+/// `crius-<id>.scope` in that slice.
 pub fn cgroups_path(cgroup_parent: &str, id: &str) -> String {
+    if cgroup_parent.ends_with(".slice") {
+        return format!("{cgroup_parent}:crius:{id}");
+    }
     let parent = cgroup_parent.trim_end_matches('/');
     if parent.is_empty() {
         format!("/crius-{id}")
@@ -193,6 +198,18 @@ pub fn cgroups_path(cgroup_parent: &str, id: &str) -> String {
     } else {
         format!("/{parent}/crius-{id}")
     }
+}
+
+/// The directory of [`cgroups_path`] relative to the cgroup root (`/kubepods.slice/…/crius-<id>.scope`
+/// for a slice parent), where its stats are read.
+pub fn cgroup_dir(cgroup_parent: &str, id: &str) -> Result<String, SpecError> {
+    let path = cgroups_path(cgroup_parent, id);
+    let driver = if cgroup_parent.ends_with(".slice") {
+        cgroups::Driver::Systemd
+    } else {
+        cgroups::Driver::Cgroupfs
+    };
+    cgroups::fs_path(&path, driver).map_err(|e| invalid(format!("cgroup of {id}: {e}")))
 }
 
 fn pod_annotations(pod: &PodContext, kind: &str) -> HashMap<String, String> {

@@ -977,3 +977,22 @@ fn resources_the_host_cannot_apply_are_dropped() {
     );
     assert_eq!(r.unified().clone().unwrap().len(), 1);
 }
+
+#[test]
+fn a_slice_parent_gives_a_systemd_scope() {
+    let parent = "kubepods-burstable-pod1234.slice";
+    assert_eq!(cgroups_path(parent, "c1"), format!("{parent}:crius:c1"));
+    assert_eq!(
+        cgroup_dir(parent, "c1").unwrap(),
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/crius-c1.scope"
+    );
+    assert_eq!(
+        cgroups_path("/kubepods/pod1", "c1"),
+        "/kubepods/pod1/crius-c1"
+    );
+    assert_eq!(
+        cgroup_dir("/kubepods/pod1", "c1").unwrap(),
+        "/kubepods/pod1/crius-c1"
+    );
+    assert!(cgroup_dir("bad--name.slice", "c1").is_err());
+}

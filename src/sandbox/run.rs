@@ -10,6 +10,7 @@ use super::context::{PodContextParts, PodFiles, is_node, namespace_options, pod_
 use super::{files, namespaces, network, pause_process, teardown};
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
+use crate::libcontainer::cgroups::Driver;
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
 
@@ -238,7 +239,7 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
         return Ok(engine.default_cgroup_parent.clone());
     }
     match engine.cgroup_driver {
-        CgroupDriver::Systemd => {
+        Driver::Systemd => {
             if !requested.ends_with(".slice") {
                 return Err(PodError::InvalidArgument(format!(
                     "cgroup parent {requested:?} is not a systemd slice, and crius uses the systemd cgroup driver (see RuntimeConfig); run the kubelet with cgroupDriver: systemd"
@@ -248,7 +249,7 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
                 PodError::InvalidArgument(format!("cgroup parent {requested:?}: {e}"))
             })?;
         }
-        CgroupDriver::Cgroupfs => {
+        Driver::Cgroupfs => {
             if requested.ends_with(".slice") {
                 return Err(PodError::InvalidArgument(format!(
                     "cgroup parent {requested:?} is a systemd slice, and crius uses the cgroupfs driver (see RuntimeConfig); run the kubelet with cgroupDriver: cgroupfs, or set [runtime] cgroup_manager = \"systemd\""

@@ -4,15 +4,15 @@ use tonic::Status;
 
 use super::CriServer;
 use crate::api;
-use crate::config::runtime::CgroupDriver;
+use crate::libcontainer::cgroups::Driver;
 
 pub async fn handle(
     server: &CriServer,
     _request: api::RuntimeConfigRequest,
 ) -> Result<api::RuntimeConfigResponse, Status> {
     let cgroup_driver = match server.engine.cgroup_driver {
-        CgroupDriver::Cgroupfs => api::CgroupDriver::Cgroupfs,
-        CgroupDriver::Systemd => api::CgroupDriver::Systemd,
+        Driver::Cgroupfs => api::CgroupDriver::Cgroupfs,
+        Driver::Systemd => api::CgroupDriver::Systemd,
     };
     Ok(api::RuntimeConfigResponse {
         linux: Some(api::LinuxRuntimeConfiguration {
