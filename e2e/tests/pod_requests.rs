@@ -294,3 +294,42 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+/// The kubelet derives a container's next attempt from the files in the pod's log directory: a
+/// create that fails in the runtime (here: a file mounted over a directory of the image) must
+/// leave nothing there, or a pod that never ran shows restarts.
+#[tokio::test]
+async fn a_create_that_fails_in_the_runtime_leaves_no_log_file() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("faillog", &env.log_dir("faillog"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let host_file = tempfile::NamedTempFile::new().unwrap();
+    let mut c = sleep_container("broken", &env.image, 3600);
+    c.log_path = "broken/0.log".into();
+    c.mounts.push(crius_e2e::cri::api::Mount {
+        container_path: "/etc".into(),
+        host_path: host_file.path().display().to_string(),
+        ..Default::default()
+    });
+    let err = flow.create_container(&pod_id, &c, &pod).await.unwrap_err();
+    assert_ne!(err.code(), Code::Ok);
+    let left: Vec<_> = std::fs::read_dir(env.log_dir("faillog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left in the pod's log directory: {left:?}");
+
+    // A kubelet-made container directory stays, and only the attempt's file goes.
+    std::fs::create_dir_all(env.log_dir("faillog").join("broken")).unwrap();
+    flow.create_container(&pod_id, &c, &pod).await.unwrap_err();
+    let left: Vec<_> = std::fs::read_dir(env.log_dir("faillog").join("broken"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(env.log_dir("faillog").join("broken").is_dir());
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

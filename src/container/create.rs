@@ -86,6 +86,9 @@ pub async fn create(
         engine.release_name(&name, &id);
         return Err(e.into());
     }
+    // What the log directory held before: a failed create must leave it as it was, since the
+    // kubelet counts a container's attempts by the files there.
+    let log_left = LogLeftovers::before(&record.log_path);
     let container = Container::new(record);
     engine.insert_container(container.clone());
     let _op = container.op.lock().await;
@@ -103,7 +106,41 @@ pub async fn create(
             if let Err(undo) = remove::remove(engine, &container).await {
                 tracing::error!(container = %id, "undoing a failed CreateContainer: {undo}");
             }
+            log_left.remove_new();
             Err(err)
+        }
+    }
+}
+
+/// The log file and its directory as they were before a CreateContainer, so that undoing it
+/// removes only what it made: an empty `<attempt>.log` left behind would count as an attempt.
+struct LogLeftovers {
+    file: Option<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl LogLeftovers {
+    fn before(log_path: &std::path::Path) -> LogLeftovers {
+        let parent = log_path.parent().map(PathBuf::from);
+        LogLeftovers {
+            file: (!log_path.exists()).then(|| log_path.to_path_buf()),
+            dir: parent.filter(|d| !d.exists()),
+        }
+    }
+
+    fn remove_new(self) {
+        if let Some(file) = self.file
+            && let Err(e) = fs::remove_file(&file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "removing the log of a failed create, {}: {e}",
+                file.display()
+            );
+        }
+        if let Some(dir) = self.dir {
+            // Only if empty: anything else there is not ours to remove.
+            let _ = fs::remove_dir(dir);
         }
     }
 }
