@@ -21,7 +21,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most bytes of a runtime's output read back (a `state` document is a few kB).
 const OUTPUT_LIMIT: u64 = 4 << 20;
 /// Most characters of the runtime's error text kept in an error.
-const MESSAGE_LIMIT: usize = 1024;
+const MESSAGE_LIMIT: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -248,20 +248,63 @@ fn read_back(file: &mut File) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// The runtime's error text: the last non-empty line of its stderr, with runc's logrus framing
-/// (`time="…" level=error msg="…"`) or a JSON log line (`{"msg":…}`) reduced to the message.
+/// The runtime's error text, whole but bounded: every non-empty line of its stderr, runc's
+/// logrus framing (`time="…" level=error msg="…"`) or a JSON log line (`{"msg":…}`) reduced to
+/// the message, the failures first (runc prints warnings before the error that matters) and the
+/// warnings after them, repeated lines once.
 pub fn error_message(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let Some(line) = text.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+    let mut failures: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (level, message) = logrus_line(line)
+            .or_else(|| json_line(line))
+            .unwrap_or_else(|| (None, line.to_string()));
+        let list = match level.as_deref() {
+            Some("warning" | "warn" | "info" | "debug" | "trace") => &mut warnings,
+            _ => &mut failures,
+        };
+        if !list.contains(&message) {
+            list.push(message);
+        }
+    }
+    if failures.is_empty() && warnings.is_empty() {
         return "no error output".into();
-    };
-    let message = logrus_msg(line)
-        .or_else(|| json_msg(line))
-        .unwrap_or_else(|| line.to_string());
+    }
+    let mut message = failures.join("; ");
+    if !warnings.is_empty() {
+        let warned = format!("warning: {}", warnings.join("; warning: "));
+        message = if message.is_empty() {
+            warned
+        } else {
+            format!("{message} ({warned})")
+        };
+    }
     match message.char_indices().nth(MESSAGE_LIMIT) {
         Some((cut, _)) => format!("{}…", &message[..cut]),
         None => message,
     }
+}
+
+/// A logrus text line's level and message.
+fn logrus_line(line: &str) -> Option<(Option<String>, String)> {
+    let msg = logrus_msg(line)?;
+    let level = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("level="))
+        .map(|l| l.trim_matches('"').to_ascii_lowercase());
+    Some((level, msg))
+}
+
+/// A JSON log line's level and message.
+fn json_line(line: &str) -> Option<(Option<String>, String)> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    let msg = value.get("msg")?.as_str()?.to_string();
+    let level = value
+        .get("level")
+        .and_then(|l| l.as_str())
+        .map(str::to_ascii_lowercase);
+    Some((level, msg))
 }
 
 /// `msg="…"` from a logrus text line, with `\"` and `\\` unescaped.
@@ -282,11 +325,6 @@ fn logrus_msg(line: &str) -> Option<String> {
         }
     }
     Some(out)
-}
-
-fn json_msg(line: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    value.get("msg")?.as_str().map(str::to_string)
 }
 
 /// A resources document in the temporary directory, removed when dropped.
@@ -347,10 +385,16 @@ mod tests {
     }
 
     #[test]
-    fn error_message_takes_the_last_line_and_runcs_msg() {
+    fn error_message_keeps_the_whole_text_failures_first() {
         let runc = b"time=\"2026-11-23T20:18:58Z\" level=warning msg=\"x\"\n\
+                     time=\"2026-11-23T20:18:58Z\" level=warning msg=\"x\"\n\
                      time=\"2026-11-23T20:18:58Z\" level=error msg=\"container does not exist\"\n";
-        assert_eq!(error_message(runc), "container does not exist");
+        assert_eq!(error_message(runc), "container does not exist (warning: x)");
+        assert_eq!(
+            error_message(b"level=warning msg=\"only a warning\"\n"),
+            "warning: only a warning"
+        );
+        assert_eq!(error_message(b"first\nsecond\n"), "first; second");
         assert_eq!(
             error_message(b"crius oci: container nope does not exist\n\n"),
             "crius oci: container nope does not exist"

@@ -406,6 +406,31 @@ async fn a_runc_handler_runs_pods_like_the_builtin_runtime() {
         .await
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "viarunc");
+    // runc's failure reaches the caller whole, not only its first (warning) line.
+    let host_file = tempfile::NamedTempFile::new().unwrap();
+    let mut broken = sleep_container("broken", &env.image, 3600);
+    broken.mounts.push(crius_e2e::cri::api::Mount {
+        container_path: "/etc".into(),
+        host_path: host_file.path().display().to_string(),
+        ..Default::default()
+    });
+    let err = flow
+        .create_container(&pod_id, &broken, &pod)
+        .await
+        .unwrap_err();
+    let message = err.message();
+    let failure = message.find("not a directory").expect(message);
+    // runc's warnings come after its failure, on the same line.
+    assert!(
+        message.find("warning:").is_none_or(|w| w > failure),
+        "{message}"
+    );
+    assert!(!message.contains('\n'), "{message}");
+    assert!(
+        err.message().len() <= 8 * 1024,
+        "{} bytes",
+        err.message().len()
+    );
     flow.stop_container(&id, 10).await.unwrap();
     let s = flow.container_status(&id).await.unwrap();
     assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));

@@ -158,12 +158,24 @@ pub(super) fn parse_sync(line: &str) -> Option<Result<Launched, (String, Option<
         let message = error
             .as_str()
             .map_or_else(|| error.to_string(), str::to_string);
-        return Some(Err((message, pid("monitor_pid"))));
+        return Some(Err((runtime_failure(message), pid("monitor_pid"))));
     }
     Some(Ok(Launched {
         pid: pid("pid")?,
         monitor_pid: pid("monitor_pid")?,
     }))
+}
+
+/// The monitor reports a failed runtime call as `runtime <verb> failed (<status>): <stderr>`;
+/// that stderr is made readable and bounded as for the daemon's own runtime calls.
+fn runtime_failure(message: String) -> String {
+    match message.split_once("): ") {
+        Some((head, stderr)) if head.starts_with("runtime ") => format!(
+            "{head}): {}",
+            crate::oci_runtime::error_message(stderr.as_bytes())
+        ),
+        _ => message,
+    }
 }
 
 fn no_sync_message(line: &str, stderr_log: Option<&Path>) -> String {
@@ -181,6 +193,21 @@ fn no_sync_message(line: &str, stderr_log: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runtime_failure_reads_failures_first() {
+        let sync = serde_json::json!({
+            "error": "runtime create failed (Some(Exited(1))): time=\"t\" level=warning msg=\"cannot toggle freezer\"\ntime=\"t\" level=error msg=\"runc create failed: not a directory\"\n",
+            "monitor_pid": 7,
+        });
+        assert_eq!(
+            parse_sync(&sync.to_string()),
+            Some(Err((
+                "runtime create failed (Some(Exited(1))): runc create failed: not a directory (warning: cannot toggle freezer)".into(),
+                Some(7)
+            )))
+        );
+    }
 
     #[test]
     fn sync_messages() {
