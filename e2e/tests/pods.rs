@@ -791,6 +791,21 @@ async fn container_and_pod_stats_report_cpu_memory_network_and_the_writable_laye
     let linux = pod_stats.linux.unwrap();
     assert_eq!(linux.containers.len(), 1);
     assert!(linux.cpu.unwrap().usage_core_nano_seconds.unwrap().value >= used);
+    // The pause process counts: at least it and the container's shell.
+    let processes = linux.process.unwrap().process_count.unwrap().value;
+    assert!(processes >= 2, "{processes} processes");
+    let container_ws = linux.containers[0]
+        .memory
+        .as_ref()
+        .unwrap()
+        .working_set_bytes
+        .unwrap()
+        .value;
+    let pod_ws = linux.memory.unwrap().working_set_bytes.unwrap().value;
+    assert!(
+        pod_ws >= container_ws,
+        "pod {pod_ws} < container {container_ws}"
+    );
     let eth0 = linux.network.unwrap().default_interface.unwrap();
     assert!(
         eth0.tx_bytes.unwrap().value > 0 && eth0.rx_bytes.unwrap().value > 0,

@@ -30,8 +30,8 @@ struct CpuWindow {
 
 impl CpuSamples {
     /// Records a reading; the rate over the current window, if there is one. A reading less
-    /// than a window after the newest sample is measured against the window's start and not
-    /// kept, so frequent callers do not shrink the window for the others.
+    /// than [`MIN_WINDOW_NS`] after the newest sample is measured against the window's start and
+    /// not kept, so frequent callers do not shrink the window for the others.
     fn rate(&self, id: &str, at: i64, usage_ns: u64) -> Option<u64> {
         let mut samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let Some(w) = samples.get_mut(id) else {
@@ -44,7 +44,8 @@ impl CpuSamples {
             );
             return None;
         };
-        if at - w.latest.0 >= MIN_WINDOW_NS {
+        // The second reading ever starts the window, however soon it comes.
+        if w.start.is_none() || at - w.latest.0 >= MIN_WINDOW_NS {
             w.start = Some(w.latest);
             w.latest = (at, usage_ns);
         }
@@ -63,6 +64,14 @@ pub async fn stats(
     engine: &Engine,
     container: &Container,
 ) -> Result<api::ContainerStats, PodError> {
+    Ok(stats_and_processes(engine, container).await?.0)
+}
+
+/// [`stats`], and the number of processes in the container's cgroup (for the pod's count).
+pub async fn stats_and_processes(
+    engine: &Engine,
+    container: &Container,
+) -> Result<(api::ContainerStats, Option<u64>), PodError> {
     let rec = container.record();
     let config = super::status::container_config(&rec)?;
     let cgroup_parent = engine
@@ -71,41 +80,11 @@ pub async fn stats(
         .unwrap_or_else(|_| engine.default_cgroup_parent.clone());
     let cgroup = crate::oci::cgroup_dir(&cgroup_parent, &rec.id)?;
     let upper = engine.paths.container_dir(&rec.id).join("upper");
-    let (cg, layer) = tokio::task::spawn_blocking(move || {
-        let cg = cgroups::manager(&cgroup, Path::new(DEFAULT_CGROUP_ROOT))
-            .and_then(|m| m.stats())
-            .ok();
-        (cg, disk_usage(&upper))
-    })
-    .await?;
+    let (cg, layer) =
+        tokio::task::spawn_blocking(move || (read_cgroup(&cgroup), disk_usage(&upper))).await?;
     let at = now_nanos();
+    let usage = CgroupUsage::of(engine, &rec.id, cg.as_ref(), at);
     let value = |v: u64| Some(api::UInt64Value { value: v });
-    let cpu = cg
-        .as_ref()
-        .and_then(|s| s.cpu.as_ref())
-        .map(|c| api::CpuUsage {
-            timestamp: at,
-            usage_core_nano_seconds: value(c.usage_ns),
-            usage_nano_cores: engine
-                .cpu_samples
-                .rate(&rec.id, at, c.usage_ns)
-                .and_then(value),
-        });
-    let memory = cg
-        .as_ref()
-        .and_then(|s| s.memory.as_ref())
-        .map(|m| api::MemoryUsage {
-            timestamp: at,
-            working_set_bytes: value(m.working_set_bytes),
-            available_bytes: m
-                .limit_bytes
-                .map(|l| l.saturating_sub(m.working_set_bytes))
-                .and_then(value),
-            usage_bytes: value(m.usage_bytes),
-            rss_bytes: value(m.rss_bytes),
-            page_faults: value(m.page_faults),
-            major_page_faults: value(m.major_page_faults),
-        });
     let writable_layer = layer.map(|(bytes, inodes, mountpoint)| api::FilesystemUsage {
         timestamp: at,
         fs_id: Some(api::FilesystemIdentifier {
@@ -114,18 +93,64 @@ pub async fn stats(
         used_bytes: value(bytes),
         inodes_used: value(inodes),
     });
-    Ok(api::ContainerStats {
+    let stats = api::ContainerStats {
         attributes: Some(api::ContainerAttributes {
             id: rec.id.clone(),
             metadata: config.metadata,
             labels: config.labels,
             annotations: config.annotations,
         }),
-        cpu,
-        memory,
+        cpu: usage.cpu,
+        memory: usage.memory,
         writable_layer,
         swap: None,
-    })
+    };
+    Ok((stats, usage.processes))
+}
+
+/// The stats of the cgroup at `dir` (relative to the cgroup root); None when it is gone.
+pub fn read_cgroup(dir: &str) -> Option<cgroups::Stats> {
+    cgroups::manager(dir, Path::new(DEFAULT_CGROUP_ROOT))
+        .and_then(|m| m.stats())
+        .ok()
+}
+
+/// One cgroup's stats in CRI terms: CPU (with its rate over the shared window of `id`), memory,
+/// and the processes in it.
+pub struct CgroupUsage {
+    pub cpu: Option<api::CpuUsage>,
+    pub memory: Option<api::MemoryUsage>,
+    pub processes: Option<u64>,
+}
+
+impl CgroupUsage {
+    pub fn of(engine: &Engine, id: &str, cg: Option<&cgroups::Stats>, at: i64) -> CgroupUsage {
+        let value = |v: u64| Some(api::UInt64Value { value: v });
+        let cpu = cg.and_then(|s| s.cpu.as_ref()).map(|c| api::CpuUsage {
+            timestamp: at,
+            usage_core_nano_seconds: value(c.usage_ns),
+            usage_nano_cores: engine.cpu_samples.rate(id, at, c.usage_ns).and_then(value),
+        });
+        let memory = cg
+            .and_then(|s| s.memory.as_ref())
+            .map(|m| api::MemoryUsage {
+                timestamp: at,
+                working_set_bytes: value(m.working_set_bytes),
+                available_bytes: m
+                    .limit_bytes
+                    .map(|l| l.saturating_sub(m.working_set_bytes))
+                    .and_then(value),
+                usage_bytes: value(m.usage_bytes),
+                rss_bytes: value(m.rss_bytes),
+                page_faults: value(m.page_faults),
+                major_page_faults: value(m.major_page_faults),
+            });
+        CgroupUsage {
+            cpu,
+            memory,
+            processes: cg.and_then(|s| s.pids.as_ref()).map(|p| p.current),
+        }
+    }
 }
 
 /// Bytes (allocated blocks) and inodes under `dir`, and the mount it is on; None when absent.

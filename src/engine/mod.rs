@@ -261,6 +261,7 @@ impl Engine {
     }
 
     pub fn forget_sandbox(&self, id: &str) {
+        self.cpu_samples.forget(id);
         lock(&self.sandboxes).remove(id);
     }
 

@@ -1,8 +1,10 @@
-//! PodSandboxStats / ListPodSandboxStats: the pod's containers' stats and their sums, and the
-//! pod network's counters read from `/proc/<pause pid>/net/dev` (the pod's network namespace).
+//! PodSandboxStats / ListPodSandboxStats: the pod's containers' stats, the pod's CPU, memory and
+//! process count as the sum of its containers and its pause process' cgroup, and the pod
+//! network's counters read from `/proc/<pause pid>/net/dev` (the pod's network namespace).
 
 use crate::api;
-use crate::container::{stats as container_stats, status as container_status};
+use crate::container::stats::{self as container_stats, CgroupUsage};
+use crate::container::status as container_status;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::proc_info;
 use crate::store::now_nanos;
@@ -14,12 +16,21 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
     let record = sandbox.record();
     let config = super::context::pod_config(&record)?;
     let mut containers = Vec::new();
+    let mut processes = Vec::new();
     for c in engine.containers_of(&sandbox.id) {
         if container_status::visible(&c.record()) {
-            containers.push(container_stats::stats(engine, &c).await?);
+            let (stats, count) = container_stats::stats_and_processes(engine, &c).await?;
+            containers.push(stats);
+            processes.push(count);
         }
     }
+    // The pause process' own cgroup counts too: the pod is more than its containers.
+    let pause_dir = crate::oci::cgroup_dir(&record.cgroup_parent, &record.id)?;
+    let pause_cg =
+        tokio::task::spawn_blocking(move || container_stats::read_cgroup(&pause_dir)).await?;
     let at = now_nanos();
+    let pause = CgroupUsage::of(engine, &record.id, pause_cg.as_ref(), at);
+    processes.push(pause.processes);
     let network = match (record.pause, record.pinned.net.is_some()) {
         (Some(p), true) if proc_info::is_alive(p.pid, p.start_time) => {
             std::fs::read_to_string(format!("/proc/{}/net/dev", p.pid))
@@ -28,26 +39,62 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
         }
         _ => None,
     };
-    let sum = |f: fn(&api::ContainerStats) -> Option<u64>| -> Option<api::UInt64Value> {
+    // Pause and containers together; unknown when any part is.
+    let sum = |of_pause: Option<u64>,
+               f: fn(&api::ContainerStats) -> Option<u64>|
+     -> Option<api::UInt64Value> {
         let values: Option<Vec<u64>> = containers.iter().map(f).collect();
-        values.filter(|v| !v.is_empty()).map(|v| api::UInt64Value {
-            value: v.iter().sum(),
-        })
+        let total = values?.iter().sum::<u64>() + of_pause?;
+        Some(api::UInt64Value { value: total })
     };
+    let pause_cpu = pause.cpu.as_ref();
+    let pause_mem = pause.memory.as_ref();
+    // A pause whose cgroup is gone (a stopped pod) adds nothing.
+    let gone = pause_cg.is_none();
+    let v = |x: Option<&api::UInt64Value>| if gone { Some(0) } else { x.map(|v| v.value) };
     let cpu = api::CpuUsage {
         timestamp: at,
-        usage_core_nano_seconds: sum(|c| c.cpu.as_ref()?.usage_core_nano_seconds.map(|v| v.value)),
-        usage_nano_cores: sum(|c| c.cpu.as_ref()?.usage_nano_cores.map(|v| v.value)),
+        usage_core_nano_seconds: sum(
+            pause_cpu.map_or(v(None), |c| v(c.usage_core_nano_seconds.as_ref())),
+            |c| c.cpu.as_ref()?.usage_core_nano_seconds.map(|v| v.value),
+        ),
+        usage_nano_cores: sum(
+            pause_cpu.map_or(v(None), |c| v(c.usage_nano_cores.as_ref())),
+            |c| c.cpu.as_ref()?.usage_nano_cores.map(|v| v.value),
+        ),
     };
     let memory = api::MemoryUsage {
         timestamp: at,
-        working_set_bytes: sum(|c| c.memory.as_ref()?.working_set_bytes.map(|v| v.value)),
+        working_set_bytes: sum(
+            pause_mem.map_or(v(None), |m| v(m.working_set_bytes.as_ref())),
+            |c| c.memory.as_ref()?.working_set_bytes.map(|v| v.value),
+        ),
         available_bytes: None,
-        usage_bytes: sum(|c| c.memory.as_ref()?.usage_bytes.map(|v| v.value)),
-        rss_bytes: sum(|c| c.memory.as_ref()?.rss_bytes.map(|v| v.value)),
-        page_faults: sum(|c| c.memory.as_ref()?.page_faults.map(|v| v.value)),
-        major_page_faults: sum(|c| c.memory.as_ref()?.major_page_faults.map(|v| v.value)),
+        usage_bytes: sum(
+            pause_mem.map_or(v(None), |m| v(m.usage_bytes.as_ref())),
+            |c| c.memory.as_ref()?.usage_bytes.map(|v| v.value),
+        ),
+        rss_bytes: sum(
+            pause_mem.map_or(v(None), |m| v(m.rss_bytes.as_ref())),
+            |c| c.memory.as_ref()?.rss_bytes.map(|v| v.value),
+        ),
+        page_faults: sum(
+            pause_mem.map_or(v(None), |m| v(m.page_faults.as_ref())),
+            |c| c.memory.as_ref()?.page_faults.map(|v| v.value),
+        ),
+        major_page_faults: sum(
+            pause_mem.map_or(v(None), |m| v(m.major_page_faults.as_ref())),
+            |c| c.memory.as_ref()?.major_page_faults.map(|v| v.value),
+        ),
     };
+    // Processes of every part that still has a cgroup (an exited container's is gone).
+    let counted: Vec<u64> = processes.into_iter().flatten().collect();
+    let process = (!counted.is_empty()).then(|| api::ProcessUsage {
+        timestamp: at,
+        process_count: Some(api::UInt64Value {
+            value: counted.iter().sum(),
+        }),
+    });
     Ok(api::PodSandboxStats {
         attributes: Some(api::PodSandboxAttributes {
             id: record.id.clone(),
@@ -59,7 +106,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
             cpu: Some(cpu),
             memory: Some(memory),
             network,
-            process: None,
+            process,
             containers,
         }),
         windows: None,
