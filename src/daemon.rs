@@ -75,6 +75,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tracing::info!(socket = %config.api.listen.display(), root = %config.root.display(), "crius {} serving the CRI", env!("CARGO_PKG_VERSION"));
     let stopping = Arc::new(tokio::sync::Notify::new());
     let serving = tonic::transport::Server::builder()
+        .layer(crate::server::LogUnimplemented)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {

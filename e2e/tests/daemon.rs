@@ -141,6 +141,16 @@ async fn unimplemented_rpcs_name_themselves() {
             status.message()
         );
     }
+    // Each left a line in the daemon's log.
+    let log = crius.log();
+    for &rpc in UNIMPLEMENTED {
+        assert!(
+            log.contains(&format!(
+                "/runtime.v1.RuntimeService/{rpc} answered UNIMPLEMENTED"
+            )),
+            "no log line for {rpc}:\n{log}"
+        );
+    }
 }
 
 fn parse_toml(text: &str, what: &str) -> toml::Value {

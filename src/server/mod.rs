@@ -18,6 +18,7 @@ mod list_container_stats;
 mod list_containers;
 mod list_pod_sandbox;
 mod list_pod_sandbox_stats;
+mod log_unimplemented;
 mod pod_sandbox_stats;
 mod pod_sandbox_status;
 mod remove_container;
@@ -35,6 +36,8 @@ mod streaming_request;
 mod update_container_resources;
 mod update_runtime_config;
 mod version;
+
+pub use log_unimplemented::LogUnimplemented;
 
 use std::sync::Arc;
 
