@@ -14,6 +14,7 @@
 //! container (`update`, `exec`, `delete`) talks to the existing unit.
 
 mod dbus;
+mod p2p;
 pub mod path;
 pub mod props;
 
