@@ -1,13 +1,12 @@
 //! The few calls of `org.freedesktop.systemd1.Manager` the driver needs, over zbus' blocking
 //! API (`crius oci` is a short-lived synchronous process). The connection is the system bus
-//! when there is one, else a peer-to-peer connection to systemd's private socket (root only):
-//! a host with systemd but no dbus daemon works too.
+//! when there is one, else a peer-to-peer connection to systemd's private socket (root only,
+//! through the relay of [`super::p2p`]): a host with systemd but no dbus daemon works too.
 //!
 //! Jobs are waited for by polling: the job object exists until the job finishes, then the
 //! unit's `ActiveState` tells the outcome. Polling needs no match rules, which a peer-to-peer
 //! connection has no bus daemon for.
 
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Mutex;
 use std::thread;
@@ -26,6 +25,8 @@ const DEST: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 const PROPS_IFACE: &str = "org.freedesktop.DBus.Properties";
+/// How long one call may wait for its answer (a wedged systemd must not hang `crius oci`).
+const CALL_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long a start or stop job may take (runc waits 30 s too).
 const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -146,7 +147,7 @@ fn connect() -> Result<Connection, CgroupError> {
     if std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some()
         || Path::new(SYSTEM_BUS_SOCKET).exists()
     {
-        match Builder::system().and_then(|b| b.build()) {
+        match Builder::system().and_then(|b| b.method_timeout(CALL_TIMEOUT).build()) {
             Ok(c) => return Ok(c),
             Err(e) => tried.push(format!("system bus: {e}")),
         }
@@ -154,9 +155,14 @@ fn connect() -> Result<Connection, CgroupError> {
         tried.push(format!("system bus: no {SYSTEM_BUS_SOCKET}"));
     }
     if nix::unistd::geteuid().is_root() {
-        let p2p = UnixStream::connect(PRIVATE_SOCKET)
+        let p2p = super::p2p::connect(Path::new(PRIVATE_SOCKET))
             .map_err(zbus::Error::from)
-            .and_then(|s| Builder::async_io_unix_stream(s).p2p().build());
+            .and_then(|s| {
+                Builder::async_io_unix_stream(s)
+                    .p2p()
+                    .method_timeout(CALL_TIMEOUT)
+                    .build()
+            });
         match p2p {
             Ok(c) => return Ok(c),
             Err(e) => tried.push(format!("{PRIVATE_SOCKET}: {e}")),

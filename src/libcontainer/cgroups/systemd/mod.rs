@@ -14,6 +14,7 @@
 //! container (`update`, `exec`, `delete`) talks to the existing unit.
 
 mod dbus;
+mod p2p;
 pub mod path;
 pub mod props;
 
@@ -146,8 +147,10 @@ impl Manager for SystemdManager {
             return self.fs.add_task(pid);
         }
         let resources = pending.resources.take().unwrap_or_default();
-        self.start_unit(pid, &resources)?;
+        // Marked before the call: a start whose job timed out may still leave a unit, which
+        // destroy must then stop.
         pending.started = true;
+        self.start_unit(pid, &resources)?;
         drop(pending);
         // Controllers systemd does not enable for the scope (cpuset, hugetlb, ...) are
         // enabled down the path like the fs driver does (runc too); on v1 this makes the

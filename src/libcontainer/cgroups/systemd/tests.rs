@@ -230,6 +230,12 @@ fn bad_resources_fail_before_systemd_is_asked() {
     let e = m.add_task(Pid::from_raw(3)).unwrap_err();
     assert!(matches!(e, CgroupError::InvalidResource(_)), "{e}");
     assert!(fake.calls().is_empty());
+    // The cleanup after a failed add_task asks systemd to stop whatever may exist.
+    let _ = m.destroy();
+    assert_eq!(
+        fake.calls(),
+        ["stop crius-c1.scope", "reset crius-c1.scope"]
+    );
 }
 
 #[test]
