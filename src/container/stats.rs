@@ -62,6 +62,7 @@ pub async fn stats(
                 .cpu_samples
                 .rate(&rec.id, at, c.usage_ns)
                 .and_then(value),
+            psi: None,
         });
     let memory = cg
         .as_ref()
@@ -77,6 +78,7 @@ pub async fn stats(
             rss_bytes: value(m.rss_bytes),
             page_faults: value(m.page_faults),
             major_page_faults: value(m.major_page_faults),
+            psi: None,
         });
     let writable_layer = layer.map(|(bytes, inodes, mountpoint)| api::FilesystemUsage {
         timestamp: at,
@@ -97,6 +99,7 @@ pub async fn stats(
         memory,
         writable_layer,
         swap: None,
+        io: None,
     })
 }
 

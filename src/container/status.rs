@@ -172,6 +172,7 @@ pub fn status(
                     .collect(),
             }),
         }),
+        stop_signal: 0,
     };
     let mut info = HashMap::new();
     if verbose {

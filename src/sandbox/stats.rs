@@ -38,6 +38,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
         timestamp: at,
         usage_core_nano_seconds: sum(|c| c.cpu.as_ref()?.usage_core_nano_seconds.map(|v| v.value)),
         usage_nano_cores: sum(|c| c.cpu.as_ref()?.usage_nano_cores.map(|v| v.value)),
+        psi: None,
     };
     let memory = api::MemoryUsage {
         timestamp: at,
@@ -47,6 +48,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
         rss_bytes: sum(|c| c.memory.as_ref()?.rss_bytes.map(|v| v.value)),
         page_faults: sum(|c| c.memory.as_ref()?.page_faults.map(|v| v.value)),
         major_page_faults: sum(|c| c.memory.as_ref()?.major_page_faults.map(|v| v.value)),
+        psi: None,
     };
     Ok(api::PodSandboxStats {
         attributes: Some(api::PodSandboxAttributes {
@@ -61,6 +63,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
             network,
             process: None,
             containers,
+            io: None,
         }),
         windows: None,
     })

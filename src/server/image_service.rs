@@ -16,6 +16,14 @@ impl api::ImageService for CriServer {
         rpc::serve("ListImages", Kind::Query, handler).await
     }
 
+    type StreamImagesStream = rpc::ServerStream<api::StreamImagesResponse>;
+    async fn stream_images(
+        &self,
+        _request: Request<api::StreamImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        rpc::unimplemented("StreamImages")
+    }
+
     async fn image_status(
         &self,
         request: Request<api::ImageStatusRequest>,

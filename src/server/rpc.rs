@@ -3,12 +3,16 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use futures::FutureExt;
+use futures::{FutureExt, Stream};
 use tonic::{Response, Status};
 use tracing::Instrument;
+
+/// The response stream of a server-streaming RPC.
+pub type ServerStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -334,6 +334,49 @@ impl api::RuntimeService for CriServer {
         checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
         list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
         list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
+        checkpoint_pod: CheckpointPodRequest => CheckpointPodResponse as "CheckpointPod";
+        restore_pod: RestorePodRequest => RestorePodResponse as "RestorePod";
+        update_pod_sandbox_resources: UpdatePodSandboxResourcesRequest => UpdatePodSandboxResourcesResponse as "UpdatePodSandboxResources";
+    }
+
+    type StreamPodSandboxesStream = rpc::ServerStream<api::StreamPodSandboxesResponse>;
+    async fn stream_pod_sandboxes(
+        &self,
+        _request: Request<api::StreamPodSandboxesRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
+        rpc::unimplemented("StreamPodSandboxes")
+    }
+
+    type StreamContainersStream = rpc::ServerStream<api::StreamContainersResponse>;
+    async fn stream_containers(
+        &self,
+        _request: Request<api::StreamContainersRequest>,
+    ) -> Result<Response<Self::StreamContainersStream>, Status> {
+        rpc::unimplemented("StreamContainers")
+    }
+
+    type StreamContainerStatsStream = rpc::ServerStream<api::StreamContainerStatsResponse>;
+    async fn stream_container_stats(
+        &self,
+        _request: Request<api::StreamContainerStatsRequest>,
+    ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
+        rpc::unimplemented("StreamContainerStats")
+    }
+
+    type StreamPodSandboxStatsStream = rpc::ServerStream<api::StreamPodSandboxStatsResponse>;
+    async fn stream_pod_sandbox_stats(
+        &self,
+        _request: Request<api::StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
+        rpc::unimplemented("StreamPodSandboxStats")
+    }
+
+    type StreamPodSandboxMetricsStream = rpc::ServerStream<api::StreamPodSandboxMetricsResponse>;
+    async fn stream_pod_sandbox_metrics(
+        &self,
+        _request: Request<api::StreamPodSandboxMetricsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
+        rpc::unimplemented("StreamPodSandboxMetrics")
     }
 
     type GetContainerEventsStream =
