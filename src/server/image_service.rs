@@ -17,11 +17,13 @@ impl api::ImageService for CriServer {
     }
 
     type StreamImagesStream = rpc::ServerStream<api::StreamImagesResponse>;
+
     async fn stream_images(
         &self,
-        _request: Request<api::StreamImagesRequest>,
+        request: Request<api::StreamImagesRequest>,
     ) -> Result<Response<Self::StreamImagesStream>, Status> {
-        rpc::unimplemented("StreamImages")
+        let handler = super::stream_images::handle(self, request.into_inner());
+        rpc::serve("StreamImages", Kind::Query, handler).await
     }
 
     async fn image_status(

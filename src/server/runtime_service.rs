@@ -331,52 +331,126 @@ impl api::RuntimeService for CriServer {
     }
 
     not_yet! {
-        checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
         list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
         list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
-        checkpoint_pod: CheckpointPodRequest => CheckpointPodResponse as "CheckpointPod";
-        restore_pod: RestorePodRequest => RestorePodResponse as "RestorePod";
-        update_pod_sandbox_resources: UpdatePodSandboxResourcesRequest => UpdatePodSandboxResourcesResponse as "UpdatePodSandboxResources";
+    }
+
+    async fn checkpoint_container(
+        &self,
+        request: Request<api::CheckpointContainerRequest>,
+    ) -> Result<Response<api::CheckpointContainerResponse>, Status> {
+        rpc::serve(
+            "CheckpointContainer",
+            Kind::Mutation,
+            super::checkpoint_container::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn checkpoint_pod(
+        &self,
+        request: Request<api::CheckpointPodRequest>,
+    ) -> Result<Response<api::CheckpointPodResponse>, Status> {
+        rpc::serve(
+            "CheckpointPod",
+            Kind::Mutation,
+            super::checkpoint_pod::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn restore_pod(
+        &self,
+        request: Request<api::RestorePodRequest>,
+    ) -> Result<Response<api::RestorePodResponse>, Status> {
+        rpc::serve(
+            "RestorePod",
+            Kind::Mutation,
+            super::restore_pod::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        request: Request<api::UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<api::UpdatePodSandboxResourcesResponse>, Status> {
+        rpc::serve(
+            "UpdatePodSandboxResources",
+            Kind::Mutation,
+            super::update_pod_sandbox_resources::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     type StreamPodSandboxesStream = rpc::ServerStream<api::StreamPodSandboxesResponse>;
+
     async fn stream_pod_sandboxes(
         &self,
-        _request: Request<api::StreamPodSandboxesRequest>,
+        request: Request<api::StreamPodSandboxesRequest>,
     ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
-        rpc::unimplemented("StreamPodSandboxes")
+        rpc::serve(
+            "StreamPodSandboxes",
+            Kind::Query,
+            super::stream_pod_sandboxes::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     type StreamContainersStream = rpc::ServerStream<api::StreamContainersResponse>;
+
     async fn stream_containers(
         &self,
-        _request: Request<api::StreamContainersRequest>,
+        request: Request<api::StreamContainersRequest>,
     ) -> Result<Response<Self::StreamContainersStream>, Status> {
-        rpc::unimplemented("StreamContainers")
+        rpc::serve(
+            "StreamContainers",
+            Kind::Query,
+            super::stream_containers::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     type StreamContainerStatsStream = rpc::ServerStream<api::StreamContainerStatsResponse>;
+
     async fn stream_container_stats(
         &self,
-        _request: Request<api::StreamContainerStatsRequest>,
+        request: Request<api::StreamContainerStatsRequest>,
     ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
-        rpc::unimplemented("StreamContainerStats")
+        rpc::serve(
+            "StreamContainerStats",
+            Kind::Query,
+            super::stream_container_stats::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     type StreamPodSandboxStatsStream = rpc::ServerStream<api::StreamPodSandboxStatsResponse>;
+
     async fn stream_pod_sandbox_stats(
         &self,
-        _request: Request<api::StreamPodSandboxStatsRequest>,
+        request: Request<api::StreamPodSandboxStatsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
-        rpc::unimplemented("StreamPodSandboxStats")
+        rpc::serve(
+            "StreamPodSandboxStats",
+            Kind::Query,
+            super::stream_pod_sandbox_stats::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     type StreamPodSandboxMetricsStream = rpc::ServerStream<api::StreamPodSandboxMetricsResponse>;
+
     async fn stream_pod_sandbox_metrics(
         &self,
-        _request: Request<api::StreamPodSandboxMetricsRequest>,
+        request: Request<api::StreamPodSandboxMetricsRequest>,
     ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
-        rpc::unimplemented("StreamPodSandboxMetrics")
+        rpc::serve(
+            "StreamPodSandboxMetrics",
+            Kind::Query,
+            super::stream_pod_sandbox_metrics::handle(request.into_inner()),
+        )
+        .await
     }
 
     type GetContainerEventsStream =
