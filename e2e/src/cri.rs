@@ -4,19 +4,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use hyper_util::rt::TokioIo;
-use k8s_cri::v1::image_service_client::ImageServiceClient;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use k8s_cri::v1::{
+use crius_cri_api::v1::image_service_client::ImageServiceClient;
+use crius_cri_api::v1::runtime_service_client::RuntimeServiceClient;
+use crius_cri_api::v1::{
     AuthConfig, FilesystemUsage, Image, ImageFilter, ImageFsInfoRequest, ImageSpec,
     ImageStatusRequest, ListImagesRequest, PullImageRequest, RemoveImageRequest,
 };
+use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
 
-pub use k8s_cri::v1 as api;
+pub use crius_cri_api::v1 as api;
 
 /// A gRPC channel to the unix socket at `path` (connects eagerly: fails when nobody listens).
 pub async fn connect(path: &Path) -> Result<Channel> {

@@ -7,10 +7,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crius_cri_api::v1::StatusRequest;
 use crius_e2e::Crius;
 use crius_e2e::pods::network::{PLUGIN_DIR, PORTMAP_CHAINS};
 use crius_e2e::pods::{TestNetwork, leaked_iptables_rules};
-use k8s_cri::v1::StatusRequest;
 use serde_json::{Value, json};
 
 #[tokio::test]

@@ -5,10 +5,10 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Command;
 use std::time::Duration;
 
+use crius_cri_api::v1::{self, StatusRequest, VersionRequest};
 use crius_e2e::Crius;
 use crius_e2e::daemon::crius_bin;
 use crius_e2e::util::{run_with_timeout, workspace_root};
-use k8s_cri::v1::{self, StatusRequest, VersionRequest};
 use tonic::Code;
 
 #[tokio::test]
@@ -300,7 +300,7 @@ fn the_systemd_driver_needs_a_host_booted_with_systemd() {
     assert!(!crius.socket().exists());
 }
 
-async fn network_ready(network_dir: &std::path::Path) -> k8s_cri::v1::RuntimeCondition {
+async fn network_ready(network_dir: &std::path::Path) -> crius_cri_api::v1::RuntimeCondition {
     let crius = Crius::builder()
         .drop_in(
             "10-network.toml",

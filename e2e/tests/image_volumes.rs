@@ -224,3 +224,59 @@ async fn an_image_volume_in_a_user_namespace_pod_belongs_to_the_pods_root() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+#[tokio::test]
+async fn an_image_sub_path_mounts_only_that_part_of_the_image() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let image = push_and_pull(&env, "e2e/subpath", &two_layer_image()).await;
+    let pod = pod_config("subpath", &env.log_dir("subpath"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let sub = |dest: &str, path: &str| Mount {
+        image_sub_path: path.into(),
+        ..image_mount(dest, &image)
+    };
+
+    // A directory and a single file of the image.
+    let mut c = shell_container("app", &env.image, "sleep 3600");
+    c.mounts = vec![sub("/dir", "data"), sub("/tool", "tool.sh")];
+    let id = flow.create_and_start(&pod_id, &c, &pod).await.unwrap();
+    assert_eq!(
+        sh(&mut flow, &id, "ls /dir; cat /dir/both.txt; /tool").await,
+        (0, "both.txt\nlow.txt\nlayer 2\nran".into())
+    );
+    // The status echoes the sub path and gives the volume's digest.
+    let status = flow.container_status(&id).await.unwrap();
+    let echoed: Vec<_> = status
+        .mounts
+        .iter()
+        .map(|m| m.image_sub_path.as_str())
+        .collect();
+    assert_eq!(echoed, ["data", "tool.sh"]);
+    let volume = status.mounts[0].image.clone().unwrap();
+    assert!(
+        volume.image_ref.contains("/e2e/subpath@sha256:"),
+        "{volume:?}"
+    );
+
+    // Paths that leave the image are refused; one the image lacks is not found.
+    for (path, code) in [
+        ("../data", Code::InvalidArgument),
+        ("/data", Code::InvalidArgument),
+        ("data/../../etc", Code::InvalidArgument),
+        ("absent", Code::NotFound),
+    ] {
+        let mut bad = shell_container("bad", &env.image, "sleep 3600");
+        bad.mounts = vec![sub("/vol", path)];
+        let err = flow
+            .create_container(&pod_id, &bad, &pod)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), code, "{path}: {err}");
+    }
+
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}

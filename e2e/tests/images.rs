@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use crius_cri_api::v1::Image;
 use crius_e2e::cri::{Images, auth_field, auth_password};
 use crius_e2e::images::{self, ConfigSpec, KIND_LABEL, PushedImage};
 use crius_e2e::proxy::{BlobFault, Proxy};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::{digest_hex, walk};
 use crius_e2e::{Crius, PushedIndex};
-use k8s_cri::v1::Image;
 use tonic::Code;
 
 /// A plain-HTTP registry and a daemon that treats it as insecure.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
+use super::image_name;
 use super::image_volume::{self, ImageVolume};
 use super::{remove, rootfs};
 use crate::api::{self, NamespaceMode};
@@ -24,7 +25,7 @@ use crate::store::{
 pub async fn create(
     engine: &Arc<Engine>,
     sandbox_id: &str,
-    config: api::ContainerConfig,
+    mut config: api::ContainerConfig,
 ) -> Result<String, PodError> {
     let sandbox = engine.sandbox(sandbox_id)?;
     // Held throughout: a RemovePodSandbox running meanwhile would miss this container.
@@ -54,8 +55,15 @@ pub async fn create(
         .map_err(|e| PodError::InvalidArgument(e.to_string()))?
         .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
     let image_config = image_config(engine, &image)?;
-    let stop_signal = oci::stop_signal(&image_config)?;
+    // The request's stop signal (1.33+) wins over the image's STOPSIGNAL.
+    let stop_signal = match oci::stop_signal_from_cri(config.stop_signal)? {
+        Some(signal) => signal,
+        None => oci::stop_signal(&image_config)?,
+    };
+    let (image_name, image_ref) =
+        image_name::reported(&image, config.image.as_ref().unwrap_or(&Default::default()));
     let volumes = image_volume::resolve(engine, &config)?;
+    image_volume::record_digests(&mut config, &volumes);
 
     let id = new_id();
     engine.reserve_name(&name, &id)?;
@@ -70,11 +78,7 @@ pub async fn create(
         config: config.encode_to_vec(),
         image_id: image.id.clone(),
         image_name,
-        image_ref: image
-            .repo_digests
-            .first()
-            .cloned()
-            .unwrap_or_else(|| image.id.clone()),
+        image_ref,
         log_path,
         runtime: srec.runtime.clone(),
         stop_signal,

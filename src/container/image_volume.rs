@@ -57,6 +57,21 @@ pub fn resolve(
     Ok(out)
 }
 
+/// Writes each volume's digest into its mount's `image.image_ref`, which ContainerStatus then
+/// reports (kubelet shows it in the pod's volume status): a repo digest, as for the container's
+/// own image.
+pub fn record_digests(config: &mut api::ContainerConfig, volumes: &[ImageVolume]) {
+    for v in volumes {
+        if let Some(spec) = config
+            .mounts
+            .get_mut(v.index)
+            .and_then(|m| m.image.as_mut())
+        {
+            spec.image_ref = super::image_name::reported(&v.image, spec).1;
+        }
+    }
+}
+
 /// Where a container's image volumes are mounted: `<run_dir>/volumes`.
 pub fn volumes_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("volumes")

@@ -104,6 +104,7 @@ pub async fn stats_and_processes(
         memory: usage.memory,
         writable_layer,
         swap: None,
+        io: None,
     };
     Ok((stats, usage.processes))
 }
@@ -130,6 +131,7 @@ impl CgroupUsage {
             timestamp: at,
             usage_core_nano_seconds: value(c.usage_ns),
             usage_nano_cores: engine.cpu_samples.rate(id, at, c.usage_ns).and_then(value),
+            psi: None,
         });
         let memory = cg
             .and_then(|s| s.memory.as_ref())
@@ -144,6 +146,7 @@ impl CgroupUsage {
                 rss_bytes: value(m.rss_bytes),
                 page_faults: value(m.page_faults),
                 major_page_faults: value(m.major_page_faults),
+                psi: None,
             });
         CgroupUsage {
             cpu,

@@ -62,15 +62,16 @@ pub fn visible(record: &ContainerRecord) -> bool {
     )
 }
 
+/// The image as the container reports it: the name chosen at creation (see `image_name`),
+/// with the request's annotations, user-specified name and handler echoed.
 fn image_spec(rec: &ContainerRecord, config: &api::ContainerConfig) -> api::ImageSpec {
+    let requested = config.image.clone().unwrap_or_default();
     api::ImageSpec {
         image: rec.image_name.clone(),
-        annotations: config
-            .image
-            .as_ref()
-            .map(|i| i.annotations.clone())
-            .unwrap_or_default(),
-        ..Default::default()
+        annotations: requested.annotations,
+        user_specified_image: requested.user_specified_image,
+        runtime_handler: requested.runtime_handler,
+        image_ref: String::new(),
     }
 }
 
@@ -133,6 +134,7 @@ pub fn status(
             propagation: m.propagation,
             recursive_read_only: m.recursive_read_only,
             image: m.image.clone(),
+            image_sub_path: m.image_sub_path.clone(),
             ..Default::default()
         })
         .collect();
@@ -172,6 +174,7 @@ pub fn status(
                     .collect(),
             }),
         }),
+        stop_signal: crate::oci::stop_signal_to_cri(rec.stop_signal) as i32,
     };
     let mut info = HashMap::new();
     if verbose {

@@ -34,7 +34,7 @@ mod tests_userns;
 
 pub use mounts::image_volume_path;
 pub use security::DEFAULT_CAPABILITIES;
-pub use signal::stop_signal;
+pub use signal::{from_cri as stop_signal_from_cri, stop_signal, to_cri as stop_signal_to_cri};
 
 /// How a container/pause joins a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

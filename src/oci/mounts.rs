@@ -183,7 +183,7 @@ fn cri_mount(
                 m.container_path
             )));
         }
-        image_source.to_path_buf()
+        image_sub_source(image_source, m)?
     } else {
         host_source(m)?
     };
@@ -252,6 +252,39 @@ fn cri_mount(
             .set_gid_mappings(Some(gids));
     }
     Ok(out)
+}
+
+/// What an image volume binds: the mounted image, or only its `image_sub_path`. The sub path
+/// must be relative and free of `..`, exist in the image, and stay inside it once symlinks are
+/// followed (an absolute symlink would otherwise lead to the host's files).
+pub(super) fn image_sub_source(image_root: &Path, m: &api::Mount) -> Result<PathBuf, SpecError> {
+    let sub = m.image_sub_path.as_str();
+    if sub.is_empty() {
+        return Ok(image_root.to_path_buf());
+    }
+    let rel = Path::new(sub);
+    if rel.is_absolute() || rel.components().any(|c| c == Component::ParentDir) {
+        return Err(invalid(format!(
+            "mount {}: image_sub_path {sub:?} must be a relative path without \"..\"",
+            m.container_path
+        )));
+    }
+    let failed = |e: std::io::Error, what: &str| match e.kind() {
+        std::io::ErrorKind::NotFound => SpecError::NotFound(format!(
+            "mount {}: image_sub_path {sub:?} does not exist in the image",
+            m.container_path
+        )),
+        _ => SpecError::FailedPrecondition(format!("mount {}: {what}: {e}", m.container_path)),
+    };
+    let root = std::fs::canonicalize(image_root).map_err(|e| failed(e, "image volume"))?;
+    let source = std::fs::canonicalize(root.join(rel)).map_err(|e| failed(e, "image_sub_path"))?;
+    if !source.starts_with(&root) {
+        return Err(invalid(format!(
+            "mount {}: image_sub_path {sub:?} leads outside the image",
+            m.container_path
+        )));
+    }
+    Ok(source)
 }
 
 /// A host path mount's source: the real target of `host_path`.

@@ -71,11 +71,14 @@ fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
 }
 
 /// Image Env overlaid by the request's envs, plus PATH (and TERM for a tty) when missing.
+///
+/// CRI env values are bytes since 1.34.9/1.35.6/1.36.2, but the OCI config is JSON, whose
+/// strings are UTF-8: a value that is not UTF-8 is refused rather than silently mangled.
 pub fn env(
     config: &api::ContainerConfig,
     image: &ImageConfiguration,
     hostname: &str,
-) -> Vec<String> {
+) -> Result<Vec<String>, SpecError> {
     let ic = image.config().clone().unwrap_or_default();
     let mut env: Vec<String> = Vec::new();
     for e in ic.env().iter().flatten() {
@@ -96,9 +99,15 @@ pub fn env(
         set_env(&mut env, "HOSTNAME", hostname);
     }
     for kv in &config.envs {
-        set_env(&mut env, &kv.key, &kv.value);
+        let value = std::str::from_utf8(&kv.value).map_err(|_| {
+            invalid(format!(
+                "environment variable {}: value is not UTF-8, which an OCI config cannot carry",
+                kv.key
+            ))
+        })?;
+        set_env(&mut env, &kv.key, value);
     }
-    env
+    Ok(env)
 }
 
 /// working_dir, else the image's WorkingDir, else "/".
@@ -253,7 +262,7 @@ pub fn container_process(
     let mut p = blank_process();
     p.set_terminal(Some(c.config.tty))
         .set_args(Some(args(c.config, c.image)?))
-        .set_env(Some(env(c.config, c.image, &pod.config.hostname)))
+        .set_env(Some(env(c.config, c.image, &pod.config.hostname)?))
         .set_cwd(cwd(c.config, c.image)?)
         .set_user(user(c.rootfs, sc, c.image)?);
     Ok(p)

@@ -206,7 +206,7 @@ fn env_overlay_keeps_order_and_adds_path() {
         ..Default::default()
     };
     assert_eq!(
-        process::env(&cfg, &img, ""),
+        process::env(&cfg, &img, "").unwrap(),
         s(&["A=1", "B=x", "PATH=/img", "C=3"])
     );
     let env = process::env(
@@ -216,7 +216,8 @@ fn env_overlay_keeps_order_and_adds_path() {
         },
         &image(serde_json::json!({})),
         "h",
-    );
+    )
+    .unwrap();
     assert_eq!(
         env,
         s(&[
@@ -225,6 +226,19 @@ fn env_overlay_keeps_order_and_adds_path() {
             "HOSTNAME=h"
         ])
     );
+}
+
+#[test]
+fn an_env_value_that_is_not_utf8_is_refused_naming_its_key() {
+    let cfg = api::ContainerConfig {
+        envs: vec![api::KeyValue {
+            key: "BIN".into(),
+            value: vec![0xff, 0xfe],
+        }],
+        ..Default::default()
+    };
+    let err = process::env(&cfg, &image(serde_json::json!({})), "").unwrap_err();
+    assert!(matches!(&err, SpecError::InvalidArgument(m) if m.contains("BIN")));
 }
 
 #[test]

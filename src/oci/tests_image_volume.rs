@@ -89,3 +89,49 @@ fn image_volume_requests_that_are_refused() {
         Err(SpecError::InvalidArgument(_))
     ));
 }
+
+/// An image volume's root with `data/file.txt`, a symlink leading out of it and one inside it.
+fn volume_root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/nested")).unwrap();
+    std::fs::write(dir.path().join("data/file.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("out")).unwrap();
+    std::os::unix::fs::symlink("data/nested", dir.path().join("in")).unwrap();
+    dir
+}
+
+fn sub_path(path: &str) -> api::Mount {
+    api::Mount {
+        image_sub_path: path.into(),
+        ..image_mount("/vol")
+    }
+}
+
+#[test]
+fn an_image_sub_path_binds_only_that_file_or_directory() {
+    let root = volume_root();
+    let real = std::fs::canonicalize(root.path()).unwrap();
+    let source = |p: &str| mounts::image_sub_source(root.path(), &sub_path(p));
+    assert_eq!(source("").unwrap(), root.path());
+    assert_eq!(source("data").unwrap(), real.join("data"));
+    assert_eq!(
+        source("./data/file.txt").unwrap(),
+        real.join("data/file.txt")
+    );
+    assert_eq!(source("in").unwrap(), real.join("data/nested"));
+}
+
+#[test]
+fn image_sub_paths_that_escape_or_are_missing_are_refused() {
+    let root = volume_root();
+    let source = |p: &str| mounts::image_sub_source(root.path(), &sub_path(p));
+    for escaping in ["/data", "../data", "data/../../etc", "out", "out/passwd"] {
+        assert!(
+            matches!(source(escaping), Err(SpecError::InvalidArgument(_))),
+            "{escaping}: {:?}",
+            source(escaping)
+        );
+    }
+    assert!(matches!(source("nope"), Err(SpecError::NotFound(_))));
+    assert!(matches!(source("data/nope"), Err(SpecError::NotFound(_))));
+}

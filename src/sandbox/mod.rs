@@ -7,6 +7,7 @@ pub mod namespaces;
 mod network;
 pub mod pause;
 mod pause_process;
+pub mod resources;
 pub mod run;
 pub mod stats;
 pub mod status;

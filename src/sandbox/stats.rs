@@ -62,6 +62,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
             pause_cpu.map_or(v(None), |c| v(c.usage_nano_cores.as_ref())),
             |c| c.cpu.as_ref()?.usage_nano_cores.map(|v| v.value),
         ),
+        psi: None,
     };
     let memory = api::MemoryUsage {
         timestamp: at,
@@ -86,6 +87,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
             pause_mem.map_or(v(None), |m| v(m.major_page_faults.as_ref())),
             |c| c.memory.as_ref()?.major_page_faults.map(|v| v.value),
         ),
+        psi: None,
     };
     // Processes of every part that still has a cgroup (an exited container's is gone).
     let counted: Vec<u64> = processes.into_iter().flatten().collect();
@@ -108,6 +110,7 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
             network,
             process,
             containers,
+            io: None,
         }),
         windows: None,
     })

@@ -16,6 +16,16 @@ impl api::ImageService for CriServer {
         rpc::serve("ListImages", Kind::Query, handler).await
     }
 
+    type StreamImagesStream = rpc::ServerStream<api::StreamImagesResponse>;
+
+    async fn stream_images(
+        &self,
+        request: Request<api::StreamImagesRequest>,
+    ) -> Result<Response<Self::StreamImagesStream>, Status> {
+        let handler = super::stream_images::handle(self, request.into_inner());
+        rpc::serve("StreamImages", Kind::Query, handler).await
+    }
+
     async fn image_status(
         &self,
         request: Request<api::ImageStatusRequest>,

@@ -3,6 +3,8 @@
 //! `runtime_service.rs` and `image_service.rs` only route each call to its handler through
 //! [`rpc::serve`], which gives every call a request id, a panic fence and a log line.
 
+mod checkpoint_container;
+mod checkpoint_pod;
 mod container_stats;
 mod container_status;
 mod create_container;
@@ -24,6 +26,7 @@ mod pod_sandbox_status;
 mod remove_container;
 mod remove_pod_sandbox;
 mod reopen_container_log;
+mod restore_pod;
 mod rpc;
 mod run_pod_sandbox;
 mod runtime_config;
@@ -32,8 +35,15 @@ mod start_container;
 mod status;
 mod stop_container;
 mod stop_pod_sandbox;
+mod stream_container_stats;
+mod stream_containers;
+mod stream_images;
+mod stream_pod_sandbox_metrics;
+mod stream_pod_sandbox_stats;
+mod stream_pod_sandboxes;
 mod streaming_request;
 mod update_container_resources;
+mod update_pod_sandbox_resources;
 mod update_runtime_config;
 mod version;
 
@@ -45,6 +55,10 @@ use crate::config::Config;
 use crate::engine::Engine;
 use crate::image::ImageManager;
 use crate::streaming::Streaming;
+
+/// Why the checkpoint/restore RPCs answer UNIMPLEMENTED.
+const NO_CHECKPOINTS: &str =
+    "crius has no checkpoint/restore support (it does not drive CRIU through the OCI runtime)";
 
 /// What the handlers share: the configuration and the subsystems.
 pub struct CriServer {

@@ -331,9 +331,126 @@ impl api::RuntimeService for CriServer {
     }
 
     not_yet! {
-        checkpoint_container: CheckpointContainerRequest => CheckpointContainerResponse as "CheckpointContainer";
         list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
         list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
+    }
+
+    async fn checkpoint_container(
+        &self,
+        request: Request<api::CheckpointContainerRequest>,
+    ) -> Result<Response<api::CheckpointContainerResponse>, Status> {
+        rpc::serve(
+            "CheckpointContainer",
+            Kind::Mutation,
+            super::checkpoint_container::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn checkpoint_pod(
+        &self,
+        request: Request<api::CheckpointPodRequest>,
+    ) -> Result<Response<api::CheckpointPodResponse>, Status> {
+        rpc::serve(
+            "CheckpointPod",
+            Kind::Mutation,
+            super::checkpoint_pod::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn restore_pod(
+        &self,
+        request: Request<api::RestorePodRequest>,
+    ) -> Result<Response<api::RestorePodResponse>, Status> {
+        rpc::serve(
+            "RestorePod",
+            Kind::Mutation,
+            super::restore_pod::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn update_pod_sandbox_resources(
+        &self,
+        request: Request<api::UpdatePodSandboxResourcesRequest>,
+    ) -> Result<Response<api::UpdatePodSandboxResourcesResponse>, Status> {
+        rpc::serve(
+            "UpdatePodSandboxResources",
+            Kind::Mutation,
+            super::update_pod_sandbox_resources::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    type StreamPodSandboxesStream = rpc::ServerStream<api::StreamPodSandboxesResponse>;
+
+    async fn stream_pod_sandboxes(
+        &self,
+        request: Request<api::StreamPodSandboxesRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxesStream>, Status> {
+        rpc::serve(
+            "StreamPodSandboxes",
+            Kind::Query,
+            super::stream_pod_sandboxes::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    type StreamContainersStream = rpc::ServerStream<api::StreamContainersResponse>;
+
+    async fn stream_containers(
+        &self,
+        request: Request<api::StreamContainersRequest>,
+    ) -> Result<Response<Self::StreamContainersStream>, Status> {
+        rpc::serve(
+            "StreamContainers",
+            Kind::Query,
+            super::stream_containers::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    type StreamContainerStatsStream = rpc::ServerStream<api::StreamContainerStatsResponse>;
+
+    async fn stream_container_stats(
+        &self,
+        request: Request<api::StreamContainerStatsRequest>,
+    ) -> Result<Response<Self::StreamContainerStatsStream>, Status> {
+        rpc::serve(
+            "StreamContainerStats",
+            Kind::Query,
+            super::stream_container_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    type StreamPodSandboxStatsStream = rpc::ServerStream<api::StreamPodSandboxStatsResponse>;
+
+    async fn stream_pod_sandbox_stats(
+        &self,
+        request: Request<api::StreamPodSandboxStatsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxStatsStream>, Status> {
+        rpc::serve(
+            "StreamPodSandboxStats",
+            Kind::Query,
+            super::stream_pod_sandbox_stats::handle(self, request.into_inner()),
+        )
+        .await
+    }
+
+    type StreamPodSandboxMetricsStream = rpc::ServerStream<api::StreamPodSandboxMetricsResponse>;
+
+    async fn stream_pod_sandbox_metrics(
+        &self,
+        request: Request<api::StreamPodSandboxMetricsRequest>,
+    ) -> Result<Response<Self::StreamPodSandboxMetricsStream>, Status> {
+        rpc::serve(
+            "StreamPodSandboxMetrics",
+            Kind::Query,
+            super::stream_pod_sandbox_metrics::handle(request.into_inner()),
+        )
+        .await
     }
 
     type GetContainerEventsStream =

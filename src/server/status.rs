@@ -64,6 +64,10 @@ pub async fn handle(
             // Merge and Strict are both honoured (src/oci/process.rs), and ContainerStatus
             // reports the resulting groups.
             supplemental_groups_policy: true,
+            // Host-network pods are never put in a user namespace.
+            user_namespaces_host_network: false,
+            // Mount.mount_options are not applied yet.
+            mount_options: false,
         }),
     })
 }

@@ -21,6 +21,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use crius_cri_api::v1::{
+    ContainerConfig, IdMapping, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxFilter, UserNamespace,
+};
 use crius_e2e::Crius;
 use crius_e2e::cri::Images;
 use crius_e2e::images;
@@ -31,10 +35,6 @@ use crius_e2e::pods::{
 };
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::workspace_root;
-use k8s_cri::v1::{
-    ContainerConfig, IdMapping, ListPodSandboxRequest, NamespaceMode, NamespaceOption,
-    PodSandboxConfig, PodSandboxFilter, UserNamespace,
-};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

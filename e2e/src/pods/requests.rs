@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k8s_cri::v1::{
+use crius_cri_api::v1::{
     ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, LinuxPodSandboxConfig,
     LinuxSandboxSecurityContext, NamespaceOption, PodSandboxConfig, PodSandboxMetadata,
 };

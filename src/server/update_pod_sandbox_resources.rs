@@ -1,0 +1,42 @@
+//! `UpdatePodSandboxResources`: records the pod-level resources and, for a pod with a cgroup of
+//! its own, writes them there (see `sandbox::resources`).
+
+use tonic::Status;
+
+use super::CriServer;
+use crate::api;
+use crate::sandbox::resources::{self, CgroupUpdate};
+
+pub async fn handle(
+    server: &CriServer,
+    request: api::UpdatePodSandboxResourcesRequest,
+) -> Result<api::UpdatePodSandboxResourcesResponse, Status> {
+    if request.pod_sandbox_id.is_empty() {
+        return Err(Status::invalid_argument(
+            "UpdatePodSandboxResources: pod_sandbox_id is required",
+        ));
+    }
+    let sandbox = server.engine.sandbox(&request.pod_sandbox_id)?;
+    let _op = sandbox.op.lock().await;
+    let outcome = resources::update(
+        &server.engine,
+        &sandbox,
+        request.resources,
+        request.overhead,
+    )
+    .await?;
+    match outcome {
+        CgroupUpdate::SharedParent => tracing::debug!(
+            sandbox = %sandbox.id,
+            "pod under the shared cgroup parent: resources recorded only"
+        ),
+        CgroupUpdate::Missing(path) => tracing::info!(
+            sandbox = %sandbox.id,
+            "pod cgroup {path} is gone: resources recorded only"
+        ),
+        CgroupUpdate::Applied(path) => {
+            tracing::debug!(sandbox = %sandbox.id, "pod resources written to {path}")
+        }
+    }
+    Ok(api::UpdatePodSandboxResourcesResponse {})
+}
