@@ -431,14 +431,30 @@ fn pid_file_and_state_of_unknown_container() {
 }
 
 #[test]
-fn systemd_cgroup_is_refused_and_features_parse() {
+fn systemd_cgroup_paths_need_the_flag_and_features_parse() {
     let rt = Runtime::crius();
+    // The flag is runc's global one; `state` of an unknown id fails for the id, not the flag.
     let out = rt.cmd(&["--systemd-cgroup", "state", "x"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("systemd cgroup driver not supported yet")
+        String::from_utf8_lossy(&out.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    // A systemd-form cgroupsPath without the flag is refused, naming the flag.
+    let mut b = Bundle::new(&["true"]);
+    b.config["linux"]["cgroupsPath"] = json!("system.slice:crius:x");
+    let id = format!("sd-{}", unique());
+    let o = rt.create(&id, &b, &[]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--systemd-cgroup"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(rt.cmd(&["state", &id]).status.code() != Some(0));
     let f: serde_json::Value = serde_json::from_str(&rt.ok(&["features"])).unwrap();
     assert_eq!(f["linux"]["cgroup"]["v1"], true);
+    assert_eq!(f["linux"]["cgroup"]["systemd"], true);
     assert!(
         f["linux"]["namespaces"]
             .as_array()
