@@ -316,7 +316,14 @@ async fn network_ready_follows_the_cni_configuration_found() {
 }
 
 #[tokio::test]
-async fn runtime_config_reports_the_cgroupfs_driver() {
+async fn runtime_config_reports_the_cgroup_driver() {
+    // The driver the daemons under test were given (CRIUS_E2E_CGROUP_MANAGER); cgroupfs when
+    // none was.
+    let expected = if crius_e2e::cgroups::systemd_driver() {
+        v1::CgroupDriver::Systemd
+    } else {
+        v1::CgroupDriver::Cgroupfs
+    };
     let crius = Crius::start().await.unwrap();
     let mut client = crius.runtime_client().await.unwrap();
     let config = client
@@ -324,10 +331,7 @@ async fn runtime_config_reports_the_cgroupfs_driver() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        config.linux.unwrap().cgroup_driver,
-        v1::CgroupDriver::Cgroupfs as i32
-    );
+    assert_eq!(config.linux.unwrap().cgroup_driver, expected as i32);
     client
         .update_runtime_config(v1::UpdateRuntimeConfigRequest::default())
         .await
