@@ -5,26 +5,30 @@
 #   hack/vm/node-test.sh [--driver cgroupfs|systemd|both] [--full] [FILTER]
 #
 # On the host: builds the VM image if needed (hack/vm/build-image.sh), builds crius,
-# crius-monitor and the e2e test binaries with cargo's `vm` profile (Cargo.toml: the dev profile
-# with debug assertions, optimized, no debug info: under emulation unoptimized code is several
-# times slower), packs them for nextest (`cargo nextest archive`, unpacked into the share so the
-# guest runs the binaries it needs straight from there) together with the cargo-nextest binary, a
-# skeleton of the workspace (manifests, .config/nextest.toml, config/) and a guest script, boots
-# the VM (hack/vm/run.sh) and prints a summary ending in `N passed, N failed`. Exits non-zero on
-# any failure. The guest has no cargo: it runs `cargo-nextest nextest run --binaries-metadata …
-# --workspace-remap …` on the unpacked archive. One retry when a boot produced no result (QEMU
-# or the guest died before the script ended); a test failure is never retried.
+# crius-monitor and the e2e test binaries (cargo profile $CRIUS_VM_PROFILE, default dev: the
+# binaries hack/test.sh has just built; `vm` in Cargo.toml is an optimized variant without debug
+# info), packs them for nextest (`cargo nextest archive`, unpacked into the share and stripped of
+# debug info, so the guest runs the binaries it needs straight from there) with the cargo-nextest
+# binary, a skeleton of the workspace (manifests, .config/nextest.toml, config/) and a guest
+# script, boots the VM (hack/vm/run.sh) and prints a summary ending in `N passed, N failed`.
+# Exits non-zero on any failure. The guest has no cargo: it runs `cargo-nextest nextest run
+# --binaries-metadata … --workspace-remap …` on the unpacked archive. One retry when a boot
+# produced no result (QEMU or the guest died before the script ended); a test failure is never
+# retried.
 #
 #   --driver D   cgroup driver(s), each a full pass with CRIUS_E2E_CGROUP_MANAGER=D in the
 #                guest (`[runtime] cgroup_manager`); `both` = cgroupfs then systemd.
 #                Default: $CRIUS_VM_DRIVERS, else cgroupfs (systemd needs the daemon's
 #                cgroup_manager key; set CRIUS_VM_DRIVERS=both once it exists).
-#   --full       every e2e test binary, instead of the default subset ($DEFAULT_FILTER below).
-#   FILTER       a nextest filterset (-E) that replaces the subset, e.g. 'binary(pods)'.
+#   --full       the seven suites ($SUITES below) whole, instead of the default subset
+#                ($DEFAULT_FILTER below).
+#   FILTER       a nextest filterset (-E) over the seven suites that replaces the subset, e.g.
+#                'binary(pods)'.
 #
-# Environment: CRIUS_VM_MEM (default here 3072 MiB), CRIUS_VM_TIMEOUT (default: 1200 s per
-# driver pass, plus 300 s), CRIUS_VM_CACHE, and the rest of hack/vm/run.sh's settings. Runs as
-# root. Logs: $TARGET/vm-node-test/result/ (output.log, console.log).
+# Environment: CRIUS_VM_PROFILE (cargo profile, default dev), CRIUS_VM_MEM (default here
+# 3072 MiB), CRIUS_VM_NODE_TIMEOUT (1200 s per driver pass; the VM gets that per pass plus
+# 300 s unless CRIUS_VM_TIMEOUT is set), CRIUS_VM_CACHE, and the rest of hack/vm/run.sh's
+# settings. Runs as root. Logs: $TARGET/vm-node-test/result/ (output.log, console.log).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -32,13 +36,21 @@ cd "$repo"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 share=$target_dir/vm-node-test
 
-# The default subset: the pod/container suites (lifecycle, OOM, stats, requests, kill -9
-# recovery, exec/attach/port-forward), the daemon's own behaviour, CNI, and images, which
-# pull through the daemon under test. What is left out and why: docs/testing-v2.md.
-DEFAULT_FILTER='binary(pods) | binary(pod_requests) | binary(pod_recovery) | binary(streaming)
-  | binary(daemon) | binary(cni_network) | binary(images)'
-# The test binaries the default subset needs (the archive holds only these).
-DEFAULT_TESTS=(pods pod_requests pod_recovery streaming daemon cni_network images)
+# The seven suites of the node test (the archive holds only their binaries): pods and
+# containers (lifecycle, OOM, stats, live resource updates, handlers, host network, mounts),
+# malformed requests and list filters, kill -9 recovery, exec/attach/port-forward, the daemon's
+# own behaviour, images (pulls through the daemon under test), CNI.
+SUITES=(pods pod_requests pod_recovery streaming daemon images cni_network)
+# The default subset, sized for CI (~15 min per driver under emulation on 2 busy cores): the
+# pod/container tests that touch cgroups, OOM and stats, the kill -9 recovery, exec and
+# port-forward through the streaming server, the daemon's start/stop/config tests and CNI.
+# --full runs the seven suites whole. What is left out of the default and why:
+# docs/testing-v2.md.
+DEFAULT_FILTER='binary(daemon) | binary(cni_network)
+  | (binary(pods) & (test(kubelet_flow) | test(oom_kills) | test(stats_report) | test(pid_namespace)
+                     | test(resources_update_the_live_cgroup)))
+  | (binary(pod_recovery) & test(restart_after_kill9))
+  | (binary(streaming) & (test(exec_over_spdy_and_websocket) | test(port_forward_into_the_pod)))'
 
 drivers=${CRIUS_VM_DRIVERS:-cgroupfs}
 full=0
@@ -90,13 +102,11 @@ if [[ -z $filter ]]; then
   if ((full)); then
     filter='all()'
   else
-    filter=$(tr '\n' ' ' <<<"$DEFAULT_FILTER")
+    filter=$(tr -s '\n ' ' ' <<<"$DEFAULT_FILTER")
   fi
 fi
 test_args=()
-if ((full == 0)); then
-  for t in "${DEFAULT_TESTS[@]}"; do test_args+=(--test "$t"); done
-fi
+for t in "${SUITES[@]}"; do test_args+=(--test "$t"); done
 
 t_start=$SECONDS
 t0=$SECONDS
@@ -106,8 +116,8 @@ t_image=$((SECONDS - t0))
 # ---------------------------------------------------------------------------------------------
 # Host build: the daemon, the monitor, the e2e tests (a nextest archive).
 t0=$SECONDS
-echo "node-test: building crius, crius-monitor and the e2e tests (profile vm)" >&2
-profile=vm
+profile=${CRIUS_VM_PROFILE:-dev}
+echo "node-test: building crius, crius-monitor and the e2e tests (profile $profile)" >&2
 cargo build --profile "$profile" -p crius --bin crius -p crius-monitor --bin crius-monitor
 nextest=$(command -v cargo-nextest || true)
 if [[ -z $nextest ]]; then
@@ -124,7 +134,10 @@ t_build=$((SECONDS - t0))
 
 # Each driver's CRIUS_E2E_CGROUP_MANAGER. A daemon without the [runtime] cgroup_manager key
 # refuses it as unknown: its only driver is cgroupfs, which then runs with the key unset.
-if "$target_dir/$profile/crius" config --config /nonexistent --config-dir /nonexistent |
+# cargo's directory for the profile.
+profile_dir=$profile
+[[ $profile == dev ]] && profile_dir=debug
+if "$target_dir/$profile_dir/crius" config --config /nonexistent --config-dir /nonexistent |
   grep -q '^cgroup_manager *='; then
   has_key=1
 else
@@ -144,20 +157,21 @@ for d in "${driver_list[@]}"; do
 done
 
 t0=$SECONDS
-# Unpacked, so the guest executes the binaries straight from the share (only those it runs
-# are read), without the build scripts' objects nextest archives along.
+# Unpacked and stripped of debug info (~130 MB per dev test binary with it, ~30 without), so the
+# guest executes the binaries straight from the share (only what runs is read); without the
+# build scripts' objects nextest archives along.
 mkdir -p "$share/nextest"
 tar --zstd -xf "$archive" -C "$share/nextest"
 rm -f "$archive"
 find "$share/nextest/target" -name '*.o' -delete
-find "$share/nextest/target/$profile" -maxdepth 2 -type f -perm -u+x | while read -r bin; do
+find "$share/nextest/target/$profile_dir" -maxdepth 2 -type f -perm -u+x | while read -r bin; do
   if head -c4 "$bin" | grep -q ELF; then
     strip --strip-debug "$bin"
   fi
 done
 mkdir -p "$share/bin"
-strip --strip-debug -o "$share/bin/crius" "$target_dir/$profile/crius"
-strip --strip-debug -o "$share/bin/crius-monitor" "$target_dir/$profile/crius-monitor"
+strip --strip-debug -o "$share/bin/crius" "$target_dir/$profile_dir/crius"
+strip --strip-debug -o "$share/bin/crius-monitor" "$target_dir/$profile_dir/crius-monitor"
 cp "$nextest" "$share/bin/cargo-nextest"
 # The workspace as the tests see it (--workspace-remap): the manifests nextest checks, the
 # nextest configuration (test groups, timeouts, the vm profile), config/ (daemon.rs reads the
