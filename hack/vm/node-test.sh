@@ -26,7 +26,7 @@
 #                'binary(pods)'.
 #
 # Environment: CRIUS_VM_PROFILE (cargo profile, default dev), CRIUS_VM_MEM (default here
-# 3072 MiB), CRIUS_VM_NODE_TIMEOUT (1200 s per driver pass; the VM gets that per pass plus
+# 3072 MiB), CRIUS_VM_NODE_TIMEOUT (1800 s per driver pass; the VM gets that per pass plus
 # 300 s unless CRIUS_VM_TIMEOUT is set), CRIUS_VM_CACHE, and the rest of hack/vm/run.sh's
 # settings. Runs as root. Logs: $TARGET/vm-node-test/result/ (output.log, console.log).
 set -euo pipefail
@@ -232,7 +232,7 @@ EOF
 
 # ---------------------------------------------------------------------------------------------
 # Boot; once more if the VM produced no result at all (a test failure is never retried).
-per_driver=${CRIUS_VM_NODE_TIMEOUT:-1200}
+per_driver=${CRIUS_VM_NODE_TIMEOUT:-1800}
 export CRIUS_VM_TIMEOUT=${CRIUS_VM_TIMEOUT:-$((per_driver * ${#driver_list[@]} + 300))}
 export CRIUS_VM_MEM=${CRIUS_VM_MEM:-3072}
 t0=$SECONDS
