@@ -224,7 +224,8 @@ for pass in $passes; do
   echo "== driver $driver took $(($(date +%s) - start))s"
   # Whatever a test left behind at the top of the hierarchy or as a unit.
   echo "== driver $driver leftovers: cgroups [$(ls -d /sys/fs/cgroup/crius* 2>/dev/null | tr '\n' ' ')]" \
-    "units [$(systemctl list-units --all --plain --no-legend 'crius*' 2>/dev/null | cut -d' ' -f1 | tr '\n' ' ')]" \
+    "units [$(systemctl list-units --all --plain --no-legend 'crius*' 2>/dev/null | cut -d' ' -f1 |
+      grep -vx 'crius-vm-run.service' | tr '\n' ' ')]" \
     "links [$(ip -o link show 2>/dev/null | grep -o 'crius[^:@]*' | tr '\n' ' ')]"
 done
 exit $rc
