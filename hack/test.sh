@@ -2,6 +2,10 @@
 # Runs the whole test suite: unit tests of every crate and the end-to-end tests in e2e/, which
 # start the crius binary built here (CRIUS_BIN) against throw-away registries on 127.0.0.1.
 # Extra arguments go to `cargo nextest run`, e.g. `hack/test.sh -E 'test(/pull/)'`.
+#
+# Without arguments, the e2e suites then run once more inside the pure cgroup v2 systemd VM
+# (hack/vm/node-test.sh, docs/testing-v2.md) with the cgroup drivers in CRIUS_VM_DRIVERS
+# (default cgroupfs; `both` adds the systemd driver). CRIUS_VM_NODE_TEST=0 skips the VM.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,4 +17,8 @@ cargo nextest run --workspace --no-fail-fast "$@"
 # The monitor's tests once more, with crius' own OCI runtime under it instead of runc.
 if [[ $# -eq 0 ]]; then
   CRIUS_MONITOR_RUNTIME="$CRIUS_BIN oci" cargo nextest run -p crius-monitor --test monitor --no-fail-fast
+fi
+# The node test in the VM (needs root: QEMU's 9p share with passthrough, the image build).
+if [[ $# -eq 0 && ${CRIUS_VM_NODE_TEST:-1} != 0 ]]; then
+  bash hack/vm/node-test.sh --driver "${CRIUS_VM_DRIVERS:-cgroupfs}"
 fi

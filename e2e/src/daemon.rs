@@ -4,6 +4,9 @@
 //! The daemon never sees `/etc/crius` or `/var/lib/crius`: it always gets `--config`,
 //! `--config-dir`, `--root`, `--runroot` and `--listen` pointing into its temporary directory,
 //! and its `auth_file` / `certs_dir` point there too unless a test sets them.
+//!
+//! `CRIUS_E2E_CGROUP_MANAGER` (`cgroupfs`, `systemd`; unset or empty: not set) becomes every
+//! daemon's `[runtime] cgroup_manager`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -81,9 +84,19 @@ impl Default for CriusBuilder {
             extra_args: Vec::new(),
             bin: None,
             network: None,
-            config_values: Vec::new(),
+            // A test's own config_value calls come later and win.
+            config_values: default_config_values(crate::cgroups::cgroup_manager()),
         }
     }
+}
+
+/// The config values every builder starts with: `runtime.cgroup_manager` = `manager`
+/// (`$CRIUS_E2E_CGROUP_MANAGER`) when given.
+fn default_config_values(manager: Option<String>) -> Vec<(String, toml::Value)> {
+    manager
+        .map(|m| ("runtime.cgroup_manager".to_string(), toml::Value::from(m)))
+        .into_iter()
+        .collect()
 }
 
 impl CriusBuilder {
@@ -622,6 +635,19 @@ impl Crius {
         }
     }
 
+    /// On a host whose `/` is a shared mount (systemd), the daemon bind-mounts its pin
+    /// directory `<runroot>/ns` onto itself (private) and keeps it for its lifetime; once the
+    /// daemon is gone the test removes it, or the temporary directory could not be deleted.
+    fn unmount_ns_dir(&self) {
+        let ns_dir = self.paths.runroot.join("ns");
+        let mounted = crate::pods::leak_check::mounts_under(&[&ns_dir])
+            .iter()
+            .any(|m| m.mount_point == ns_dir);
+        if mounted {
+            let _ = nix::mount::umount2(&ns_dir, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
     fn kill_child(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGKILL to this child's PID only.
@@ -634,6 +660,7 @@ impl Crius {
 impl Drop for Crius {
     fn drop(&mut self) {
         self.kill_child();
+        self.unmount_ns_dir();
         if std::thread::panicking() {
             eprintln!(
                 "--- crius log {} (tail) ---\n{}",
@@ -709,6 +736,31 @@ mod tests {
         let plain = Crius::builder().prepare().unwrap();
         let text = std::fs::read_to_string(plain.config_path()).unwrap();
         assert!(!text.contains("[network]"), "{text}");
+    }
+
+    #[test]
+    fn the_cgroup_manager_setting_lands_in_the_config_unless_a_test_overrides_it() {
+        let read = |builder: CriusBuilder| {
+            let crius = builder.prepare().unwrap();
+            let text = std::fs::read_to_string(crius.config_path()).unwrap();
+            let config: toml::Table = toml::from_str(&text).unwrap();
+            config
+                .get("runtime")
+                .and_then(|r| r.get("cgroup_manager"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        };
+        let with = |manager: Option<&str>| CriusBuilder {
+            config_values: default_config_values(manager.map(str::to_string)),
+            ..CriusBuilder::default()
+        };
+        assert_eq!(read(with(Some("systemd"))).as_deref(), Some("systemd"));
+        assert_eq!(
+            read(with(Some("systemd")).config_value("runtime.cgroup_manager", "cgroupfs"))
+                .as_deref(),
+            Some("cgroupfs")
+        );
+        assert_eq!(read(with(None)), None);
     }
 
     #[test]

@@ -26,9 +26,14 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// The cargo workspace this crate lives in (the crius repository).
+/// The cargo workspace this crate lives in (the crius repository): the parent of
+/// `$CARGO_MANIFEST_DIR` as the test runner sets it (cargo, or nextest, which remaps it when an
+/// archive runs elsewhere: `--workspace-remap`), else as it was at build time.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))

@@ -548,12 +548,14 @@ async fn log_reopen_follows_rotation_and_resources_update_the_live_cgroup() {
         })
         .await
         .unwrap();
-    let cgroup = format!("{}/crius-{id}", env.cgroup_parent);
-    let v1 = format!("/sys/fs/cgroup/memory{cgroup}/memory.limit_in_bytes");
-    let v2 = format!("/sys/fs/cgroup{cgroup}/memory.max");
-    let got = std::fs::read_to_string(&v1)
-        .or_else(|_| std::fs::read_to_string(&v2))
-        .unwrap();
+    let limit_file = crius_e2e::cgroups::cgroup_file(
+        &env.container_cgroup(&id),
+        "memory",
+        "memory.limit_in_bytes",
+        "memory.max",
+    );
+    let got = std::fs::read_to_string(&limit_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
     assert_eq!(got.trim(), limit.to_string());
     let status = flow.container_status(&id).await.unwrap();
     assert_eq!(

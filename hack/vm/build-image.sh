@@ -24,9 +24,12 @@ set -euo pipefail
 CACHE=${CRIUS_VM_CACHE:-/var/cache/crius-vm}
 SUITE=bookworm
 # Bump when the image's content or the boot configuration changes.
-IMAGE_VERSION=3
+IMAGE_VERSION=4
 QEMU_VERSION_WANTED=7.2
-IMAGE_SIZE=${CRIUS_VM_IMAGE_SIZE:-3G}
+# Sparse: the e2e suites (registries' storage, unpacked layers, the 200 MiB `big` image, daemons'
+# roots) write to /tmp, which is on the root file system in bookworm (no tmpfs); with snapshot=on
+# the writes land in QEMU's temporary overlay on the host, not in this file.
+IMAGE_SIZE=${CRIUS_VM_IMAGE_SIZE:-12G}
 # mitigations=off: with -cpu Nehalem the guest would enable page table isolation, and the CR3
 # switch on every syscall is very slow under TCG (boot ~40% slower); irrelevant for cgroups.
 CMDLINE="console=ttyS0 root=/dev/vda rw panic=-1 loglevel=4 mitigations=off systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all systemd.show_status=auto"
@@ -110,7 +113,8 @@ if [[ ! -f $qemu_stamp ]]; then
     done
   done
   for deb in *.deb; do dpkg -x "$deb" "$QROOT"; done
-  libpath=$QROOT/usr/lib/x86_64-linux-gnu
+  # Some bookworm library packages (libnl-3-200) still ship under /lib, not /usr/lib.
+  libpath=$QROOT/usr/lib/x86_64-linux-gnu:$QROOT/lib/x86_64-linux-gnu
   missing=$(LD_LIBRARY_PATH=$libpath ldd "$QROOT/usr/bin/qemu-system-x86_64" | grep 'not found' || true)
   if [[ -n $missing ]]; then
     echo "build-image: qemu-system-x86_64 still misses libraries:" >&2
@@ -164,9 +168,17 @@ cleanup() {
 trap cleanup EXIT
 cleanup
 
+# The base system, and what the e2e suites (hack/vm/node-test.sh) need: hack/install-deps.sh's
+# runtime packages, curl (streaming.rs' TLS test), dbus (a real systemd node has the system bus;
+# the systemd cgroup driver talks to systemd over it).
+GUEST_PACKAGES=(
+  systemd systemd-sysv udev kmod linux-image-amd64 procps util-linux busybox-static cpio
+  dbus ca-certificates docker-registry runc containernetworking-plugins openssl iproute2 iptables
+  curl
+)
 log "debootstrap $SUITE from $MIRROR into $ROOTFS"
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,udev,kmod,linux-image-amd64,procps,util-linux,busybox-static,cpio \
+  --include="$(IFS=,; echo "${GUEST_PACKAGES[*]}")" \
   "$SUITE" "$ROOTFS" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 || {
   tail -30 "$CACHE/debootstrap.log" >&2
   exit 1
@@ -185,6 +197,9 @@ cat >"$ROOTFS/etc/fstab" <<'EOF'
 host  /mnt/host  9p  trans=virtio,version=9p2000.L,msize=512000,nofail  0 0
 EOF
 printf '9p\n9pnet_virtio\n' >"$ROOTFS/etc/modules-load.d/9p.conf"
+# The CNI bridge plugin's links (the kernel would also load them on demand through modprobe) and
+# iptables-nft's core (portmap's chains); loaded at boot so a first test does not pay for it.
+printf 'bridge\nveth\nnf_tables\nnf_nat\nnf_conntrack\n' >"$ROOTFS/etc/modules-load.d/crius-e2e.conf"
 
 cat >"$ROOTFS/usr/local/sbin/crius-vm-run" <<'EOF'
 #!/bin/sh
@@ -236,7 +251,8 @@ ln -sf /etc/systemd/system/crius-vm-run.service \
 # Boot fast under emulation (every unit costs ~0.1-0.5 s under TCG): nothing periodic, no udev
 # (devtmpfs creates the device nodes, modules come from the initrd and modules-load.d), no login
 # prompts, no generator but the fstab one, a volatile journal, none of the units that only
-# matter on a real machine.
+# matter on a real machine, no docker-registry (the e2e tests start their own). dbus stays: a
+# real systemd node has the system bus.
 ln -sf /lib/systemd/system/multi-user.target "$ROOTFS/etc/systemd/system/default.target"
 mkdir -p "$ROOTFS/etc/systemd/system-generators" "$ROOTFS/etc/systemd/journald.conf.d"
 for g in "$ROOTFS"/lib/systemd/system-generators/*; do
@@ -258,7 +274,8 @@ for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer 
   systemd-remount-fs.service systemd-user-sessions.service systemd-ask-password-console.path \
   systemd-ask-password-wall.path dpkg-db-backup.timer systemd-tmpfiles-clean.timer \
   proc-sys-fs-binfmt_misc.automount systemd-initctl.socket systemd-journald-audit.socket \
-  systemd-repart.service systemd-pcrphase.service systemd-pcrphase-sysinit.service; do
+  systemd-repart.service systemd-pcrphase.service systemd-pcrphase-sysinit.service \
+  docker-registry.service; do
   ln -sf /dev/null "$ROOTFS/etc/systemd/system/$u"
 done
 

@@ -42,7 +42,8 @@ mkdir -p "$result"
 console=$result/console.log
 
 # The unpacked tree's libraries and modules (accel-tcg-x86_64.so), not the host's.
-export LD_LIBRARY_PATH=$QROOT/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# (Some bookworm packages, libnl-3-200, still put theirs under /lib.)
+export LD_LIBRARY_PATH=$QROOT/usr/lib/x86_64-linux-gnu:$QROOT/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export QEMU_MODULE_DIR=$QROOT/usr/lib/x86_64-linux-gnu/qemu
 qemu=(
   "$QROOT/usr/bin/qemu-system-x86_64"

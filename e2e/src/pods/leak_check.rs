@@ -71,6 +71,15 @@ pub fn mounts_under(dirs: &[&Path]) -> Vec<MountEntry> {
         .collect()
 }
 
+/// Whether `m` is the daemon's private bind mount of its pin directory `<runroot>/ns` onto
+/// itself. crius makes it, once, when that directory sits on a *shared* mount (systemd makes `/`
+/// shared), so that its namespace pins do not propagate into other mount namespaces (see
+/// `src/sandbox/namespaces.rs`, `make_private`); like `ip netns`' `/run/netns` it stays for the
+/// daemon's lifetime and is not a pod's leftover. The pins under it (nsfs) still count.
+pub fn is_ns_dir_self_bind(m: &MountEntry, ns_dir: &Path) -> bool {
+    m.mount_point == ns_dir && m.fs_type != "nsfs"
+}
+
 /// Network namespaces pinned (nsfs bind mounts) at or below `dir`.
 pub fn pinned_namespaces_under(dir: &Path) -> Vec<PathBuf> {
     mounts()
@@ -80,17 +89,21 @@ pub fn pinned_namespaces_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The cgroup directories below `parent` (e.g. `crius-e2e-1234`, relative to the cgroup
-/// root) in every hierarchy: `/sys/fs/cgroup/<parent>` (v2) and
-/// `/sys/fs/cgroup/<controller>/<parent>` (v1). `parent` itself is not listed.
+/// The cgroup directories below `parent` (a cgroupfs path such as `/crius-e2e-1234`, relative
+/// to the cgroup root) in every hierarchy: on a pure v2 host only `/sys/fs/cgroup/<parent>`;
+/// on a v1/hybrid host `/sys/fs/cgroup/<controller>/<parent>` of every hierarchy (the v2 one at
+/// `unified/` included). `parent` itself is not listed.
 pub fn cgroups_under(parent: &str) -> Vec<PathBuf> {
-    cgroups_under_root(Path::new("/sys/fs/cgroup"), parent)
+    cgroups_under_root(Path::new(crate::cgroups::CGROUP_ROOT), parent)
 }
 
 fn cgroups_under_root(root: &Path, parent: &str) -> Vec<PathBuf> {
     let parent = parent.trim_start_matches('/');
     let mut bases = vec![root.join(parent)];
-    if let Ok(entries) = std::fs::read_dir(root) {
+    // On v2 the root's subdirectories are cgroups (system.slice …), not hierarchies.
+    if !crate::cgroups::is_unified(root)
+        && let Ok(entries) = std::fs::read_dir(root)
+    {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 bases.push(entry.path().join(parent));
@@ -144,6 +157,8 @@ pub struct Leaks {
     pub mounts: Vec<MountEntry>,
     pub pinned_namespaces: Vec<PathBuf>,
     pub cgroups: Vec<PathBuf>,
+    /// systemd units (scopes, sub-slices) still in the test's slice (systemd driver).
+    pub units: Vec<String>,
     pub bridge_ports: Vec<String>,
     pub allocated_ips: Vec<IpAddr>,
     pub iptables_rules: Vec<String>,
@@ -151,16 +166,27 @@ pub struct Leaks {
 
 impl Leaks {
     /// Looks at `crius`'s root and runroot, `network` (if any) and the cgroups below
-    /// `cgroup_parent` (if any).
+    /// `cgroup_parent` (if any: a cgroupfs path, or a slice name, whose cgroup directory and
+    /// systemd units are looked at).
     pub fn collect(
         crius: &Crius,
         network: Option<&TestNetwork>,
         cgroup_parent: Option<&str>,
     ) -> Leaks {
+        let ns_dir = crius.runroot().join("ns");
         let mut leaks = Leaks {
-            mounts: mounts_under(&[crius.root(), crius.runroot()]),
+            mounts: mounts_under(&[crius.root(), crius.runroot()])
+                .into_iter()
+                .filter(|m| !is_ns_dir_self_bind(m, &ns_dir))
+                .collect(),
             pinned_namespaces: pinned_namespaces_under(crius.runroot()),
-            cgroups: cgroup_parent.map(cgroups_under).unwrap_or_default(),
+            cgroups: cgroup_parent
+                .map(|p| cgroups_under(&crate::cgroups::parent_path(p)))
+                .unwrap_or_default(),
+            units: cgroup_parent
+                .filter(|p| p.ends_with(".slice"))
+                .map(crate::cgroups::units_in_slice)
+                .unwrap_or_default(),
             ..Leaks::default()
         };
         if let Some(net) = network {
@@ -195,6 +221,9 @@ impl fmt::Display for Leaks {
         }
         for c in &self.cgroups {
             writeln!(f, "cgroup {}", c.display())?;
+        }
+        for u in &self.units {
+            writeln!(f, "systemd unit {u}")?;
         }
         for v in &self.bridge_ports {
             writeln!(f, "bridge port {v}")?;
@@ -279,6 +308,39 @@ mod tests {
                 Path::new("memory/crius-e2e-1/pod-a/ctr"),
             ]
         );
+    }
+
+    #[test]
+    fn only_the_pin_dirs_own_bind_is_exempt() {
+        let ns = Path::new("/tmp/crius-e2e-x/run/ns");
+        let entry = |point: &str, fs_type: &str| MountEntry {
+            mount_point: PathBuf::from(point),
+            fs_type: fs_type.into(),
+            source: "/dev/vda".into(),
+        };
+        assert!(is_ns_dir_self_bind(
+            &entry("/tmp/crius-e2e-x/run/ns", "ext4"),
+            ns
+        ));
+        assert!(!is_ns_dir_self_bind(
+            &entry("/tmp/crius-e2e-x/run/ns/net/pod", "nsfs"),
+            ns
+        ));
+        assert!(!is_ns_dir_self_bind(
+            &entry("/tmp/crius-e2e-x/run/shm", "tmpfs"),
+            ns
+        ));
+    }
+
+    #[test]
+    fn a_unified_root_is_one_hierarchy() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "memory\n").unwrap();
+        std::fs::create_dir_all(root.path().join("crius-e2e-1/crius-a")).unwrap();
+        // A cgroup of the same name elsewhere in the tree is not a v1 hierarchy's copy.
+        std::fs::create_dir_all(root.path().join("system.slice/crius-e2e-1/x")).unwrap();
+        let found = cgroups_under_root(root.path(), "/crius-e2e-1");
+        assert_eq!(found, [root.path().join("crius-e2e-1/crius-a")]);
     }
 
     #[test]
