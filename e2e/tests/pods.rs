@@ -218,6 +218,36 @@ async fn exit_codes_and_reasons_include_oom_kills() {
     assert!(leaks.is_empty(), "{leaks}");
 }
 
+/// A command that exits at once is reaped while `StartContainer` is still answering; its
+/// `finished_at` must still not come before its `started_at` (kubelet shows both, and a
+/// negative run time confuses everything that subtracts them).
+#[tokio::test]
+async fn a_container_that_exits_at_once_did_not_finish_before_it_started() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("quick", &env.log_dir("quick"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let quick = crius_e2e::pods::container_config("quick", &env.image, vec!["true".into()]);
+    for attempt in 0..20 {
+        let mut c = quick.clone();
+        c.metadata.as_mut().unwrap().attempt = attempt;
+        c.log_path = format!("quick/{attempt}.log");
+        let id = flow.create_and_start(&pod_id, &c, &pod).await.unwrap();
+        let s = flow.wait_container_exited(&id, 20 * SECOND).await.unwrap();
+        assert_eq!(s.exit_code, 0);
+        assert!(
+            s.created_at <= s.started_at && s.started_at <= s.finished_at,
+            "attempt {attempt}: created {} started {} finished {}",
+            s.created_at,
+            s.started_at,
+            s.finished_at
+        );
+    }
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
 #[tokio::test]
 async fn containers_of_a_pod_share_localhost_and_the_pod_pid_namespace() {
     let env = PodEnv::start().await.unwrap();

@@ -29,13 +29,17 @@ pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), Po
             rec.id
         )));
     }
+    // Taken before the process is let go: a command that exits at once is reaped (and its
+    // finish time recorded by the monitor) before `start` returns, and must not look as if it
+    // finished before it started.
+    let started_at = now_nanos();
     rec.runtime
         .start(&rec.id)
         .await
         .map_err(|e| PodError::internal("starting the container", e))?;
     engine.save_container(container, |r| {
         r.phase = ContainerPhase::Started;
-        r.started_at = now_nanos();
+        r.started_at = started_at;
     })?;
     Ok(())
 }
