@@ -20,9 +20,9 @@
 #                guest (`[runtime] cgroup_manager`); `both` = cgroupfs then systemd.
 #                Default: $CRIUS_VM_DRIVERS, else cgroupfs (systemd needs the daemon's
 #                cgroup_manager key; set CRIUS_VM_DRIVERS=both once it exists).
-#   --full       the seven suites ($SUITES below) whole, instead of the default subset
+#   --full       the nine suites ($SUITES below) whole, instead of the default subset
 #                ($DEFAULT_FILTER below).
-#   FILTER       a nextest filterset (-E) over the seven suites that replaces the subset, e.g.
+#   FILTER       a nextest filterset (-E) over the nine suites that replaces the subset, e.g.
 #                'binary(pods)'.
 #
 # Environment: CRIUS_VM_PROFILE (cargo profile, default dev), CRIUS_VM_MEM (default here
@@ -36,17 +36,17 @@ cd "$repo"
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 share=$target_dir/vm-node-test
 
-# The seven suites of the node test (the archive holds only their binaries): pods and
+# The nine suites of the node test (the archive holds only their binaries): pods and
 # containers (lifecycle, OOM, stats, live resource updates, handlers, host network, mounts),
 # malformed requests and list filters, kill -9 recovery, exec/attach/port-forward, the daemon's
 # own behaviour, images (pulls through the daemon under test), CNI.
-SUITES=(pods pod_requests pod_recovery streaming daemon images cni_network)
+SUITES=(pods pod_requests pod_recovery streaming daemon images cni_network systemd_driver kubelet_flow)
 # The default subset, sized for CI (~15 min per driver under emulation on 2 busy cores): the
 # pod/container tests that touch cgroups, OOM and stats, the kill -9 recovery, exec and
 # port-forward through the streaming server, the daemon's start/stop/config tests and CNI.
-# --full runs the seven suites whole. What is left out of the default and why:
+# --full runs the nine suites whole. What is left out of the default and why:
 # docs/testing-v2.md.
-DEFAULT_FILTER='binary(daemon) | binary(cni_network)
+DEFAULT_FILTER='binary(daemon) | binary(cni_network) | binary(systemd_driver) | binary(kubelet_flow)
   | (binary(pods) & (test(kubelet_flow) | test(oom_kills) | test(stats_report) | test(pid_namespace)
                      | test(resources_update_the_live_cgroup)))
   | (binary(pod_recovery) & test(restart_after_kill9))

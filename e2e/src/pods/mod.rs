@@ -16,5 +16,5 @@ pub use flow::{CleanupGuard, PodFlow, cleanup_all, cleanup_pods};
 pub use leak_check::Leaks;
 pub use network::{TestNetwork, leaked_iptables_rules};
 pub use requests::{
-    container_config, pod_config, sh, shell_container, sleep_container, with_namespaces,
+    container_config, pod_config, sh, shell_container, sleep_container, unique_uid, with_namespaces,
 };
