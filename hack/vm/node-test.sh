@@ -289,6 +289,16 @@ if [[ -f $out ]]; then
     END { print p + 0, f + 0 }')
 fi
 runs=$(grep -cE '^ *Summary \[' "$out" 2>/dev/null || true)
+if [[ -f $out ]] && ((runs < ${#driver_list[@]})); then
+  # A pass cut short (VM timeout) has no summary line: count its tests' result lines instead.
+  # (Not the failures nextest lists again after a finished pass's summary line.)
+  read -r passed failed < <(awk '
+    /^== driver [a-z]+: / { done = 0 }
+    /^ *Summary \[/ { done = 1 }
+    !done && /^ +PASS \[/ { p++ }
+    !done && /^ +(FAIL|TIMEOUT|SIG[A-Z]+|ABORT|LEAK-FAIL) \[/ { f++ }
+    END { print p + 0, f + 0 }' "$out")
+fi
 echo "timings: image ${t_image}s, host build ${t_build}s, pack ${t_pack}s, VM (boot, tests, poweroff) ${t_vm}s, total $((SECONDS - t_start))s"
 echo "drivers: ${driver_list[*]}; filter: $filter; guest exit code: $rc; logs: $share/result/"
 if ((rc == 0 && runs != ${#driver_list[@]})); then
