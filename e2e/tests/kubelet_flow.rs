@@ -854,9 +854,14 @@ async fn a_kubelet_runs_a_two_container_pod_through_a_crash_loop_and_deletes_it(
         .linux
         .unwrap()
         .cgroup_driver;
-    // The kubelet takes the driver from here (KubeletCgroupDriverFromCRI); the test daemon
-    // runs with cgroupfs, and the empty cgroup_parent below relies on its default.
-    assert_eq!(driver, api::CgroupDriver::Cgroupfs as i32);
+    // The kubelet takes the driver from here (KubeletCgroupDriverFromCRI): the one the test
+    // daemons were given; the empty cgroup_parent below relies on the daemon's default parent.
+    let expected = if crius_e2e::cgroups::systemd_driver() {
+        api::CgroupDriver::Systemd
+    } else {
+        api::CgroupDriver::Cgroupfs
+    };
+    assert_eq!(driver, expected as i32);
     let fs = images.fs_info().await.unwrap();
     assert!(!fs.is_empty());
 
@@ -987,7 +992,7 @@ async fn a_kubelet_runs_a_two_container_pod_through_a_crash_loop_and_deletes_it(
     assert_eq!(field("NoNewPrivs"), "1", "{proc1}");
     assert_eq!(field("CapEff"), "0000000000000000", "{proc1}");
     assert_eq!(field("Seccomp"), "2", "{proc1}");
-    let cgroup = format!("{}/crius-{web}", env.cgroup_parent);
+    let cgroup = env.container_cgroup(&web);
     let read = |v1: String, v2: String| {
         std::fs::read_to_string(&v1)
             .or_else(|_| std::fs::read_to_string(&v2))

@@ -58,8 +58,8 @@ pub fn resolve(
 }
 
 /// Writes each volume's digest into its mount's `image.image_ref`, which ContainerStatus then
-/// reports (kubelet shows it in the pod's volume status): a repo digest, as for the container's
-/// own image.
+/// reports (kubelet shows it in the pod's volume status): the image's id, the `image_ref` that
+/// PullImage answered for it, as critest's image volume digest spec and containerd have it.
 pub fn record_digests(config: &mut api::ContainerConfig, volumes: &[ImageVolume]) {
     for v in volumes {
         if let Some(spec) = config
@@ -67,7 +67,7 @@ pub fn record_digests(config: &mut api::ContainerConfig, volumes: &[ImageVolume]
             .get_mut(v.index)
             .and_then(|m| m.image.as_mut())
         {
-            spec.image_ref = super::image_name::reported(&v.image, spec).1;
+            spec.image_ref = v.image.id.clone();
         }
     }
 }
