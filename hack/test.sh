@@ -5,7 +5,7 @@
 #
 # Without arguments, the e2e suites then run once more inside the pure cgroup v2 systemd VM
 # (hack/vm/node-test.sh, docs/testing-v2.md) with the cgroup drivers in CRIUS_VM_DRIVERS
-# (default cgroupfs; `both` adds the systemd driver). CRIUS_VM_NODE_TEST=0 skips the VM.
+# (default both: cgroupfs, then systemd). CRIUS_VM_NODE_TEST=0 skips the VM.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,5 +20,5 @@ if [[ $# -eq 0 ]]; then
 fi
 # The node test in the VM (needs root: QEMU's 9p share with passthrough, the image build).
 if [[ $# -eq 0 && ${CRIUS_VM_NODE_TEST:-1} != 0 ]]; then
-  bash hack/vm/node-test.sh --driver "${CRIUS_VM_DRIVERS:-cgroupfs}"
+  bash hack/vm/node-test.sh --driver "${CRIUS_VM_DRIVERS:-both}"
 fi

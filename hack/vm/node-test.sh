@@ -18,8 +18,7 @@
 #
 #   --driver D   cgroup driver(s), each a full pass with CRIUS_E2E_CGROUP_MANAGER=D in the
 #                guest (`[runtime] cgroup_manager`); `both` = cgroupfs then systemd.
-#                Default: $CRIUS_VM_DRIVERS, else cgroupfs (systemd needs the daemon's
-#                cgroup_manager key; set CRIUS_VM_DRIVERS=both once it exists).
+#                Default: $CRIUS_VM_DRIVERS, else both.
 #   --full       the nine suites ($SUITES below) whole, instead of the default subset
 #                ($DEFAULT_FILTER below).
 #   FILTER       a nextest filterset (-E) over the nine suites that replaces the subset, e.g.
@@ -52,7 +51,7 @@ DEFAULT_FILTER='binary(daemon) | binary(cni_network) | binary(systemd_driver) | 
   | (binary(pod_recovery) & test(restart_after_kill9))
   | (binary(streaming) & (test(exec_over_spdy_and_websocket) | test(port_forward_into_the_pod)))'
 
-drivers=${CRIUS_VM_DRIVERS:-cgroupfs}
+drivers=${CRIUS_VM_DRIVERS:-both}
 full=0
 filter=""
 while (($#)); do

@@ -39,19 +39,20 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
         }
         _ => None,
     };
-    // Pause and containers together; unknown when any part is.
+    // Pause and containers together, over the parts that have the value: an exited
+    // container's cgroup may be gone (systemd removes an empty scope at once), and then it adds
+    // nothing. Unknown only when no part knows it.
     let sum = |of_pause: Option<u64>,
                f: fn(&api::ContainerStats) -> Option<u64>|
      -> Option<api::UInt64Value> {
-        let values: Option<Vec<u64>> = containers.iter().map(f).collect();
-        let total = values?.iter().sum::<u64>() + of_pause?;
-        Some(api::UInt64Value { value: total })
+        let known: Vec<u64> = containers.iter().filter_map(f).chain(of_pause).collect();
+        (!known.is_empty()).then(|| api::UInt64Value {
+            value: known.iter().sum(),
+        })
     };
     let pause_cpu = pause.cpu.as_ref();
     let pause_mem = pause.memory.as_ref();
-    // A pause whose cgroup is gone (a stopped pod) adds nothing.
-    let gone = pause_cg.is_none();
-    let v = |x: Option<&api::UInt64Value>| if gone { Some(0) } else { x.map(|v| v.value) };
+    let v = |x: Option<&api::UInt64Value>| x.map(|v| v.value);
     let cpu = api::CpuUsage {
         timestamp: at,
         usage_core_nano_seconds: sum(
