@@ -60,8 +60,11 @@ use crius_e2e::pods::{PodEnv, PodFlow};
 use crius_e2e::util::free_port;
 
 const SECOND: Duration = Duration::from_secs(1);
-/// The probes' `timeoutSeconds` (the default, 1), passed as `ExecSync`'s timeout.
-const PROBE_TIMEOUT: Duration = SECOND;
+/// The probes' `timeoutSeconds`, passed as `ExecSync`'s timeout: 10 rather than the default 1,
+/// since an exec under the VM node test's CPU emulation can take longer than a second.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a poll waits for a state the kubelet waits for (only reached on failure).
+const POLL_LIMIT: Duration = Duration::from_secs(120);
 /// The pod's `terminationGracePeriodSeconds`: `StopContainer`'s timeout.
 const GRACE_SECS: i64 = 30;
 /// How many times `crasher` runs: attempt 0 and two restarts.
@@ -764,7 +767,7 @@ async fn ensure_image(
 
 /// The readiness probe: `ExecSync` with the probe's timeout until it exits 0.
 async fn wait_ready(flow: &mut PodFlow, id: &str) -> Vec<u8> {
-    let deadline = Instant::now() + 15 * SECOND;
+    let deadline = Instant::now() + POLL_LIMIT;
     loop {
         let r = flow
             .exec_sync(
@@ -785,7 +788,7 @@ async fn wait_ready(flow: &mut PodFlow, id: &str) -> Vec<u8> {
 
 /// Polls the relist until the newest `name` container has exited.
 async fn wait_exited(flow: &mut PodFlow, uid: &str, name: &str, id: &str) -> ContainerStatus {
-    let deadline = Instant::now() + 15 * SECOND;
+    let deadline = Instant::now() + POLL_LIMIT;
     loop {
         let seen = relist(flow, uid).await;
         let latest = seen.latest(name).unwrap();
@@ -1074,7 +1077,7 @@ async fn a_kubelet_runs_a_two_container_pod_through_a_crash_loop_and_deletes_it(
     // host port.
     let runs: String = (0..CRASHER_RUNS).map(|n| format!("run {n}\n")).collect();
     let seen = flow
-        .exec_sync(&web, &["cat", "/data/crasher-runs"], 10 * SECOND)
+        .exec_sync(&web, &["cat", "/data/crasher-runs"], PROBE_TIMEOUT)
         .await
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&seen.stdout), runs);
