@@ -47,7 +47,7 @@ pub async fn exec_sync(
         EXEC_SYNC_OUTPUT_LIMIT,
     )
     .await
-    .map_err(|e| PodError::internal("exec", e))?;
+    .map_err(|e| exec_error(e, &cmd, timeout_secs))?;
     if result.timed_out {
         return Err(PodError::DeadlineExceeded(format!(
             "command {cmd:?} timed out after {timeout_secs}s"
@@ -58,6 +58,23 @@ pub async fn exec_sync(
         stderr: result.stderr,
         exit_code: result.exit_code,
     })
+}
+
+/// A failed ExecSync: DeadlineExceeded when the deadline passed before the process even ran (a
+/// runtime `exec` still setting up, killed by the monitor at the deadline), as when the process
+/// itself overran it; otherwise an internal error.
+fn exec_error(e: monitor::MonitorError, cmd: &[String], timeout_secs: i64) -> PodError {
+    match &e {
+        monitor::MonitorError::Monitor { message, .. } if message.starts_with("timed out; ") => {
+            PodError::DeadlineExceeded(format!(
+                "command {cmd:?} timed out after {timeout_secs}s (before it started: {message})"
+            ))
+        }
+        monitor::MonitorError::Timeout { .. } => PodError::DeadlineExceeded(format!(
+            "command {cmd:?} timed out after {timeout_secs}s: {e}"
+        )),
+        _ => PodError::internal("exec", e),
+    }
 }
 
 pub async fn reopen_log(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
@@ -94,4 +111,27 @@ pub async fn update_resources(
     let encoded = prost::Message::encode_to_vec(&config);
     engine.save_container(container, |r| r.config = encoded)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exec_cut_at_its_deadline_before_it_ran_is_deadline_exceeded() {
+        let cmd = vec!["cat".to_string()];
+        let cut = monitor::MonitorError::Monitor {
+            message: "timed out; runtime exec failed (Signaled(9)): ".into(),
+            monitor_pid: None,
+        };
+        assert!(matches!(
+            exec_error(cut, &cmd, 1),
+            PodError::DeadlineExceeded(_)
+        ));
+        let failed = monitor::MonitorError::Monitor {
+            message: "runtime exec failed (Exited(1)): no such container".into(),
+            monitor_pid: None,
+        };
+        assert!(matches!(exec_error(failed, &cmd, 1), PodError::Internal(_)));
+    }
 }
