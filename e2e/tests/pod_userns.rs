@@ -7,9 +7,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use crius_e2e::cri::api::{
-    ContainerState, ContainerStatusRequest, IdMapping, LinuxContainerConfig,
-    LinuxContainerSecurityContext, Mount, NamespaceMode, NamespaceOption, PodSandboxState,
-    StatusRequest, UserNamespace,
+    ContainerState, IdMapping, LinuxContainerConfig, LinuxContainerSecurityContext, Mount,
+    NamespaceMode, NamespaceOption, PodSandboxState, StatusRequest, UserNamespace,
 };
 use crius_e2e::pods::{PodEnv, pod_config, shell_container, sleep_container, with_namespaces};
 use tonic::Code;
@@ -123,17 +122,7 @@ async fn a_user_namespace_pod_owns_its_image_files_volumes_and_pod_files() {
 
     // Seen from the host: the container's files belong to the mapped host ids; the volume file
     // to the host's root (the id-mapped mount maps back), the image layers are untouched.
-    let info = flow
-        .client
-        .container_status(ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: true,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .info;
-    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    let info = flow.container_info(&id).await.unwrap();
     let pid = info["pid"].as_i64().unwrap();
     let root = format!("/proc/{pid}/root");
     let owner = |p: &str| {

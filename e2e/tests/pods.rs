@@ -45,16 +45,7 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     let running = flow.container_status(&id).await.unwrap();
     assert_eq!(running.state, ContainerState::ContainerRunning as i32);
     // Its monitor left the daemon's cgroup (a service manager's restart must spare it).
-    let verbose = flow
-        .client
-        .container_status(crius_e2e::cri::api::ContainerStatusRequest {
-            container_id: id.clone(),
-            verbose: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let info: serde_json::Value = serde_json::from_str(&verbose.info["info"]).unwrap();
+    let info = flow.container_info(&id).await.unwrap();
     let monitor_pid = info["monitorPid"].as_i64().unwrap();
     let cgroups = std::fs::read_to_string(format!("/proc/{monitor_pid}/cgroup")).unwrap();
     let wanted = crius_e2e::pods::env::monitor_cgroup(&env.cgroup_parent);
@@ -649,18 +640,9 @@ async fn kubelet_resources_start_where_the_host_lacks_a_controller() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "968");
     if std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
-        let info = flow
-            .client
-            .container_status(crius_e2e::cri::api::ContainerStatusRequest {
-                container_id: id.clone(),
-                verbose: true,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .info;
-        let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
-        let pid = info["pid"].as_i64().unwrap();
+        let pid = flow.container_info(&id).await.unwrap()["pid"]
+            .as_i64()
+            .unwrap();
         let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         assert!(
             own.lines()

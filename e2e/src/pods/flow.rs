@@ -101,6 +101,23 @@ impl PodFlow {
             .ok_or_else(|| Status::internal("ContainerStatus answered no status"))
     }
 
+    /// The verbose ContainerStatus' `info` document (crius': `pid`, `monitorPid`, …).
+    pub async fn container_info(&mut self, id: &str) -> Result<serde_json::Value, Status> {
+        let info = self
+            .client
+            .container_status(ContainerStatusRequest {
+                container_id: id.to_string(),
+                verbose: true,
+            })
+            .await?
+            .into_inner()
+            .info;
+        let text = info
+            .get("info")
+            .ok_or_else(|| Status::internal("verbose ContainerStatus has no info"))?;
+        serde_json::from_str(text).map_err(|e| Status::internal(e.to_string()))
+    }
+
     pub async fn pod_status(&mut self, id: &str) -> Result<PodSandboxStatus, Status> {
         self.client
             .pod_sandbox_status(PodSandboxStatusRequest {
