@@ -28,6 +28,8 @@ mod tests;
 #[cfg(test)]
 mod tests_image_volume;
 #[cfg(test)]
+mod tests_resources;
+#[cfg(test)]
 mod tests_security;
 #[cfg(test)]
 mod tests_userns;
