@@ -7,10 +7,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::context::PodFiles;
 use super::{files, namespaces, network, pause_process};
 use crate::container;
 use crate::engine::{Engine, PodError, Sandbox};
+use crate::layers;
+use crate::pod::PodFiles;
 use crate::store::{Kind, SandboxPhase};
 
 /// How long a pod's containers get between their stop signal and SIGKILL when the pod is
@@ -61,8 +62,10 @@ pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodE
 /// derived from the id, not the record, so a crash before the record named them still cleans.
 fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     let files = PodFiles::new(engine, id);
-    // A pause image's root (the built-in pause has a plain directory there).
-    crate::container::rootfs::unmount(&files.pause_bundle().join("rootfs"))?;
+    // A pause image's root (the built-in pause has a plain directory there), and its hold on
+    // the image's layers.
+    layers::unmount(&files.pause_bundle().join("rootfs"), None)?;
+    layers::release(&engine.images, id)?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
     let ns_dir = engine.paths.ns_dir();

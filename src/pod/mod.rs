@@ -1,0 +1,15 @@
+//! The pod as its sandbox and containers both see it, below both of them: the pod's request,
+//! namespaces, files and user namespace worked out from its record (`PodContextParts`, what
+//! the specs of the pause process and of every container are generated from), and the CRI's
+//! label selectors. `sandbox/` and `container/` import this; it imports neither.
+
+mod context;
+
+use std::collections::HashMap;
+
+pub use context::{PodContextParts, PodFiles, is_node, namespace_options, pod_config, pod_userns};
+
+/// Whether `labels` has every key of a CRI label `selector` with the same value.
+pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
