@@ -213,7 +213,7 @@ async fn set_up(
             supplemental_groups: u.additional_gids().clone().unwrap_or_default(),
         }
     });
-    crate::engine::write_spec(&run_dir, spec)?;
+    crate::pod::write_spec(&run_dir, spec)?;
 
     let log_path = rec.log_path.clone();
     if let Some(parent) = log_path.parent() {

@@ -3,10 +3,12 @@
 //! the specs of the pause process and of every container are generated from), and the CRI's
 //! label selectors. `sandbox/` and `container/` import this; it imports neither.
 
+mod bundle;
 mod context;
 
 use std::collections::HashMap;
 
+pub use bundle::write_spec;
 pub use context::{PodContextParts, PodFiles, is_node, namespace_options, pod_config, pod_userns};
 
 /// Whether `labels` has every key of a CRI label `selector` with the same value.

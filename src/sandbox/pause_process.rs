@@ -47,7 +47,7 @@ pub async fn start(
         },
         engine.runtimes.spec_options(),
     )?;
-    crate::engine::write_spec(&bundle, spec)?;
+    crate::pod::write_spec(&bundle, spec)?;
     let exit_file = engine.paths.exit_file(&record.id);
     let monitor_log = engine.paths.monitor_log(&record.id);
     let launched = monitor::launch_container(&Launch {
