@@ -1,7 +1,8 @@
 //! The pod as its sandbox and containers both see it, below both of them: the pod's request,
 //! namespaces, files and user namespace worked out from its record (`PodContextParts`, what
-//! the specs of the pause process and of every container are generated from), and the CRI's
-//! label selectors. `sandbox/` and `container/` import this; it imports neither.
+//! the specs of the pause process and of every container are generated from), the bundle's
+//! `config.json` both write, and the CRI's label selectors. `sandbox/` and `container/` import
+//! this; it imports neither.
 
 mod bundle;
 mod context;
