@@ -4,6 +4,10 @@ other one way: builds the graph of `crate::<module>` references between them, co
 comments ignored, and exits 1 naming every cycle it finds (each strongly connected component of
 more than one module, with one cycle through it and the references that make it).
 
+It also checks the stack drawn in docs/architecture.md: each module has a level in STACK below,
+and a module may import only modules of its own level or lower ones (within a level, the cycle
+check keeps the imports one way). A new top-level module must be given a level here.
+
 Usage: hack/module-cycles.py [SRC_DIR] [--graph]
   SRC_DIR  the crate's source directory (default: src/ beside this script's parent)
   --graph  also print every edge, `from -> to (file:line, ...)`
@@ -18,6 +22,20 @@ import sys
 from collections import defaultdict
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# The stack, top first (docs/architecture.md, "Layers"): a module imports its own level or lower.
+STACK = [
+    ("entry points", ["cli", "daemon", "oci_cli"]),
+    ("handlers and start-up", ["server", "streaming", "recovery", "error"]),
+    ("lifecycle", ["sandbox", "container"]),
+    ("pod context and layers", ["pod", "layers"]),
+    ("tables, names and paths", ["engine"]),
+    ("records", ["store"]),
+    ("leaves", ["runtimes", "image", "network", "oci", "monitor", "oci_runtime", "userns",
+                "config", "reference", "api", "logging", "mounts", "proc_info", "libcontainer"]),
+]
+LEVEL = {m: len(STACK) - i for i, (_, mods) in enumerate(STACK) for m in mods}
+LEVEL_NAME = {len(STACK) - i: name for i, (name, _) in enumerate(STACK)}
 
 
 def strip_comments_and_strings(text):
@@ -226,8 +244,20 @@ def main(argv):
                 print(f"{a} -> {b} ({', '.join(where[:3])}"
                       f"{', …' if len(where) > 3 else ''})")
     comps = strongly_connected(mods, edges)
+    upward = [(a, b) for a in sorted(edges) for b in sorted(edges[a])
+              if a in LEVEL and b in LEVEL and LEVEL[a] < LEVEL[b]]
+    unplaced = sorted(m for m in mods if m not in LEVEL)
+    for m in unplaced:
+        print(f"module-cycles: the module `{m}` has no level in STACK (hack/module-cycles.py)")
+    for a, b in upward:
+        where = edges[a][b]
+        print(f"module-cycles: `{a}` ({LEVEL_NAME[LEVEL[a]]}) imports `{b}` "
+              f"({LEVEL_NAME[LEVEL[b]]}), a higher level: {', '.join(where[:4])}")
     if not comps:
-        print(f"module-cycles: no import cycle between the {len(mods)} top-level modules of {src}")
+        if unplaced or upward:
+            return 1
+        print(f"module-cycles: no import cycle between the {len(mods)} top-level modules of {src}"
+              f", and each imports only its level or lower ones")
         return 0
     print(f"module-cycles: {len(comps)} import cycle(s) between top-level modules of {src}:")
     for comp in comps:
