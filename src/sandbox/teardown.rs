@@ -58,14 +58,13 @@ pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodE
     Ok(())
 }
 
-/// Unmounts /dev/shm, unpins the namespaces and deletes the sandbox's directories. Paths are
-/// derived from the id, not the record, so a crash before the record named them still cleans.
+/// Unmounts /dev/shm (and a pause image's root), unpins the namespaces, deletes the sandbox's
+/// directories and releases the pause image's layers. Paths are derived from the id, not the
+/// record, so a crash before the record named them still cleans.
 fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     let files = PodFiles::new(engine, id);
-    // A pause image's root (the built-in pause has a plain directory there), and its hold on
-    // the image's layers.
+    // A pause image's root (the built-in pause has a plain directory there).
     layers::unmount(&files.pause_bundle().join("rootfs"), None)?;
-    layers::release(&engine.images, id)?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
     let ns_dir = engine.paths.ns_dir();
@@ -84,5 +83,6 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
             Err(e) => return Err(PodError::internal(format!("removing {}", dir.display()), e)),
         }
     }
-    Ok(())
+    // Last: the pause image's layers may go once nothing of the pod mounts them.
+    layers::release(&engine.images, id)
 }
