@@ -85,13 +85,26 @@ impl SyncMessage {
         })
     }
 
+    /// This process (the monitor) started `pid`.
+    pub fn started(pid: i32) -> SyncMessage {
+        SyncMessage::Started {
+            pid,
+            monitor_pid: own_pid(),
+        }
+    }
+
     /// A failure of this process (the monitor) with `error`.
     pub fn failed(error: impl Into<String>) -> SyncMessage {
         SyncMessage::Failed {
             error: error.into(),
-            monitor_pid: i32::try_from(std::process::id()).ok(),
+            monitor_pid: Some(own_pid()),
         }
     }
+}
+
+/// Pids fit an `i32` (the kernel's `pid_max` is at most 2^22).
+fn own_pid() -> i32 {
+    i32::try_from(std::process::id()).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
