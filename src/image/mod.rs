@@ -14,6 +14,7 @@ mod transport;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use digest::Digest;
 pub use error::ImageError;
@@ -29,7 +30,8 @@ use crate::config::ImageConfig;
 
 pub struct ImageManager {
     config: ImageConfig,
-    store: Store,
+    /// Shared with the blocking tasks that write it.
+    store: Arc<Store>,
     layer_locks: KeyedLocks,
 }
 
@@ -38,7 +40,7 @@ impl ImageManager {
     pub fn open(root: &Path, config: ImageConfig) -> Result<ImageManager> {
         Ok(ImageManager {
             config,
-            store: Store::open(&root.join("images"))?,
+            store: Arc::new(Store::open(&root.join("images"))?),
             layer_locks: KeyedLocks::default(),
         })
     }
