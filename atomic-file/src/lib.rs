@@ -218,6 +218,25 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_of_one_path_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
+        std::thread::scope(|scope| {
+            for data in &contents {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        write(path, data, Durability::Volatile).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(contents.contains(&fs::read(&path).unwrap()));
+        assert_eq!(names(dir.path()), ["f"]);
+    }
+
+    #[test]
     fn temporaries_are_recognised_and_removed() {
         let dir = tempfile::tempdir().unwrap();
         let name = temp_name(OsStr::new("index.json"));

@@ -517,6 +517,56 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_added_while_the_index_is_written_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (digest('a'), digest('b'));
+        add_layer_dir(&store, &a);
+        // The change runs under the writer lock only, as a concurrent pull's add_layer would.
+        store
+            .update(|next| {
+                add_layer_dir(&store, &b);
+                next.holds.insert("c1".into(), vec![a.to_string()]);
+                Ok(true)
+            })
+            .unwrap();
+        assert!(store.has_layer(&b));
+        assert_eq!(store.holders(), ["c1"]);
+        // It reaches the file with the next write.
+        store
+            .commit(record(&digest('1'), &["x:1"], &[&a, &b]))
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.has_layer(&a) && store.has_layer(&b));
+    }
+
+    #[test]
+    fn no_change_no_write_and_no_temporaries_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.release_layers("nobody").unwrap();
+        assert!(!dir.path().join("index.json").exists());
+        let a = digest('a');
+        add_layer_dir(&store, &a);
+        store.hold_layers("c1", &[a.to_string()]).unwrap();
+        assert!(store.hold_layers("c2", &[digest('b').to_string()]).is_err());
+        assert_eq!(store.holders(), ["c1"]);
+        // What a crash mid-write leaves (old and new temporary names) goes at the next start.
+        fs::write(dir.path().join("index.json.tmp"), b"{").unwrap();
+        fs::write(dir.path().join(".index.json.1-0.tmp"), b"{").unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.holders(), ["c1"]);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["blobs", "index.json", "layers", "tmp"]);
+    }
+
+    #[test]
     fn committed_images_survive_reopen() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
