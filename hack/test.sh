@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash hack/install-deps.sh
+# Gates: formatting and lints of every crate and target (tests, benches and tools included).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 export CRIUS_BIN="$target_dir/debug/crius"

@@ -10,10 +10,10 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod image;
-pub mod libcontainer;
+/// crius' OCI runtime library, its own crate (`libcontainer/`), named here as a module.
+pub use crius_libcontainer as libcontainer;
 pub mod logging;
 pub mod monitor;
-pub mod mounts;
 pub mod network;
 pub mod oci;
 pub mod oci_cli;

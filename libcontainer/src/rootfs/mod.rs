@@ -16,8 +16,8 @@ use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxDevice, Mount, Spec};
 
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::syscall::{Syscall, TargetKind};
+use crate::error::{Error, Result, SysContext};
+use crate::syscall::{Syscall, TargetKind};
 
 /// Where the container's cgroup comes from, for `type: cgroup` mounts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use oci_spec::runtime::Mount;
 
 use super::options::{self, MountOptions};
 use super::{CgroupMount, RootfsConfig};
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::syscall::{Syscall, Target, TargetKind};
+use crate::error::{Error, Result, SysContext};
+use crate::syscall::{Syscall, Target, TargetKind};
 
 /// Flags that a bind mount needs a remount to apply.
 fn needs_remount(flags: MsFlags) -> bool {
@@ -140,14 +140,14 @@ fn tmpfs_copyup(
 fn reopen(sys: &dyn Syscall, root: &Path, dest: &Path) -> Result<Target> {
     sys.resolve(root, dest, TargetKind::Dir, false).ctx(
         "reopening mount point",
-        crate::libcontainer::syscall::join_in_root(root, dest),
+        crate::syscall::join_in_root(root, dest),
     )
 }
 
 fn resolve_dir(sys: &dyn Syscall, cfg: &RootfsConfig, dest: &Path) -> Result<Target> {
     sys.resolve(&cfg.rootfs, dest, TargetKind::Dir, true).ctx(
         "creating mount point",
-        crate::libcontainer::syscall::join_in_root(&cfg.rootfs, dest),
+        crate::syscall::join_in_root(&cfg.rootfs, dest),
     )
 }
 
@@ -212,7 +212,7 @@ fn bind(
     };
     let t = sys.resolve(&cfg.rootfs, m.destination(), kind, true).ctx(
         "creating mount point",
-        crate::libcontainer::syscall::join_in_root(&cfg.rootfs, m.destination()),
+        crate::syscall::join_in_root(&cfg.rootfs, m.destination()),
     )?;
     match cfg.detached_for(index) {
         Some(fd) => sys.move_mount(fd.as_fd(), &t.path).ctx(

@@ -16,11 +16,11 @@ use oci_spec::runtime::{
 };
 
 use super::channel::{Channel, Msg};
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::namespaces::NamespacePlan;
-use crate::libcontainer::rootfs::{self, RootfsConfig};
-use crate::libcontainer::syscall::LinuxSyscall;
-use crate::libcontainer::{
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::NamespacePlan;
+use crate::rootfs::{self, RootfsConfig};
+use crate::syscall::LinuxSyscall;
+use crate::{
     capabilities, hooks, lsm, oom_score, personality, rlimits, seccomp, sysctl, tty, user,
 };
 
@@ -124,7 +124,7 @@ pub fn container_init(mut a: InitArgs, ch: &Channel) -> Result<()> {
 
     rootfs::switch_root(&sys, &a.rootfs)?;
     if a.plan.has(LinuxNamespaceType::Uts) {
-        use crate::libcontainer::syscall::Syscall;
+        use crate::syscall::Syscall;
         if let Some(h) = a.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             sys.sethostname(h).ctx("sethostname", h)?;
         }

@@ -15,9 +15,9 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxIdMapping, Mount};
 
 use super::options::{self, Idmap};
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::mount_api::{self, MOUNT_ATTR_IDMAP, MountAttr};
-use crate::libcontainer::process::ns_child::{ChildError, NsChild};
+use crate::error::{Error, Result, SysContext};
+use crate::mount_api::{self, MOUNT_ATTR_IDMAP, MountAttr};
+use crate::process::ns_child::{ChildError, NsChild};
 
 /// uid and gid mappings of one user namespace.
 pub type Mappings = (Vec<LinuxIdMapping>, Vec<LinuxIdMapping>);

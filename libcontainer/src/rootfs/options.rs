@@ -4,8 +4,8 @@
 
 use nix::mount::MsFlags;
 
-use crate::libcontainer::error::Result;
-use crate::libcontainer::mount_api::{
+use crate::error::Result;
+use crate::mount_api::{
     MOUNT_ATTR__ATIME, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
     MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
     MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME, MountAttr,

@@ -7,7 +7,7 @@ use nix::sys::stat::SFlag;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use super::*;
-use crate::libcontainer::syscall::{Call, RecordingSyscall};
+use crate::syscall::{Call, RecordingSyscall};
 
 const ROOTFS: &str = "/bundle/rootfs";
 
@@ -329,7 +329,7 @@ fn devices_are_bind_mounted_from_the_host_in_a_user_namespace() {
     }));
     assert!(calls.contains(&Call::Create(
         p("/bundle/rootfs/dev/null"),
-        crate::libcontainer::syscall::TargetKind::File
+        crate::syscall::TargetKind::File
     )));
 }
 
@@ -460,7 +460,7 @@ fn config_from_spec_resolves_relative_root() {
 
 #[test]
 fn recursive_attributes_are_set_on_the_reopened_target() {
-    use crate::libcontainer::mount_api::{MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+    use crate::mount_api::{MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
     let sys = double();
     let cfg = RootfsConfig {
         mounts: vec![mount(

@@ -12,7 +12,7 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
 
-use crate::libcontainer::error::{Error, IoContext, Result, SysContext};
+use crate::error::{Error, IoContext, Result, SysContext};
 
 /// Connect to the console socket in the runtime's mount namespace (before forking), so the fd
 /// survives the root switch.

@@ -14,7 +14,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{Mode, SFlag};
 use nix::unistd::{Gid, Uid};
 
-use crate::libcontainer::mount_api::{self, MountAttr};
+use crate::mount_api::{self, MountAttr};
 
 /// What kind of object a mount destination must be when it has to be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +247,7 @@ impl Syscall for LinuxSyscall {
     }
 
     fn copy_up(&self, from: &Path, to: &Path) -> Result<(), Errno> {
-        crate::libcontainer::rootfs::copyup::copy_dir_contents(from, to)
+        crate::rootfs::copyup::copy_dir_contents(from, to)
     }
 
     fn resolve(

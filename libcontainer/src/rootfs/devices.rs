@@ -7,8 +7,8 @@ use nix::sys::stat::SFlag;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::RootfsConfig;
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::syscall::{Syscall, TargetKind};
+use crate::error::{Error, Result, SysContext};
+use crate::syscall::{Syscall, TargetKind};
 
 /// A device to create: path inside the container, type, major, minor, mode, uid, gid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub fn device_list(cfg: &RootfsConfig) -> Result<Vec<Device>> {
 
 pub fn create_devices(sys: &dyn Syscall, cfg: &RootfsConfig) -> Result<()> {
     for d in device_list(cfg)? {
-        let shown = crate::libcontainer::syscall::join_in_root(&cfg.rootfs, &d.path);
+        let shown = crate::syscall::join_in_root(&cfg.rootfs, &d.path);
         if cfg.in_userns {
             // mknod is not allowed in a user namespace: bind the host's node instead.
             let t = sys

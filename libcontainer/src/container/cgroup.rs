@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxResources};
 
 use super::state::State;
-use crate::libcontainer::cgroups::{self, Driver, Manager, systemd};
-use crate::libcontainer::error::{Error, Result};
-use crate::libcontainer::rootfs::CgroupMount;
+use crate::cgroups::{self, Driver, Manager, systemd};
+use crate::error::{Error, Result};
+use crate::rootfs::CgroupMount;
 
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 

@@ -16,8 +16,8 @@ use oci_spec::runtime::LinuxResources;
 
 use super::cgroup;
 use super::state::{ContainerId, EXEC_FIFO, SpecState, State, Status};
-use crate::libcontainer::error::{Error, IoContext, Result, SysContext};
-use crate::libcontainer::hooks;
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::hooks;
 
 pub fn state(root: &Path, id: &ContainerId) -> Result<SpecState> {
     let st = State::load(root, id)?;

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use oci_spec::runtime::Hooks;
 use serde::{Deserialize, Serialize};
 
-use crate::libcontainer::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";

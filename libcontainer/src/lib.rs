@@ -1,5 +1,8 @@
 //! crius' own OCI runtime: the kernel-facing side of containers, organised like youki's
 //! libcontainer (one module per concern, each behind a small API the runtime core calls).
+//!
+//! Its own crate (`crius-libcontainer`) so that nothing in it can reach into the daemon: it
+//! knows OCI specs and the kernel, not the CRI. The daemon names it `crate::libcontainer`.
 
 pub mod container;
 pub mod error;
@@ -15,6 +18,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod hooks;
 pub mod lsm;
+pub mod mounts;
 pub mod netdev;
 pub mod oom_score;
 pub mod personality;

@@ -8,7 +8,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
-use crate::libcontainer::error::{Error, Result, SysContext};
+use crate::error::{Error, Result, SysContext};
 
 pub const CLONE_NEWTIME: i32 = 0x80;
 

@@ -19,16 +19,16 @@ use super::cgroup;
 use super::state::{
     ContainerId, EXEC_FIFO, State, Status, container_dir, proc_stat, rfc3339, write_atomic,
 };
-use crate::libcontainer::cgroups::{Driver, Manager};
-use crate::libcontainer::error::{Error, IoContext, Result, SysContext};
-use crate::libcontainer::namespaces::{self, NamespacePlan};
-use crate::libcontainer::process::channel::{self, Channel, Msg};
-use crate::libcontainer::process::fork::{clone_fork, exit_with};
-use crate::libcontainer::process::init::{self, InitArgs};
-use crate::libcontainer::rootfs::RootfsConfig;
-use crate::libcontainer::rootfs::idmap::{self, IdmapRequest};
-use crate::libcontainer::tty;
-use crate::libcontainer::{hooks, lsm, netdev, oom_score, personality, sysctl, timens};
+use crate::cgroups::{Driver, Manager};
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::namespaces::{self, NamespacePlan};
+use crate::process::channel::{self, Channel, Msg};
+use crate::process::fork::{clone_fork, exit_with};
+use crate::process::init::{self, InitArgs};
+use crate::rootfs::RootfsConfig;
+use crate::rootfs::idmap::{self, IdmapRequest};
+use crate::tty;
+use crate::{hooks, lsm, netdev, oom_score, personality, sysctl, timens};
 
 #[derive(Debug, Clone)]
 pub struct CreateOpts {

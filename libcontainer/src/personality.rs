@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn linux32_changes_uname_in_a_child() {
-        use crate::libcontainer::test_util::{ChildResult, fork_child};
+        use crate::test_util::{ChildResult, fork_child};
         let p = parse(serde_json::json!({"domain": "LINUX32"}));
         // In a child so the test process keeps its own personality.
         let r = fork_child(|| {

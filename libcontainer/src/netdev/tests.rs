@@ -1,7 +1,7 @@
 use std::process::Command;
 
 use super::*;
-use crate::libcontainer::test_util::{ChildResult, fork_child, require_root};
+use crate::test_util::{ChildResult, fork_child, require_root};
 
 fn linux(v: serde_json::Value) -> Linux {
     serde_json::from_value(v).unwrap()

@@ -180,8 +180,7 @@ mod tests {
             } else {
                 o.to_string()
             };
-            let parsed =
-                crate::libcontainer::rootfs::options::parse(std::slice::from_ref(&o)).unwrap();
+            let parsed = crate::rootfs::options::parse(std::slice::from_ref(&o)).unwrap();
             assert!(parsed.data.is_empty(), "{o} is treated as filesystem data");
         }
     }

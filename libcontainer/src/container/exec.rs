@@ -13,12 +13,12 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, Process};
 use super::cgroup;
 use super::create::load_spec;
 use super::state::{ContainerId, State, Status, write_atomic};
-use crate::libcontainer::error::{Error, Result, SysContext};
-use crate::libcontainer::process::channel::{self, Msg};
-use crate::libcontainer::process::fork::{clone_fork, exit_with};
-use crate::libcontainer::process::init;
-use crate::libcontainer::tty;
-use crate::libcontainer::{lsm, namespaces, oom_score};
+use crate::error::{Error, Result, SysContext};
+use crate::process::channel::{self, Msg};
+use crate::process::fork::{clone_fork, exit_with};
+use crate::process::init;
+use crate::tty;
+use crate::{lsm, namespaces, oom_score};
 
 #[derive(Debug, Clone)]
 pub struct ExecOpts {
