@@ -13,6 +13,7 @@ mod transport;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The reference grammar is a leaf module of its own (`crate::reference`), so that `config`
 /// can check image names without importing `image`; re-exported at its old path.
@@ -31,7 +32,8 @@ use crate::config::ImageConfig;
 
 pub struct ImageManager {
     config: ImageConfig,
-    store: Store,
+    /// Shared with the blocking tasks that write it.
+    store: Arc<Store>,
     layer_locks: KeyedLocks,
 }
 
@@ -40,7 +42,7 @@ impl ImageManager {
     pub fn open(root: &Path, config: ImageConfig) -> Result<ImageManager> {
         Ok(ImageManager {
             config,
-            store: Store::open(&root.join("images"))?,
+            store: Arc::new(Store::open(&root.join("images"))?),
             layer_locks: KeyedLocks::default(),
         })
     }

@@ -11,7 +11,7 @@ use super::layer::{self, LayerSpec};
 use super::manifest::{self, Fetched};
 use super::reference::ImageRef;
 use super::registry::{self, Endpoint};
-use super::store::ImageRecord;
+use super::store::{ImageRecord, Store};
 use super::transport::Transport;
 
 impl ImageManager {
@@ -155,11 +155,17 @@ impl ImageManager {
             top_digest.to_string(),
         ]);
         let _hold = self.store.hold(held);
-        self.store.write_blob(&config_digest, &config_body)?;
-        self.store.write_blob(&manifest_digest, &manifest_body)?;
-        if let Some((digest, body)) = &index {
-            self.store.write_blob(digest, body)?;
-        }
+        let mut blobs = vec![
+            (config_digest.clone(), config_body.clone()),
+            (manifest_digest.clone(), manifest_body),
+        ];
+        blobs.extend(index.clone());
+        self.blocking(move |store| {
+            blobs
+                .iter()
+                .try_for_each(|(digest, body)| store.write_blob(digest, body))
+        })
+        .await?;
 
         futures::stream::iter(layers.iter().map(Ok))
             .try_for_each_concurrent(downloads, |spec| {
@@ -188,7 +194,7 @@ impl ImageManager {
             user: summary.user,
             extra_blobs: index.map(|(d, _)| d.to_string()).into_iter().collect(),
         };
-        self.store.commit(record)?;
+        self.blocking(move |store| store.commit(record)).await?;
         Ok(config_digest.to_string())
     }
 
@@ -205,7 +211,20 @@ impl ImageManager {
             return self.store.read_blob(digest);
         }
         let body = transport.blob(reference, digest).await?;
-        self.store.write_blob(digest, &body)?;
+        let (digest, copy) = (digest.clone(), body.clone());
+        self.blocking(move |store| store.write_blob(&digest, &copy))
+            .await?;
         Ok(body)
+    }
+
+    /// Store work that touches the disk (writes, renames, fsync, syncfs), off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|join| ImageError::io("image store task", std::io::Error::other(join)))?
     }
 }

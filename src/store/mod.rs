@@ -1,15 +1,16 @@
 //! Persistent records of pod sandboxes and containers: one JSON file per object under
 //! `<root>/state/{sandboxes,containers}/<id>.json`.
 //!
-//! Every write is crash-safe (temporary file, fsync, rename, fsync of the directory), so after
-//! a `kill -9` at any moment a record is either the old one or the new one. The lifecycle code
+//! Every write is crash-safe (`crius_atomic_file`, `Durable`: temporary file, fsync, rename,
+//! fsync of the directory), so after a `kill -9` or a power loss at any moment a record is
+//! either the old one or the new one. The lifecycle code
 //! writes a record *before* it creates anything the record names (phase `Creating`, `Removing`),
 //! which is what lets recovery finish or undo whatever a crash interrupted.
 
 mod records;
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -95,16 +96,13 @@ impl StateStore {
     /// Writes the record atomically and durably.
     pub fn save<T: Serialize>(&self, kind: Kind, id: &str, record: &T) -> Result<(), StoreError> {
         let path = self.path(kind, id);
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
             path: path.clone(),
             source,
         })?;
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
-        file.sync_data().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.kind_dir(kind))
+        // Durable: recovery after any crash, power loss included, starts from these records.
+        crius_atomic_file::write(&path, &bytes, crius_atomic_file::Durability::Durable)
+            .map_err(io_err(&path))
     }
 
     /// Deletes the record; absent is fine.
