@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod libcontainer;
+pub mod lifecycle;
 pub mod logging;
 pub mod monitor;
 pub mod mounts;

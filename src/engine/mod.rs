@@ -275,14 +275,14 @@ impl Engine {
     }
 
     /// Updates the record on disk, then in memory (memory never claims more than the disk).
-    pub fn save_sandbox(
+    pub async fn save_sandbox(
         &self,
         sandbox: &Sandbox,
         update: impl FnOnce(&mut SandboxRecord),
     ) -> Result<SandboxRecord, PodError> {
         let mut record = sandbox.record();
         update(&mut record);
-        self.store.save(Kind::Sandbox, &record.id, &record)?;
+        self.store.save(Kind::Sandbox, &record.id, &record).await?;
         *lock(&sandbox.record) = record.clone();
         Ok(record)
     }
@@ -314,14 +314,16 @@ impl Engine {
             .collect()
     }
 
-    pub fn save_container(
+    pub async fn save_container(
         &self,
         container: &Container,
         update: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, PodError> {
         let mut record = container.record();
         update(&mut record);
-        self.store.save(Kind::Container, &record.id, &record)?;
+        self.store
+            .save(Kind::Container, &record.id, &record)
+            .await?;
         *lock(&container.record) = record.clone();
         Ok(record)
     }

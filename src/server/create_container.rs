@@ -1,4 +1,5 @@
-//! `CreateContainer`.
+//! `CreateContainer`, as a task of its own; a retry after the client left gets the same
+//! container (see `lifecycle::InFlight`).
 
 use tonic::Status;
 
@@ -13,6 +14,15 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("CreateContainer: config is required"))?;
-    let id = container::create::create(&server.engine, &request.pod_sandbox_id, config).await?;
+    let key = container::create::request_key(&server.engine, &request.pod_sandbox_id, &config)?;
+    let engine = server.engine.clone();
+    let sandbox_id = request.pod_sandbox_id;
+    let id = server
+        .creating_containers
+        .once(&key, move || {
+            let (engine, sandbox_id, config) = (engine.clone(), sandbox_id.clone(), config.clone());
+            async move { container::create::create(&engine, &sandbox_id, config).await }
+        })
+        .await?;
     Ok(api::CreateContainerResponse { container_id: id })
 }

@@ -36,7 +36,7 @@ where
         .instrument(span.clone())
         .await;
     let result = outcome.unwrap_or_else(|panic| {
-        let what = panic_message(&panic);
+        let what = crate::lifecycle::panic_message(&panic);
         tracing::error!(parent: &span, "{rpc} panicked: {what}");
         Err(Status::internal(format!("{rpc}: internal error: {what}")))
     });
@@ -53,16 +53,6 @@ where
         ),
     }
     result.map(Response::new)
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
-    }
 }
 
 /// Largest encoded size crius aims for in one message of a `Stream*` RPC: well under gRPC's

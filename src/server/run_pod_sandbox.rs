@@ -1,4 +1,5 @@
-//! `RunPodSandbox`.
+//! `RunPodSandbox`, as a task of its own; a retry after the client left gets the same pod (see
+//! `lifecycle::InFlight`).
 
 use tonic::Status;
 
@@ -13,6 +14,15 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("RunPodSandbox: config is required"))?;
-    let id = sandbox::run::run(&server.engine, config, &request.runtime_handler).await?;
+    let name = sandbox::run::sandbox_name(&config)?;
+    let engine = server.engine.clone();
+    let handler = request.runtime_handler;
+    let id = server
+        .creating_pods
+        .once(&name, move || {
+            let (engine, config, handler) = (engine.clone(), config.clone(), handler.clone());
+            async move { sandbox::run::run(&engine, config, &handler).await }
+        })
+        .await?;
     Ok(api::RunPodSandboxResponse { pod_sandbox_id: id })
 }
