@@ -4,7 +4,8 @@
 //! The lifecycle steps themselves live in `sandbox/` and `container/`; they take `&Engine`.
 //! Locking: the tables are behind short-held std mutexes; each sandbox and container also has
 //! an async `op` lock that serialises lifecycle calls on that one object (a stop racing a
-//! remove), while calls on different objects run in parallel.
+//! remove), while calls on different objects run in parallel. Only the lifecycle functions of
+//! `sandbox/` and `container/` take it (docs/architecture.md, "Pods and containers").
 
 mod error;
 pub mod features;
