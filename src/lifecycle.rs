@@ -3,8 +3,8 @@
 //! a retry of a creation the client left gets the object the first request made.
 //!
 //! - [`detached`] runs one piece of work in a `tokio::spawn`ed task and awaits it. The task
-//!   finishes (or undoes) its work whatever happens to the caller; a panic in it becomes an
-//!   internal error for that call only.
+//!   finishes (or undoes) its work whatever happens to the caller; a panic in it is resumed in
+//!   the caller, whose RPC panic fence makes it INTERNAL for that call only.
 //! - [`InFlight`] is the table of creations (RunPodSandbox, CreateContainer) by the name of what
 //!   they make, as cri-o's ResourceStore: a request whose name is being made waits for that work
 //!   and gets its id; a creation that finished after its client left keeps its id here,
@@ -37,27 +37,14 @@ where
     joined(tokio::spawn(work.in_current_span()).await)
 }
 
-/// A task's answer; a panic in it is an internal error.
+/// A task's answer. A panic in it goes on in the caller, as if the work had run inline: the
+/// RPC's panic fence (`server::rpc::serve`) makes it INTERNAL for that call, and the daemon
+/// goes on.
 fn joined<T>(outcome: Result<Result<T, PodError>, JoinError>) -> Result<T, PodError> {
     match outcome {
         Ok(result) => result,
-        Err(e) if e.is_panic() => {
-            let what = panic_message(&e.into_panic());
-            tracing::error!("a lifecycle task panicked: {what}");
-            Err(PodError::Internal(format!("internal error: {what}")))
-        }
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(PodError::Internal(format!("the task was cancelled: {e}"))),
-    }
-}
-
-/// The message of a panic payload (`panic!` gives a `&str` or a `String`).
-pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
     }
 }
 
@@ -331,15 +318,27 @@ mod tests {
         assert!(took < LONG, "b waited for a");
     }
 
+    /// What `work` panicked with, if it did.
+    async fn panic_of<T>(work: impl Future<Output = T>) -> Option<String> {
+        use futures::FutureExt;
+        let panic = std::panic::AssertUnwindSafe(work)
+            .catch_unwind()
+            .await
+            .err()?;
+        panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+    }
+
     #[tokio::test]
-    async fn a_panicking_creation_is_internal_and_leaves_nothing() {
+    async fn a_panicking_creation_panics_its_caller_and_leaves_nothing() {
         let table = InFlight::default();
-        let result = table
-            .once("p", || async {
-                panic!("kaboom") as Result<String, PodError>
-            })
-            .await;
-        assert!(matches!(result, Err(PodError::Internal(m)) if m == "internal error: kaboom"));
+        let panicked = panic_of(table.once("p", || async {
+            panic!("kaboom") as Result<String, PodError>
+        }))
+        .await;
+        assert_eq!(panicked.as_deref(), Some("kaboom"));
         assert_eq!(table.len(), 0);
         let runs = Arc::new(AtomicUsize::new(0));
         let retry = table.once("p", maker(&runs, SHORT, false)).await;
@@ -376,7 +375,7 @@ mod tests {
         assert!(cut.is_err());
         tokio::time::sleep(LONG * 2).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let panicked = detached(async { panic!("boom") as Result<(), PodError> }).await;
-        assert!(matches!(panicked, Err(PodError::Internal(m)) if m == "internal error: boom"));
+        let panicked = panic_of(detached(async { panic!("boom") as Result<(), PodError> })).await;
+        assert_eq!(panicked.as_deref(), Some("boom"));
     }
 }

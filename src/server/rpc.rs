@@ -36,7 +36,7 @@ where
         .instrument(span.clone())
         .await;
     let result = outcome.unwrap_or_else(|panic| {
-        let what = crate::lifecycle::panic_message(&panic);
+        let what = panic_message(&panic);
         tracing::error!(parent: &span, "{rpc} panicked: {what}");
         Err(Status::internal(format!("{rpc}: internal error: {what}")))
     });
@@ -53,6 +53,16 @@ where
         ),
     }
     result.map(Response::new)
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_string()
+    }
 }
 
 /// Largest encoded size crius aims for in one message of a `Stream*` RPC: well under gRPC's
@@ -119,6 +129,26 @@ mod tests {
     async fn a_panicking_handler_becomes_internal() {
         let result: Result<Response<()>, Status> =
             serve("Boom", Kind::Query, async { panic!("kaboom") }).await;
+        let status = result.err().map(|s| (s.code(), s.message().to_string()));
+        assert_eq!(
+            status,
+            Some((
+                tonic::Code::Internal,
+                "Boom: internal error: kaboom".to_string()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_detached_lifecycle_task_becomes_internal() {
+        let result: Result<Response<()>, Status> = serve("Boom", Kind::Mutation, async {
+            crate::lifecycle::detached(async {
+                panic!("kaboom") as Result<(), crate::engine::PodError>
+            })
+            .await
+            .map_err(Status::from)
+        })
+        .await;
         let status = result.err().map(|s| (s.code(), s.message().to_string()));
         assert_eq!(
             status,
