@@ -97,17 +97,27 @@ impl InFlight {
     }
 
     /// The id of the object named `key`: made now by `make`'s future in a task of its own, or
-    /// the one an earlier request for the same name is making or made after its client left.
-    pub async fn once<F, Fut>(&self, key: &str, make: F) -> Result<String, PodError>
+    /// the one an earlier request for the same name is making or made after its client left —
+    /// if `usable` still says yes to it (the object may have been stopped or removed since, by
+    /// someone who found it listed); otherwise it is made anew.
+    pub async fn once<F, Fut>(
+        &self,
+        key: &str,
+        usable: impl Fn(&str) -> bool,
+        make: F,
+    ) -> Result<String, PodError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<String, PodError>> + Send + 'static,
     {
         loop {
             match self.begin(key) {
-                Begin::Claimed(id) => {
+                Begin::Claimed(id) if usable(&id) => {
                     tracing::info!(%id, "{key}: handing a retry what an earlier request made");
                     return Ok(id);
+                }
+                Begin::Claimed(id) => {
+                    tracing::info!(%id, "{key}: what an earlier request made is gone; making it anew");
                 }
                 Begin::Wait(mut done) => {
                     tracing::info!("{key}: the same request is in progress; waiting for it");
@@ -247,16 +257,22 @@ mod tests {
     async fn a_retry_after_the_client_left_gets_the_finished_id() {
         let table = InFlight::default();
         let runs = Arc::new(AtomicUsize::new(0));
-        let cut = tokio::time::timeout(SHORT, table.once("pod", maker(&runs, LONG, false))).await;
+        let cut = tokio::time::timeout(
+            SHORT,
+            table.once("pod", |_| true, maker(&runs, LONG, false)),
+        )
+        .await;
         assert!(cut.is_err(), "the first request was to be cut");
         // The work goes on without its client.
         tokio::time::sleep(LONG * 2).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
-        let retry = table.once("pod", maker(&runs, LONG, false)).await;
+        let retry = table.once("pod", |_| true, maker(&runs, LONG, false)).await;
         assert_eq!(retry.ok().as_deref(), Some("id-1"));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // Claimed: a further duplicate does the work (and meets the name reservation there).
-        let again = table.once("pod", maker(&runs, SHORT, false)).await;
+        let again = table
+            .once("pod", |_| true, maker(&runs, SHORT, false))
+            .await;
         assert_eq!(again.ok().as_deref(), Some("id-2"));
         assert_eq!(table.len(), 0);
     }
@@ -265,10 +281,14 @@ mod tests {
     async fn a_retry_while_the_first_runs_waits_for_its_id() {
         let table = InFlight::default();
         let runs = Arc::new(AtomicUsize::new(0));
-        let cut = tokio::time::timeout(SHORT, table.once("pod", maker(&runs, LONG, false))).await;
+        let cut = tokio::time::timeout(
+            SHORT,
+            table.once("pod", |_| true, maker(&runs, LONG, false)),
+        )
+        .await;
         assert!(cut.is_err());
         let started = Instant::now();
-        let retry = table.once("pod", maker(&runs, LONG, false)).await;
+        let retry = table.once("pod", |_| true, maker(&runs, LONG, false)).await;
         assert_eq!(retry.ok().as_deref(), Some("id-1"));
         assert!(
             started.elapsed() >= LONG - SHORT * 2,
@@ -279,10 +299,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unclaimed_object_removed_since_is_made_anew() {
+        let table = InFlight::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let cut = tokio::time::timeout(
+            SHORT,
+            table.once("pod", |_| true, maker(&runs, LONG, false)),
+        );
+        assert!(cut.await.is_err());
+        tokio::time::sleep(LONG * 2).await;
+        let gone = |id: &str| id != "id-1";
+        let retry = table.once("pod", gone, maker(&runs, SHORT, false)).await;
+        assert_eq!(retry.ok().as_deref(), Some("id-2"));
+        assert_eq!(table.len(), 0);
+    }
+
+    #[tokio::test]
     async fn a_request_whose_client_stayed_leaves_nothing_behind() {
         let table = InFlight::default();
         let runs = Arc::new(AtomicUsize::new(0));
-        let first = table.once("c", maker(&runs, SHORT, false)).await;
+        let first = table.once("c", |_| true, maker(&runs, SHORT, false)).await;
         assert_eq!(first.ok().as_deref(), Some("id-1"));
         assert_eq!(table.len(), 0);
     }
@@ -291,14 +327,18 @@ mod tests {
     async fn a_retry_of_a_failed_creation_does_the_work_anew() {
         let table = InFlight::default();
         let runs = Arc::new(AtomicUsize::new(0));
-        let cut = tokio::time::timeout(SHORT, table.once("pod", maker(&runs, LONG, true))).await;
+        let cut =
+            tokio::time::timeout(SHORT, table.once("pod", |_| true, maker(&runs, LONG, true)))
+                .await;
         assert!(cut.is_err());
         // Waits for the failing first run, then runs its own.
-        let retry = table.once("pod", maker(&runs, SHORT, false)).await;
+        let retry = table
+            .once("pod", |_| true, maker(&runs, SHORT, false))
+            .await;
         assert_eq!(retry.ok().as_deref(), Some("id-2"));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
         // The failing request's own client sees its error.
-        let failed = table.once("x", maker(&runs, SHORT, true)).await;
+        let failed = table.once("x", |_| true, maker(&runs, SHORT, true)).await;
         assert!(matches!(failed, Err(PodError::Internal(m)) if m == "run 3 failed"));
         assert_eq!(table.len(), 0);
     }
@@ -307,10 +347,10 @@ mod tests {
     async fn different_names_do_not_wait_for_each_other() {
         let table = InFlight::default();
         let runs = Arc::new(AtomicUsize::new(0));
-        let slow = table.once("a", maker(&runs, LONG, false));
+        let slow = table.once("a", |_| true, maker(&runs, LONG, false));
         let fast = async {
             let started = Instant::now();
-            let id = table.once("b", maker(&runs, SHORT, false)).await;
+            let id = table.once("b", |_| true, maker(&runs, SHORT, false)).await;
             (id, started.elapsed())
         };
         let (a, (b, took)) = tokio::join!(slow, fast);
@@ -334,14 +374,16 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_creation_panics_its_caller_and_leaves_nothing() {
         let table = InFlight::default();
-        let panicked = panic_of(table.once("p", || async {
-            panic!("kaboom") as Result<String, PodError>
-        }))
+        let panicked = panic_of(table.once(
+            "p",
+            |_| true,
+            || async { panic!("kaboom") as Result<String, PodError> },
+        ))
         .await;
         assert_eq!(panicked.as_deref(), Some("kaboom"));
         assert_eq!(table.len(), 0);
         let runs = Arc::new(AtomicUsize::new(0));
-        let retry = table.once("p", maker(&runs, SHORT, false)).await;
+        let retry = table.once("p", |_| true, maker(&runs, SHORT, false)).await;
         assert_eq!(retry.ok().as_deref(), Some("id-1"));
     }
 
@@ -349,12 +391,17 @@ mod tests {
     async fn unclaimed_ids_are_dropped_after_the_ttl() {
         let table = InFlight::with_ttl(SHORT);
         let runs = Arc::new(AtomicUsize::new(0));
-        let cut = tokio::time::timeout(SHORT / 5, table.once("a", maker(&runs, SHORT, false)));
+        let cut = tokio::time::timeout(
+            SHORT / 5,
+            table.once("a", |_| true, maker(&runs, SHORT, false)),
+        );
         assert!(cut.await.is_err());
         tokio::time::sleep(SHORT * 3).await;
         assert_eq!(table.len(), 1);
         // Any later request prunes it; this one for another name.
-        let other = table.once("b", maker(&runs, Duration::ZERO, false)).await;
+        let other = table
+            .once("b", |_| true, maker(&runs, Duration::ZERO, false))
+            .await;
         assert!(other.is_ok());
         assert_eq!(table.len(), 0);
     }

@@ -197,9 +197,23 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
     let listed = wait_pod_listed(&mut flow, "after-add").await;
     let second = run_pod(&mut flow, &after_add, "", PATIENT).await.unwrap();
     assert_eq!(second, listed);
-    faults.cni.sleep("ADD", None).unwrap();
 
-    // 3. Cut while the runtime creates the pause container.
+    // 3. As 2, but the pod is removed before the retry: the retry makes a new one.
+    let removed = pod_config("removed", &env.log_dir("removed"));
+    assert_cut(
+        run_pod(&mut flow, &removed, "", CUT).await,
+        "RunPodSandbox in ADD",
+    );
+    let gone = wait_pod_listed(&mut flow, "removed").await;
+    flow.stop_pod(&gone).await.unwrap();
+    flow.remove_pod(&gone).await.unwrap();
+    faults.cni.sleep("ADD", None).unwrap();
+    let remade = run_pod(&mut flow, &removed, "", PATIENT).await.unwrap();
+    assert_ne!(remade, gone);
+    flow.stop_pod(&remade).await.unwrap();
+    flow.remove_pod(&remade).await.unwrap();
+
+    // 4. Cut while the runtime creates the pause container.
     faults.runtime.sleep("create", Some(SLOW_SECS)).unwrap();
     let during_pause = pod_config("during-pause", &env.log_dir("during-pause"));
     assert_cut(
@@ -214,7 +228,7 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
         [(third.clone(), PodSandboxState::SandboxReady as i32)]
     );
 
-    // 4. CreateContainer cut while the runtime creates it; the retry waits for it.
+    // 5. CreateContainer cut while the runtime creates it; the retry waits for it.
     let c = sleep_container("app", &env.image, 3600);
     assert_cut(
         create_container(&mut flow, &third, &c, &during_pause, CUT).await,
@@ -234,7 +248,7 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
         "{duplicate:?}"
     );
 
-    // 5. CreateContainer cut; the retry comes after it finished.
+    // 6. CreateContainer cut; the retry comes after it finished.
     let c2 = sleep_container("late", &env.image, 3600);
     assert_cut(
         create_container(&mut flow, &third, &c2, &during_pause, CUT).await,

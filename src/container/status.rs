@@ -116,7 +116,9 @@ pub fn status(
             } else {
                 "Error"
             };
-            (e.exit_code, e.finished_at_unix_nano, reason, String::new())
+            // A removal that failed after it ran says why.
+            let message = rec.failure.clone().unwrap_or_default();
+            (e.exit_code, e.finished_at_unix_nano, reason, message)
         }
         (None, api::ContainerState::ContainerExited) => match &rec.failure {
             // Never created: the kubelet's own word for that.

@@ -6,6 +6,7 @@ use tonic::Status;
 use super::CriServer;
 use crate::api;
 use crate::sandbox;
+use crate::store::SandboxPhase;
 
 pub async fn handle(
     server: &CriServer,
@@ -17,9 +18,16 @@ pub async fn handle(
     let name = sandbox::run::sandbox_name(&config)?;
     let engine = server.engine.clone();
     let handler = request.runtime_handler;
+    // A pod made for a client that left is handed over only while still ready.
+    let ready = |id: &str| {
+        server.engine.sandbox(id).is_ok_and(|s| {
+            let r = s.record();
+            r.phase == SandboxPhase::Ready && r.failure.is_none()
+        })
+    };
     let id = server
         .creating_pods
-        .once(&name, move || {
+        .once(&name, ready, move || {
             let (engine, config, handler) = (engine.clone(), config.clone(), handler.clone());
             async move { sandbox::run::run(&engine, config, &handler).await }
         })
