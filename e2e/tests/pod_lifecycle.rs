@@ -25,14 +25,23 @@ const SLOW_SECS: f64 = 3.0;
 const PATIENT: Duration = Duration::from_secs(60);
 const SLOW: &str = "slow";
 
-struct Faults {
+/// A pod environment whose network goes through [`FaultyCni`] and which has the runtime handler
+/// [`SLOW`] ([`SlowRuntime`]). Dropped, it clears the faults first, so that the environment's
+/// cleanup can remove every pod, and keeps the scripts until the daemon is gone.
+struct Lab {
+    env: PodEnv,
     cni: FaultyCni,
     runtime: SlowRuntime,
 }
 
-/// A pod environment whose network goes through [`FaultyCni`] and which has the runtime handler
-/// [`SLOW`] ([`SlowRuntime`]).
-async fn start() -> (PodEnv, Faults) {
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cni.clear();
+        self.runtime.clear();
+    }
+}
+
+async fn start() -> Lab {
     let cni = FaultyCni::new().unwrap();
     let runtime = SlowRuntime::new(&crius_bin()).unwrap();
     let (dirs, path) = (cni.plugin_dirs(), runtime.path().display().to_string());
@@ -43,7 +52,7 @@ async fn start() -> (PodEnv, Faults) {
     .await
     .unwrap();
     cni.take_over(&env.network).unwrap();
-    (env, Faults { cni, runtime })
+    Lab { env, cni, runtime }
 }
 
 /// RunPodSandbox with a deadline.
@@ -158,7 +167,8 @@ fn assert_nothing_left(env: &PodEnv) {
 
 #[tokio::test]
 async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
-    let (env, faults) = start().await;
+    let lab = start().await;
+    let (env, faults) = (&lab.env, &lab);
     let mut flow = env.flow().await.unwrap();
 
     // 1. Cut during the CNI ADD; the retry comes while the first still runs and waits for it.
@@ -283,7 +293,7 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
         flow.stop_pod(pod).await.unwrap();
         flow.remove_pod(pod).await.unwrap();
     }
-    assert_nothing_left(&env);
+    assert_nothing_left(env);
 }
 
 /// The verbose PodSandboxStatus' `info.failure`.
@@ -304,11 +314,11 @@ async fn pod_failure(flow: &mut PodFlow, id: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
-    let (mut env, faults) = start().await;
-    let mut flow = env.flow().await.unwrap();
-    faults.cni.fail("ADD", true).unwrap();
-    faults.cni.fail("DEL", true).unwrap();
-    let pod = pod_config("unlucky", &env.log_dir("unlucky"));
+    let mut lab = start().await;
+    let mut flow = lab.env.flow().await.unwrap();
+    lab.cni.fail("ADD", true).unwrap();
+    lab.cni.fail("DEL", true).unwrap();
+    let pod = pod_config("unlucky", &lab.env.log_dir("unlucky"));
     let failed = run_pod(&mut flow, &pod, "", PATIENT).await;
     assert!(
         failed
@@ -324,16 +334,16 @@ async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
     assert_eq!(state, PodSandboxState::SandboxNotready as i32);
     let why = pod_failure(&mut flow, &failed_id).await.unwrap_or_default();
     assert!(why.contains("DEL fails by the test flag"), "{why}");
-    assert_eq!(env.network.allocated_ips().len(), 1);
+    assert_eq!(lab.env.network.allocated_ips().len(), 1);
 
     // Its name is free: the kubelet's retry of the same request makes a new pod.
-    faults.cni.fail("ADD", false).unwrap();
+    lab.cni.fail("ADD", false).unwrap();
     let retried = run_pod(&mut flow, &pod, "", PATIENT).await.unwrap();
     assert_ne!(retried, failed_id);
 
     // A restart retries the teardown, which fails again: still listed.
-    env.crius.restart().await.unwrap();
-    let mut flow = env.flow().await.unwrap();
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
     let mut listed = listed_pods(&mut flow, "unlucky").await;
     listed.sort_by_key(|(id, _)| id != &failed_id);
     assert_eq!(
@@ -353,7 +363,7 @@ async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
         "{refused:?}"
     );
     assert_eq!(listed_pods(&mut flow, "unlucky").await.len(), 2);
-    faults.cni.fail("DEL", false).unwrap();
+    lab.cni.fail("DEL", false).unwrap();
     flow.stop_pod(&failed_id).await.unwrap();
     flow.remove_pod(&failed_id).await.unwrap();
     assert_eq!(
@@ -362,12 +372,13 @@ async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
     );
     flow.stop_pod(&retried).await.unwrap();
     flow.remove_pod(&retried).await.unwrap();
-    assert_nothing_left(&env);
+    assert_nothing_left(&lab.env);
 }
 
 #[tokio::test]
 async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable() {
-    let (env, faults) = start().await;
+    let lab = start().await;
+    let (env, faults) = (&lab.env, &lab);
     let mut flow = env.flow().await.unwrap();
     let pod = pod_config("pod", &env.log_dir("pod"));
     let pod_id = run_pod(&mut flow, &pod, SLOW, PATIENT).await.unwrap();
@@ -403,5 +414,5 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
     assert!(!Path::new(&env.crius.runroot().join("containers").join(&id)).exists());
-    assert_nothing_left(&env);
+    assert_nothing_left(env);
 }

@@ -8,6 +8,9 @@
 //! - [`SlowRuntime`]: a runtime handler whose `path` is a script that runs `crius oci`. With
 //!   `sleep-<subcommand>` it sleeps first, with `fail-<subcommand>` it fails (for `create`,
 //!   `start` and `delete`).
+//!
+//! Both must outlive the daemon's pods (the scripts are their plugin and runtime), and a test
+//! should [`clear`](FaultyCni::clear) them before its cleanup removes those pods.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -47,6 +50,19 @@ impl Flags {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
             },
+        }
+    }
+
+    /// Removes every flag: no more sleeps or failures.
+    fn clear(&self) {
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("sleep-") || name.starts_with("fail-") {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 
@@ -124,6 +140,10 @@ impl FaultyCni {
         self.flags
             .set(&format!("fail-{command}"), fail.then_some("1"))
     }
+    /// Every command works again, at once.
+    pub fn clear(&self) {
+        self.flags.clear();
+    }
 }
 
 /// A runtime handler script in front of `crius oci`.
@@ -173,5 +193,9 @@ exec {crius} oci "$@"
     pub fn fail(&self, subcommand: &str, fail: bool) -> Result<()> {
         self.flags
             .set(&format!("fail-{subcommand}"), fail.then_some("1"))
+    }
+    /// Every subcommand works again, at once.
+    pub fn clear(&self) {
+        self.flags.clear();
     }
 }
