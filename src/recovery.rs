@@ -46,12 +46,12 @@ pub async fn recover(engine: &Arc<Engine>) {
             }
         }
     }
-    // A hold whose container has no record (a crash between its removal's last steps) is stale.
-    if let Err(e) = engine
-        .images
-        .release_holds_unless(|id| engine.container(id).is_ok())
-    {
-        tracing::error!("recovering: releasing stale image layer holds: {e}");
+    // A hold whose owner has no record (a crash between its removal's last steps) is stale.
+    // Holders are containers and sandboxes (a pause image's root).
+    if let Err(e) = crate::layers::release_stale(&engine.images, |id| {
+        engine.container(id).is_ok() || engine.sandbox(id).is_ok()
+    }) {
+        tracing::error!("recovering: {e}");
     }
     for s in engine.sandboxes() {
         let phase = s.record().phase;

@@ -2,7 +2,7 @@
 # Proves crius' cgroup library on a pure cgroup v2 host: builds, on this host, the crius lib
 # test binary and the hack/vm/v2-smoke program, boots the VM of hack/vm/ (building its image
 # first if needed) and runs in it, as root under systemd with /sys/fs/cgroup a cgroup2 mount:
-#   1. <crius lib tests> libcontainer::cgroups --test-threads=1 --nocapture
+#   1. <crius-libcontainer lib tests> cgroups --test-threads=1 --nocapture
 #   2. crius-v2-smoke   (create/apply/update/enforce/freeze/stats/OOM/destroy on the real root),
 #      twice: with vda's default I/O scheduler, then with BFQ (io.bfq.weight instead of io.weight)
 # Prints the guest's output, then a summary of which real-kernel tests ran or skipped, and
@@ -25,9 +25,9 @@ bash hack/vm/build-image.sh
 t_image=$((SECONDS - t0))
 
 t0=$SECONDS
-echo "test-cgroups-v2: building the crius lib tests" >&2
-testbin=$(cargo test -p crius --lib --no-run --message-format=json |
-  jq -r 'select(.reason == "compiler-artifact" and .target.name == "crius" and .profile.test
+echo "test-cgroups-v2: building the crius-libcontainer lib tests" >&2
+testbin=$(cargo test -p crius-libcontainer --lib --no-run --message-format=json |
+  jq -r 'select(.reason == "compiler-artifact" and .target.name == "crius_libcontainer" and .profile.test
                and (.target.kind | index("lib"))) | .executable' | tail -1)
 [[ -x $testbin ]] || { echo "test-cgroups-v2: no test binary found" >&2; exit 1; }
 echo "test-cgroups-v2: building hack/vm/v2-smoke" >&2
@@ -55,9 +55,9 @@ work=\$(mktemp -d /tmp/crius-test.XXXXXX)
 cp /mnt/host/crius-lib-tests /mnt/host/crius-v2-smoke "\$work/"
 cd "\$work"
 rc=0
-echo "== crius lib tests: libcontainer::cgroups"
+echo "== crius-libcontainer lib tests: cgroups"
 start=\$(date +%s)
-RUST_BACKTRACE=1 ./crius-lib-tests libcontainer::cgroups --test-threads=1 --nocapture ${filter[*]:-} || rc=1
+RUST_BACKTRACE=1 ./crius-lib-tests cgroups:: --test-threads=1 --nocapture ${filter[*]:-} || rc=1
 echo "== lib tests took \$((\$(date +%s) - start))s"
 echo "== crius-v2-smoke"
 start=\$(date +%s)
@@ -87,7 +87,7 @@ echo "================ summary ================"
 if [[ -f $out ]]; then
   grep -E '^test result:|^v2-smoke: [0-9]+ passed' "$out" || true
   echo "real-kernel lib tests (name contains ::real::):"
-  grep -oE '^test libcontainer::cgroups::[a-z0-9_:]*::real::[a-z0-9_]+' "$out" | sed 's/^test //' |
+  grep -oE '^test cgroups::[a-z0-9_:]*::real::[a-z0-9_]+' "$out" | sed 's/^test //' |
     while read -r t; do
       fn=${t##*::}
       if reason=$(grep -m1 -oE "skipping $fn: .*" "$out"); then

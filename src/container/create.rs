@@ -9,15 +9,16 @@ use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
 use super::image_name;
-use super::image_volume::{self, ImageVolume};
-use super::{remove, rootfs};
+use super::remove;
 use crate::api::{self, NamespaceMode};
 use crate::engine::{Container, Engine, PodError, new_id};
 use crate::image::ImageRecord;
+use crate::layers::image_volume::{self, ImageVolume};
+use crate::layers::{self, Mounts};
 use crate::monitor::{self, Launch};
 use crate::oci::{self, ContainerContext};
+use crate::pod::{PodContextParts, pod_config};
 use crate::proc_info;
-use crate::sandbox::context::{PodContextParts, pod_config};
 use crate::store::{
     ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
 };
@@ -68,7 +69,7 @@ pub async fn create(
         .find(&image_name)
         .map_err(|e| PodError::InvalidArgument(e.to_string()))?
         .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
-    let image_config = image_config(engine, &image)?;
+    let image_config = layers::image_config(&engine.images, &image)?;
     // The request's stop signal (1.33+) wins over the image's STOPSIGNAL.
     let stop_signal = match oci::stop_signal_from_cri(config.stop_signal)? {
         Some(signal) => signal,
@@ -189,27 +190,20 @@ async fn set_up(
     let id = container.id.clone();
     let run_dir = engine.paths.container_run_dir(&id);
     let rootfs_dir = run_dir.join("rootfs");
-    let lowers = layer_dirs(engine, image)?;
     let parts = PodContextParts::new(engine, srec)?;
     check_userns(&parts, config)?;
     {
-        let container_dir = engine.paths.container_dir(&id);
-        let target = rootfs_dir.clone();
-        let run_dir = run_dir.clone();
+        let mounts = Mounts {
+            owner: id.clone(),
+            image: image.clone(),
+            state_dir: engine.paths.container_dir(&id),
+            rootfs: rootfs_dir.clone(),
+            volumes,
+            run_dir: run_dir.clone(),
+        };
         let idmapped = parts.layer_idmap()?;
         let images = engine.images.clone();
-        let owner = id.clone();
-        let mut held = image.layers.clone();
-        held.extend(volumes.iter().flat_map(|v| v.image.layers.iter().cloned()));
-        tokio::task::spawn_blocking(move || {
-            // Before mounting: a RemoveImage meanwhile must not delete the layers under us.
-            images
-                .hold_layers(&owner, &held)
-                .map_err(|e| PodError::FailedPrecondition(format!("image layers: {e}")))?;
-            rootfs::mount_overlay(&lowers, &container_dir, &target, idmapped.as_ref())?;
-            image_volume::mount_all(&volumes, &run_dir, idmapped.as_ref())
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || mounts.mount(&images, idmapped.as_ref())).await??;
     }
 
     let target_pid = target_pid_ns(engine, config)?;
@@ -225,7 +219,7 @@ async fn set_up(
             image_volumes: &image_volume::volumes_dir(&run_dir),
             target_pid,
         },
-        engine.spec_options(),
+        engine.runtimes.spec_options(),
     )?;
     let user = spec.process().as_ref().map(|p| {
         let u = p.user();
@@ -235,7 +229,7 @@ async fn set_up(
             supplemental_groups: u.additional_gids().clone().unwrap_or_default(),
         }
     });
-    crate::engine::write_spec(&run_dir, spec)?;
+    crate::pod::write_spec(&run_dir, spec)?;
 
     let log_path = rec.log_path.clone();
     if let Some(parent) = log_path.parent() {
@@ -263,7 +257,7 @@ async fn set_up(
     })
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
-    engine.adopt_monitor(launched.monitor_pid);
+    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
@@ -337,25 +331,6 @@ fn log_path(
     } else {
         dir.join(&config.log_path)
     }
-}
-
-/// The image's unpacked layers, lowest first.
-pub fn layer_dirs(engine: &Engine, image: &ImageRecord) -> Result<Vec<PathBuf>, PodError> {
-    image
-        .layers
-        .iter()
-        .map(|l| crate::image::Digest::parse(l).map(|d| engine.images.layer_dir(&d)))
-        .collect::<Result<Vec<PathBuf>, _>>()
-        .map_err(|e| PodError::internal("image layers", e))
-}
-
-pub fn image_config(engine: &Engine, image: &ImageRecord) -> Result<ImageConfiguration, PodError> {
-    let bytes = engine
-        .images
-        .config_json(image)
-        .map_err(|e| PodError::internal("reading the image config", e))?;
-    ImageConfiguration::from_reader(bytes.as_slice())
-        .map_err(|e| PodError::internal(format!("image config of {}", image.id), e))
 }
 
 /// `/proc/<pid>/ns/pid` of the TARGET container, for pid mode TARGET.

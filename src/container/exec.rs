@@ -100,7 +100,7 @@ pub async fn update_resources(
             )));
         }
     }
-    let oci = crate::oci::linux_resources(resources, engine.spec_options())?;
+    let oci = crate::oci::linux_resources(resources, engine.runtimes.spec_options())?;
     let rec = container.record();
     rec.runtime
         .update(&rec.id, &oci)

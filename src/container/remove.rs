@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{image_volume, rootfs, stop};
+use super::stop;
 use crate::engine::{Container, Engine, PodError};
+use crate::layers;
 use crate::store::{ContainerPhase, Kind};
 
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
@@ -46,17 +47,14 @@ pub(super) async fn remove_held(
     let images = engine.images.clone();
     let id = rec.id.clone();
     tokio::task::spawn_blocking(move || {
-        image_volume::unmount_all(&run_dir)?;
-        rootfs::unmount(&run_dir.join("rootfs"))?;
-        rootfs::remove_tree(&run_dir)?;
-        rootfs::remove_tree(&dir)?;
+        layers::unmount(&run_dir.join("rootfs"), Some(&run_dir))?;
+        layers::remove_tree(&run_dir)?;
+        layers::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
         // Last: the layers may go once nothing of the container mounts them.
-        images
-            .release_layers(&id)
-            .map_err(|e| PodError::internal("releasing the container's image layers", e))
+        layers::release(&images, &id)
     })
     .await??;
     engine.store.remove(Kind::Container, &rec.id).await?;

@@ -8,8 +8,8 @@ use prost::Message;
 use crate::api;
 use crate::engine::{Container, Engine, PodError};
 use crate::monitor::{self, ExitStatus};
+use crate::pod::labels_match;
 use crate::proc_info;
-use crate::sandbox::status::labels_match;
 use crate::store::{ContainerPhase, ContainerRecord};
 
 /// The request a container was made from.

@@ -7,7 +7,6 @@ mod keyed_lock;
 mod layer;
 mod manifest;
 mod pull;
-pub mod reference;
 mod registry;
 mod store;
 mod transport;
@@ -15,6 +14,9 @@ pub mod unpack;
 
 use std::path::{Path, PathBuf};
 
+/// The reference grammar is a leaf module of its own (`crate::reference`), so that `config`
+/// can check image names without importing `image`; re-exported at its old path.
+pub use crate::reference;
 pub use digest::Digest;
 pub use error::ImageError;
 pub use store::{ImageRecord, Usage};

@@ -3,7 +3,7 @@
 //! Everything here is a pure function of its inputs plus a few file reads: users and groups in the
 //! container's rootfs, a Localhost seccomp profile, the host's device nodes (privileged containers
 //! and requested devices) and /proc/self/mountinfo (propagation checks). The resulting bundle runs
-//! under `crius oci` (src/libcontainer) or runc. See `docs/oci-spec.md`.
+//! under `crius oci` (the `crius-libcontainer` crate, `libcontainer/`) or runc. See `docs/oci-spec.md`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

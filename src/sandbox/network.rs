@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::context::pod_config;
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::network::cni::{Attachment, CniNetwork};
+use crate::pod::pod_config;
 use crate::store::{NetworkState, SandboxRecord};
 
 const IFNAME: &str = "eth0";

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::context::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use super::{files, namespaces, network, pause_process, teardown};
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::libcontainer::cgroups::Driver;
+use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
 
@@ -23,7 +23,7 @@ pub async fn run(
     handler: &str,
 ) -> Result<String, PodError> {
     let name = sandbox_name(&config)?;
-    let runtime = engine.runtime_for(handler)?;
+    let runtime = engine.runtimes.runtime_for(handler)?;
     let userns = check_userns(engine, &config, &runtime.name)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
     let id = new_id();
@@ -203,7 +203,7 @@ fn check_userns(
             )));
         }
     }
-    if !engine.features(handler).user_namespaces {
+    if !engine.runtimes.features(handler).user_namespaces {
         return Err(PodError::InvalidArgument(format!(
             "runtime handler {handler:?} does not offer user namespaces (see RuntimeStatus)"
         )));
@@ -242,9 +242,9 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or("");
     if requested.is_empty() {
-        return Ok(engine.default_cgroup_parent.clone());
+        return Ok(engine.runtimes.default_cgroup_parent.clone());
     }
-    match engine.cgroup_driver {
+    match engine.runtimes.cgroup_driver {
         Driver::Systemd => {
             if !requested.ends_with(".slice") {
                 return Err(PodError::InvalidArgument(format!(

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::context::{namespace_options, pod_config};
 use crate::api;
 use crate::engine::{Engine, PodError};
+use crate::pod::{labels_match, namespace_options, pod_config};
 use crate::proc_info;
 use crate::store::{SandboxPhase, SandboxRecord};
 
@@ -80,7 +80,7 @@ pub fn status(
     let mut info = HashMap::new();
     if verbose {
         let spec = std::fs::read(
-            super::context::PodFiles::new(engine, &record.id)
+            crate::pod::PodFiles::new(engine, &record.id)
                 .pause_bundle()
                 .join("config.json"),
         )
@@ -126,8 +126,4 @@ pub fn matches(
         Ok(config) => labels_match(&config.labels, &filter.label_selector),
         Err(_) => false,
     }
-}
-
-pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }

@@ -9,10 +9,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::context::PodFiles;
 use super::{files, namespaces, network, pause_process};
 use crate::container;
 use crate::engine::{Engine, PodError, Sandbox};
+use crate::layers;
+use crate::pod::PodFiles;
 use crate::store::{Kind, SandboxPhase};
 
 /// How long a pod's containers get between their stop signal and SIGKILL when the pod is
@@ -96,12 +97,13 @@ pub async fn keep_failed(engine: &Engine, sandbox: &Sandbox, why: String) {
     engine.release_name(&record.name, &sandbox.id);
 }
 
-/// Unmounts /dev/shm, unpins the namespaces and deletes the sandbox's directories. Paths are
-/// derived from the id, not the record, so a crash before the record named them still cleans.
+/// Unmounts /dev/shm (and a pause image's root), unpins the namespaces, deletes the sandbox's
+/// directories and releases the pause image's layers. Paths are derived from the id, not the
+/// record, so a crash before the record named them still cleans.
 fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     let files = PodFiles::new(engine, id);
     // A pause image's root (the built-in pause has a plain directory there).
-    crate::container::rootfs::unmount(&files.pause_bundle().join("rootfs"))?;
+    layers::unmount(&files.pause_bundle().join("rootfs"), None)?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
     let ns_dir = engine.paths.ns_dir();
@@ -120,5 +122,6 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
             Err(e) => return Err(PodError::internal(format!("removing {}", dir.display()), e)),
         }
     }
-    Ok(())
+    // Last: the pause image's layers may go once nothing of the pod mounts them.
+    layers::release(&engine.images, id)
 }

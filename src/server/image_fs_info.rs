@@ -12,7 +12,7 @@ pub async fn handle(
     _request: api::ImageFsInfoRequest,
 ) -> Result<api::ImageFsInfoResponse, Status> {
     let usage = server.images.usage()?;
-    let mountpoint = crate::mounts::mountpoint_of(server.images.store_dir())
+    let mountpoint = crate::libcontainer::mounts::mountpoint_of(server.images.store_dir())
         .map_err(|e| Status::internal(format!("ImageFsInfo: {e}")))?;
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    ContainerPhase, ContainerRecord, NetworkState, ProcessRef, ProcessUser, SandboxPhase,
+    ContainerPhase, ContainerRecord, NetworkState, Pinned, ProcessRef, ProcessUser, SandboxPhase,
     SandboxRecord, now_nanos,
 };
 

@@ -8,7 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::monitor::ExitStatus;
 use crate::oci_runtime::OciRuntime;
-use crate::sandbox::namespaces::Pinned;
+
+/// The files holding a pod's pinned namespaces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pinned {
+    pub net: Option<PathBuf>,
+    pub ipc: Option<PathBuf>,
+    pub uts: Option<PathBuf>,
+    /// Absent in records written before user namespaces were supported.
+    #[serde(default)]
+    pub user: Option<PathBuf>,
+}
 
 /// Nanoseconds since the epoch, as the CRI reports times.
 pub fn now_nanos() -> i64 {

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use super::netns;
 use super::spdy::{Session, Stream};
 use super::stdio::Output;
-use super::websocket::{Ws, WsOut, WsSession};
+use super::websocket::{Framing, Ws, WsOut, WsSession};
 use crate::api;
 use crate::engine::{Engine, PodError};
 
@@ -162,6 +162,7 @@ pub async fn websocket(
     engine: &Arc<Engine>,
     request: &api::PortForwardRequest,
     ws: Ws,
+    framing: Framing,
     query: &str,
 ) {
     let (ports, netns) = match ports(request, query).and_then(|ports| {
@@ -173,13 +174,13 @@ pub async fn websocket(
         Ok(found) => found,
         Err(e) => {
             tracing::info!("port forward: {e}");
-            let (session, _) = WsSession::start(ws, &[], false);
+            let (session, _) = WsSession::start(ws, framing, &[]);
             session.close().await;
             return;
         }
     };
     let data_channels: Vec<u8> = (0..ports.len()).map(|i| (2 * i) as u8).collect();
-    let (session, mut inputs) = WsSession::start(ws, &data_channels, false);
+    let (session, mut inputs) = WsSession::start(ws, framing, &data_channels);
     let mut tasks = Vec::new();
     for (i, port) in ports.into_iter().enumerate() {
         let (data_ch, error_ch) = ((2 * i) as u8, (2 * i + 1) as u8);

@@ -26,10 +26,23 @@ const CHANNEL_SPDY: &[&str] = &[
     "v2.channel.k8s.io",
     "channel.k8s.io",
 ];
-const CHANNEL_WS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
+/// Every WebSocket protocol the upstream streaming server speaks for exec and attach; the
+/// `base64.` ones frame channels as text (`websocket::Framing`).
+const CHANNEL_WS: &[&str] = &[
+    "v5.channel.k8s.io",
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    "channel.k8s.io",
+    "base64.channel.k8s.io",
+];
 pub const PORTFORWARD: &str = "portforward.k8s.io";
 pub const PORTFORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
-const PORTFORWARD_WS: &[&str] = &[PORTFORWARD_TUNNEL, "v4.channel.k8s.io", PORTFORWARD];
+const PORTFORWARD_WS: &[&str] = &[
+    PORTFORWARD_TUNNEL,
+    "v4.channel.k8s.io",
+    "v4.base64.channel.k8s.io",
+    PORTFORWARD,
+];
 
 /// How the client asked to upgrade, with the protocol chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +141,9 @@ fn handle(streaming: &Arc<Streaming>, mut req: Request<Incoming>) -> Response<Fu
             if let Ok(v) = HeaderValue::from_str(&accept) {
                 headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
             }
-            if let Ok(v) = HeaderValue::from_str(protocol) {
+            if !protocol.is_empty()
+                && let Ok(v) = HeaderValue::from_str(protocol)
+            {
                 headers.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
             }
         }
@@ -196,9 +211,12 @@ fn negotiate(
         .iter()
         .find(|p| supported.contains(&p.as_str()))
         .cloned()
-        // A SPDY client naming no protocol speaks the first version of its kind.
-        .or_else(|| {
-            (!websocket && offered.is_empty()).then(|| supported[supported.len() - 1].to_owned())
+        // A SPDY client naming no protocol speaks the first version of its kind; a WebSocket
+        // one gets binary channels and no protocol header, as from the upstream server.
+        .or_else(|| match (websocket, offered.is_empty()) {
+            (false, true) => Some(supported[supported.len() - 1].to_owned()),
+            (true, true) => Some(String::new()),
+            _ => None,
         });
     match chosen {
         Some(p) if websocket => Ok(Upgrade::WebSocket(p)),
@@ -312,6 +330,30 @@ mod tests {
         assert_eq!(
             negotiate(&h, true).unwrap(),
             Upgrade::Spdy(PORTFORWARD.into())
+        );
+    }
+
+    #[test]
+    fn websocket_speaks_the_legacy_and_base64_protocols() {
+        for (offered, portforward) in [
+            ("channel.k8s.io", false),
+            ("base64.channel.k8s.io", false),
+            ("v4.base64.channel.k8s.io", false),
+            ("v4.base64.channel.k8s.io", true),
+            ("portforward.k8s.io", true),
+        ] {
+            let mut h = headers(&[("upgrade", "websocket"), ("sec-websocket-key", "x")]);
+            h.insert("sec-websocket-protocol", HeaderValue::from_static(offered));
+            assert_eq!(
+                negotiate(&h, portforward).unwrap(),
+                Upgrade::WebSocket(offered.into())
+            );
+        }
+        // No protocol at all: binary channels, as upstream.
+        let h = headers(&[("upgrade", "websocket"), ("sec-websocket-key", "x")]);
+        assert_eq!(
+            negotiate(&h, false).unwrap(),
+            Upgrade::WebSocket(String::new())
         );
     }
 

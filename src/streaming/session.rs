@@ -12,7 +12,7 @@ use super::server::{PORTFORWARD_TUNNEL, Upgrade};
 use super::spdy::Session;
 use super::stdio::{self, Output, Stdio, Transport, channel_version};
 use super::tokens::Pending;
-use super::websocket::{self, WsSession};
+use super::websocket::{self, Framing, WsSession};
 use super::{attach, exec, portforward};
 use crate::engine::Engine;
 
@@ -46,7 +46,7 @@ pub async fn run(
                 let (read, write) = tokio::io::split(websocket::tunnel(ws));
                 portforward::spdy(&engine, &request, Session::start(read, write)).await;
             } else {
-                portforward::websocket(&engine, &request, ws, query).await;
+                portforward::websocket(&engine, &request, ws, Framing::of(&protocol), query).await;
             }
         }
         (Pending::Exec(request), upgrade) => {
@@ -90,7 +90,7 @@ async fn open(upgraded: Upgraded, upgrade: Upgrade, wants: Wants) -> Option<(Std
             if wants.stdin {
                 inputs.push(stdio::STDIN);
             }
-            let (session, mut receivers) = WsSession::start(ws, &inputs, version >= 5);
+            let (session, mut receivers) = WsSession::start(ws, Framing::of(&protocol), &inputs);
             let output = |on: bool, channel: u8| {
                 on.then(|| Output::Ws {
                     channel,

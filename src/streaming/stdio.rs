@@ -79,7 +79,7 @@ pub struct Stdio {
 pub fn channel_version(protocol: &str) -> u8 {
     match protocol {
         "v5.channel.k8s.io" => 5,
-        "v4.channel.k8s.io" => 4,
+        "v4.channel.k8s.io" | "v4.base64.channel.k8s.io" => 4,
         "v3.channel.k8s.io" => 3,
         "v2.channel.k8s.io" => 2,
         _ => 1,

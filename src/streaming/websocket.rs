@@ -1,10 +1,14 @@
-//! WebSocket sessions (KEP-4006): every binary message starts with a channel byte. Also the
-//! tunnel that carries a SPDY connection inside binary messages (`SPDY/3.1+portforward.k8s.io`,
-//! what `crictl port-forward --transport websocket` speaks).
+//! WebSocket sessions (KEP-4006): every binary message starts with a channel byte; in the
+//! `base64.` protocols every message is text, the channel an ASCII digit and the data base64,
+//! as the upstream streaming server frames them. Also the tunnel that carries a SPDY
+//! connection inside binary messages (`SPDY/3.1+portforward.k8s.io`, what
+//! `crictl port-forward --transport websocket` speaks).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -35,6 +39,57 @@ pub enum WsOut {
     Close,
 }
 
+/// How a negotiated protocol frames its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    /// Text messages: `'0' + channel`, then the data in standard base64.
+    base64: bool,
+    /// v5: a message on channel 255 closes the input channel its payload names.
+    closable: bool,
+}
+
+impl Framing {
+    /// The framing of `protocol` ("" = a client that named none: binary, as upstream).
+    pub fn of(protocol: &str) -> Framing {
+        Framing {
+            base64: protocol.starts_with("base64.") || protocol.contains(".base64."),
+            closable: super::stdio::channel_version(protocol) >= 5,
+        }
+    }
+
+    /// The message carrying `data` on `channel`.
+    fn encode(self, channel: u8, data: &[u8]) -> Message {
+        if self.base64 {
+            let mut text = String::with_capacity(1 + data.len().div_ceil(3) * 4);
+            text.push(char::from(b'0'.wrapping_add(channel)));
+            STANDARD.encode_string(data, &mut text);
+            Message::Text(text.into())
+        } else {
+            let mut message = Vec::with_capacity(data.len() + 1);
+            message.push(channel);
+            message.extend_from_slice(data);
+            Message::Binary(message.into())
+        }
+    }
+
+    /// The channel and data of a client message; `Err` for base64 that does not decode.
+    fn decode(self, message: Message) -> Result<Option<(u8, Bytes)>, base64::DecodeError> {
+        let data: Bytes = match message {
+            Message::Binary(data) => data,
+            Message::Text(text) => text.into(),
+            _ => return Ok(None),
+        };
+        let Some(&first) = data.first() else {
+            return Ok(None);
+        };
+        if !self.base64 {
+            return Ok(Some((first, data.slice(1..))));
+        }
+        let payload = STANDARD.decode(&data[1..])?;
+        Ok(Some((first.wrapping_sub(b'0'), Bytes::from(payload))))
+    }
+}
+
 pub async fn accept(upgraded: Upgraded) -> Ws {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(MAX_MESSAGE);
@@ -51,12 +106,12 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    /// Starts the session; each of `inputs` gets a receiver of what the client sends on it.
-    /// With `closable` (v5), a CLOSE message ends the input channel it names.
+    /// Starts the session in `framing`; each of `inputs` gets a receiver of what the client
+    /// sends on it.
     pub fn start(
         ws: Ws,
+        framing: Framing,
         inputs: &[u8],
-        closable: bool,
     ) -> (WsSession, HashMap<u8, mpsc::Receiver<Bytes>>) {
         let (mut sink, mut source) = ws.split();
         let gone = CancellationToken::new();
@@ -71,15 +126,21 @@ impl WsSession {
             let gone = gone.clone();
             async move {
                 while let Some(Ok(message)) = source.next().await {
-                    let data = match message {
-                        Message::Binary(data) => data,
-                        Message::Close(_) => break,
-                        _ => continue,
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                    let (ch, payload) = match framing.decode(message) {
+                        Ok(Some(frame)) => frame,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            // Dropping what cannot be read would corrupt the stream: end it.
+                            tracing::debug!(
+                                "streaming: a base64 message that does not decode: {e}"
+                            );
+                            break;
+                        }
                     };
-                    let Some((&ch, payload)) = data.split_first() else {
-                        continue;
-                    };
-                    if ch == CLOSE && closable {
+                    if ch == CLOSE && framing.closable {
                         if let Some(which) = payload.first() {
                             senders.remove(which);
                         }
@@ -89,7 +150,7 @@ impl WsSession {
                         continue;
                     }
                     if let Some(tx) = senders.get(&ch)
-                        && tx.send(data.slice(1..)).await.is_err()
+                        && tx.send(payload).await.is_err()
                     {
                         senders.remove(&ch);
                     }
@@ -103,12 +164,7 @@ impl WsSession {
             async move {
                 while let Some(item) = queue.recv().await {
                     let sent = match item {
-                        WsOut::Data(ch, data) => {
-                            let mut message = Vec::with_capacity(data.len() + 1);
-                            message.push(ch);
-                            message.extend_from_slice(&data);
-                            sink.send(Message::Binary(message.into())).await
-                        }
+                        WsOut::Data(ch, data) => sink.send(framing.encode(ch, &data)).await,
                         WsOut::Close => {
                             let frame = CloseFrame {
                                 code: CloseCode::Normal,
@@ -192,4 +248,50 @@ pub fn tunnel(ws: Ws) -> DuplexStream {
         }
     });
     theirs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binary_protocols_prefix_a_channel_byte() {
+        for protocol in [
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "channel.k8s.io",
+            "",
+        ] {
+            let framing = Framing::of(protocol);
+            let message = framing.encode(2, b"err");
+            assert_eq!(message, Message::Binary(Bytes::from_static(b"\x02err")));
+            let (ch, data) = framing.decode(message).unwrap().unwrap();
+            assert_eq!((ch, &data[..]), (2, &b"err"[..]));
+        }
+        assert!(Framing::of("v5.channel.k8s.io").closable);
+        assert!(!Framing::of("v4.channel.k8s.io").closable);
+    }
+
+    #[test]
+    fn base64_protocols_send_a_digit_and_base64_text() {
+        for protocol in ["base64.channel.k8s.io", "v4.base64.channel.k8s.io"] {
+            let framing = Framing::of(protocol);
+            assert!(!framing.closable);
+            let message = framing.encode(1, b"hello\n");
+            assert_eq!(message, Message::Text("1aGVsbG8K".into()));
+            assert_eq!(
+                framing.decode(Message::Text("0aGk=".into())).unwrap(),
+                Some((0, Bytes::from_static(b"hi")))
+            );
+            // Binary messages are read the same way, as upstream reads either.
+            assert_eq!(
+                framing
+                    .decode(Message::Binary(Bytes::from_static(b"4e30=")))
+                    .unwrap(),
+                Some((4, Bytes::from_static(b"{}")))
+            );
+            assert!(framing.decode(Message::Text("0!!".into())).is_err());
+            assert_eq!(framing.decode(Message::Text("".into())).unwrap(), None);
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! A channel-prefixed WebSocket client (KEP-4006): each binary message is one channel byte
-//! and the data.
+//! and the data; in the `base64.` protocols each message is text, the channel an ASCII digit
+//! and the data base64 (standard alphabet).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -14,13 +17,15 @@ use super::{Output, Streams};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Connects offering `protocols`; returns the socket and the protocol chosen.
+/// Connects offering `protocols` (none if empty); returns the socket and the protocol chosen.
 pub async fn connect(url: &str, protocols: &str) -> Result<(Ws, String)> {
     let ws_url = url.replacen("http://", "ws://", 1);
     let mut request = ws_url.into_client_request()?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", protocols.parse()?);
+    if !protocols.is_empty() {
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocols.parse()?);
+    }
     let (ws, response) = tokio_tungstenite::connect_async(request)
         .await
         .context("websocket upgrade")?;
@@ -34,14 +39,47 @@ pub async fn connect(url: &str, protocols: &str) -> Result<(Ws, String)> {
 }
 
 pub async fn send(ws: &mut Ws, channel: u8, data: &[u8]) -> Result<()> {
-    let mut message = vec![channel];
-    message.extend_from_slice(data);
-    ws.send(Message::Binary(message.into())).await?;
+    send_in(ws, "", channel, data).await
+}
+
+fn is_base64(protocol: &str) -> bool {
+    protocol == "base64.channel.k8s.io" || protocol == "v4.base64.channel.k8s.io"
+}
+
+/// Sends `data` on `channel` as `protocol` frames it.
+pub async fn send_in(ws: &mut Ws, protocol: &str, channel: u8, data: &[u8]) -> Result<()> {
+    let message = if is_base64(protocol) {
+        Message::Text(format!("{}{}", channel, STANDARD.encode(data)).into())
+    } else {
+        let mut message = vec![channel];
+        message.extend_from_slice(data);
+        Message::Binary(message.into())
+    };
+    ws.send(message).await?;
     Ok(())
 }
 
+/// The channel and data of a server message in `protocol`; None for other messages.
+pub fn frame(protocol: &str, message: Message) -> Result<Option<(u8, Vec<u8>)>> {
+    match message {
+        Message::Text(text) if is_base64(protocol) => {
+            let Some(digit) = text.chars().next() else {
+                return Ok(None);
+            };
+            let channel = digit.to_digit(10).context("channel digit")? as u8;
+            Ok(Some((channel, STANDARD.decode(&text.as_bytes()[1..])?)))
+        }
+        Message::Binary(_) if is_base64(protocol) => bail!("a binary message in {protocol}"),
+        Message::Text(_) => bail!("a text message in {protocol:?}"),
+        Message::Binary(data) => Ok(data
+            .split_first()
+            .map(|(&channel, payload)| (channel, payload.to_vec()))),
+        _ => Ok(None),
+    }
+}
+
 /// An exec or attach session over `v5.channel.k8s.io` (stdin closed with the CLOSE channel)
-/// or `v4.channel.k8s.io`.
+/// or an earlier protocol, binary or base64.
 pub async fn run_session(
     url: &str,
     protocol: &str,
@@ -56,15 +94,16 @@ pub async fn run_session(
         bail!("server chose {chosen:?}");
     }
     if let Some((w, h)) = size {
-        send(
+        send_in(
             &mut ws,
+            protocol,
             4,
             format!("{{\"Width\":{w},\"Height\":{h}}}").as_bytes(),
         )
         .await?;
     }
     if let (true, Some(input)) = (streams.stdin, input) {
-        send(&mut ws, 0, input).await?;
+        send_in(&mut ws, protocol, 0, input).await?;
         if protocol.starts_with("v5") {
             send(&mut ws, 255, &[0]).await?;
         }
@@ -72,21 +111,19 @@ pub async fn run_session(
     let mut output = Output::default();
     tokio::time::timeout(deadline, async {
         while let Some(Ok(message)) = ws.next().await {
-            let Message::Binary(data) = message else {
-                continue;
-            };
-            let Some((&ch, payload)) = data.split_first() else {
+            let Some((ch, payload)) = frame(protocol, message)? else {
                 continue;
             };
             match ch {
-                1 => output.take_stdout(payload, keep),
-                2 => output.stderr.extend_from_slice(payload),
-                3 => output.error.push_str(&String::from_utf8_lossy(payload)),
+                1 => output.take_stdout(&payload, keep),
+                2 => output.stderr.extend_from_slice(&payload),
+                3 => output.error.push_str(&String::from_utf8_lossy(&payload)),
                 _ => {}
             }
         }
+        anyhow::Ok(())
     })
     .await
-    .context("session did not end in time")?;
+    .context("session did not end in time")??;
     Ok(output)
 }

@@ -1,4 +1,4 @@
-//! Smoke test of crius' cgroup v2 manager (`crius::libcontainer::cgroups`) on a real host whose
+//! Smoke test of crius' cgroup v2 manager (`crius_libcontainer::cgroups`) on a real host whose
 //! `/sys/fs/cgroup` is a pure cgroup2 mount: the VM of `hack/vm/` (see docs/testing-v2.md).
 //!
 //! It drives one container cgroup `/crius-v2-smoke-<pid>/pod/ctr` through the manager the
@@ -20,8 +20,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crius::libcontainer::cgroups::v2::bpf;
-use crius::libcontainer::cgroups::{
+use crius_libcontainer::cgroups::v2::bpf;
+use crius_libcontainer::cgroups::{
     CgroupVersion, DEFAULT_CGROUP_ROOT, OomSource, detect, manager,
 };
 use nix::sys::signal::{Signal, kill};
