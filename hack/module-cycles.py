@@ -26,7 +26,7 @@ IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # The stack, top first (docs/architecture.md, "Layers"): a module imports its own level or lower.
 STACK = [
     ("entry points", ["cli", "daemon", "oci_cli"]),
-    ("handlers and start-up", ["server", "streaming", "recovery", "error"]),
+    ("handlers and start-up", ["server", "streaming", "recovery", "error", "lifecycle"]),
     ("lifecycle", ["sandbox", "container"]),
     ("pod context and layers", ["pod", "layers"]),
     ("tables, names and paths", ["engine"]),

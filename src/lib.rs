@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod image;
 pub mod layers;
+pub mod lifecycle;
 /// crius' OCI runtime library, its own crate (`libcontainer/`), named here as a module.
 pub use crius_libcontainer as libcontainer;
 pub mod logging;

@@ -1,7 +1,9 @@
 //! Start-up recovery: the records on disk become the in-memory tables again, and whatever a
 //! crash interrupted is finished or undone — half-made sandboxes and containers are torn down,
-//! half-removed ones removed. Nothing else runs at start-up: no runtime or plugin is spawned for
-//! a pod that is fine.
+//! half-removed ones removed, and so are those whose teardown failed before (`failure` set).
+//! A teardown that fails again here leaves its object listed (NOTREADY / EXITED, with the
+//! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
+//! runtime or plugin is spawned for a pod that is fine.
 //!
 //! Running containers need nothing: their monitors kept running, and a container that exited
 //! meanwhile left its exit file, which the status code reads.
@@ -19,13 +21,18 @@ pub async fn recover(engine: &Arc<Engine>) {
     let containers = load::<ContainerRecord>(engine, Kind::Container);
     let known: HashSet<String> = sandboxes.iter().map(|s| s.id.clone()).collect();
     for record in sandboxes {
-        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+        // A sandbox kept after a failed teardown holds no name (see `teardown::keep_failed`).
+        if record.failure.is_none()
+            && let Err(e) = engine.reserve_name(&record.name, &record.id)
+        {
             tracing::warn!(sandbox = %record.id, "recovering: {e}");
         }
         engine.insert_sandbox(Sandbox::new(record));
     }
     for record in containers {
-        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+        if record.failure.is_none()
+            && let Err(e) = engine.reserve_name(&record.name, &record.id)
+        {
             tracing::warn!(container = %record.id, "recovering: {e}");
         }
         let orphan = !known.contains(&record.sandbox_id);

@@ -23,6 +23,20 @@ use crate::store::{
     ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
 };
 
+/// What identifies a CreateContainer request for its retries: `<pod sandbox id>/<name>`.
+pub fn request_key(
+    engine: &Engine,
+    sandbox_id: &str,
+    config: &api::ContainerConfig,
+) -> Result<String, PodError> {
+    let sandbox = engine.sandbox(sandbox_id)?;
+    let name = container_name(config, &pod_config(&sandbox.record())?)?;
+    Ok(format!("{}/{name}", sandbox.id))
+}
+
+/// Creates a container in a ready pod; returns its id. A failure undoes everything; if the undo
+/// fails too, the container is kept listed (EXITED) with the reason, for RemoveContainer to
+/// finish (see `remove::keep_failed`).
 pub async fn create(
     engine: &Arc<Engine>,
     sandbox_id: &str,
@@ -86,8 +100,9 @@ pub async fn create(
         process: None,
         exit: None,
         user: None,
+        failure: None,
     };
-    if let Err(e) = engine.store.save(Kind::Container, &id, &record) {
+    if let Err(e) = engine.store.save(Kind::Container, &id, &record).await {
         engine.release_name(&name, &id);
         return Err(e.into());
     }
@@ -95,8 +110,8 @@ pub async fn create(
     // kubelet counts a container's attempts by the files there.
     let log_left = LogLeftovers::before(&record.log_path);
     let container = Container::new(record);
-    engine.insert_container(container.clone());
     let _op = container.op.lock().await;
+    engine.insert_container(container.clone());
     let set = SetUp {
         srec: &srec,
         config: &config,
@@ -108,8 +123,9 @@ pub async fn create(
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
-            if let Err(undo) = remove::remove(engine, &container).await {
-                tracing::error!(container = %id, "undoing a failed CreateContainer: {undo}");
+            if let Err(undo) = remove::remove_held(engine, &container).await {
+                let why = format!("CreateContainer failed ({err}), and undoing it failed: {undo}");
+                remove::keep_failed(engine, &container, why).await;
             }
             log_left.remove_new();
             Err(err)
@@ -247,11 +263,13 @@ async fn set_up(
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
         monitor_pid: launched.monitor_pid,
     };
-    engine.save_container(container, |r| {
-        r.process = Some(process);
-        r.phase = ContainerPhase::Created;
-        r.user = user;
-    })?;
+    engine
+        .save_container(container, |r| {
+            r.process = Some(process);
+            r.phase = ContainerPhase::Created;
+            r.user = user;
+        })
+        .await?;
     Ok(())
 }
 

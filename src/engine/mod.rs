@@ -7,7 +7,8 @@
 //! The lifecycle steps themselves live in `sandbox/` and `container/`; they take `&Engine`.
 //! Locking: the tables are behind short-held std mutexes; each sandbox and container also has
 //! an async `op` lock that serialises lifecycle calls on that one object (a stop racing a
-//! remove), while calls on different objects run in parallel.
+//! remove), while calls on different objects run in parallel. Only the lifecycle functions of
+//! `sandbox/` and `container/` take it (docs/architecture.md, "Pods and containers").
 
 mod cpu_samples;
 mod error;
@@ -163,14 +164,14 @@ impl Engine {
     }
 
     /// Updates the record on disk, then in memory (memory never claims more than the disk).
-    pub fn save_sandbox(
+    pub async fn save_sandbox(
         &self,
         sandbox: &Sandbox,
         update: impl FnOnce(&mut SandboxRecord),
     ) -> Result<SandboxRecord, PodError> {
         let mut record = sandbox.record();
         update(&mut record);
-        self.store.save(Kind::Sandbox, &record.id, &record)?;
+        self.store.save(Kind::Sandbox, &record.id, &record).await?;
         *lock(&sandbox.record) = record.clone();
         Ok(record)
     }
@@ -202,14 +203,16 @@ impl Engine {
             .collect()
     }
 
-    pub fn save_container(
+    pub async fn save_container(
         &self,
         container: &Container,
         update: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, PodError> {
         let mut record = container.record();
         update(&mut record);
-        self.store.save(Kind::Container, &record.id, &record)?;
+        self.store
+            .save(Kind::Container, &record.id, &record)
+            .await?;
         *lock(&container.record) = record.clone();
         Ok(record)
     }

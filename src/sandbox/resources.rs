@@ -35,6 +35,7 @@ pub async fn update(
     resources: Option<api::LinuxContainerResources>,
     overhead: Option<api::LinuxContainerResources>,
 ) -> Result<CgroupUpdate, PodError> {
+    let _op = sandbox.op.lock().await;
     let record = sandbox.record();
     if !status::visible(&record) {
         return Err(PodError::NotFound(format!(
@@ -73,7 +74,7 @@ pub async fn update(
     linux.resources = resources;
     linux.overhead = overhead;
     let encoded = prost::Message::encode_to_vec(&config);
-    engine.save_sandbox(sandbox, |r| r.config = encoded)?;
+    engine.save_sandbox(sandbox, |r| r.config = encoded).await?;
     Ok(outcome)
 }
 

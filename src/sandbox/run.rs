@@ -14,7 +14,9 @@ use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_user
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
 
-/// Creates and starts a pod sandbox; returns its id.
+/// Creates and starts a pod sandbox; returns its id. A failure undoes everything; if the undo
+/// fails too, the sandbox is kept listed (NOTREADY) with the reason, for Stop/Remove to finish
+/// (see `teardown::keep_failed`).
 pub async fn run(
     engine: &Arc<Engine>,
     config: api::PodSandboxConfig,
@@ -46,20 +48,22 @@ pub async fn run(
         shm,
         network: None,
         pause: None,
+        failure: None,
     };
-    if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record) {
+    if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record).await {
         engine.release_name(&name, &id);
         return Err(e.into());
     }
     let sandbox = Sandbox::new(record);
-    engine.insert_sandbox(sandbox.clone());
     let _op = sandbox.op.lock().await;
+    engine.insert_sandbox(sandbox.clone());
     match set_up(engine, &sandbox, &config, userns).await {
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(sandbox = %id, "RunPodSandbox failed, undoing: {err}");
-            if let Err(undo) = teardown::destroy(engine, &sandbox).await {
-                tracing::error!(sandbox = %id, "undoing a failed RunPodSandbox: {undo}");
+            if let Err(undo) = teardown::destroy_held(engine, &sandbox).await {
+                let why = format!("RunPodSandbox failed ({err}), and undoing it failed: {undo}");
+                teardown::keep_failed(engine, &sandbox, why).await;
             }
             Err(err)
         }
@@ -87,7 +91,7 @@ async fn set_up(
         tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname, userns))
             .await??
     };
-    engine.save_sandbox(sandbox, |r| r.pinned = pinned)?;
+    engine.save_sandbox(sandbox, |r| r.pinned = pinned).await?;
 
     let ip = if host_network {
         None
@@ -110,10 +114,12 @@ async fn set_up(
     let record = sandbox.record();
     let parts = PodContextParts::new(engine, &record)?;
     let pause = pause_process::start(engine, &record, &parts).await?;
-    engine.save_sandbox(sandbox, |r| {
-        r.pause = Some(pause);
-        r.phase = SandboxPhase::Ready;
-    })?;
+    engine
+        .save_sandbox(sandbox, |r| {
+            r.pause = Some(pause);
+            r.phase = SandboxPhase::Ready;
+        })
+        .await?;
     Ok(())
 }
 
@@ -206,7 +212,7 @@ fn check_userns(
 }
 
 /// `k8s_<name>_<namespace>_<uid>_<attempt>`, as cri-o names pods; the metadata is required.
-fn sandbox_name(config: &api::PodSandboxConfig) -> Result<String, PodError> {
+pub fn sandbox_name(config: &api::PodSandboxConfig) -> Result<String, PodError> {
     let Some(m) = &config.metadata else {
         return Err(PodError::InvalidArgument(
             "pod sandbox metadata is required".into(),

@@ -21,9 +21,10 @@ pub fn state(record: &SandboxRecord) -> api::PodSandboxState {
     }
 }
 
-/// Half-made and half-removed sandboxes are not shown.
+/// Half-made and half-removed sandboxes are not shown while that work is under way; one whose
+/// teardown failed is (NOTREADY), so that it can be removed.
 pub fn visible(record: &SandboxRecord) -> bool {
-    matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped)
+    matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped) || record.failure.is_some()
 }
 
 /// The `PodSandbox` message; `state` as [`state`] found it (lists compute it once per pod).
@@ -92,6 +93,7 @@ pub fn status(
             "cgroupParent": record.cgroup_parent,
             "namespaces": record.pinned,
             "network": record.network,
+            "failure": record.failure,
             "runtimeSpec": spec,
         });
         info.insert("info".to_owned(), value.to_string());

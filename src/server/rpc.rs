@@ -139,6 +139,26 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_panic_in_a_detached_lifecycle_task_becomes_internal() {
+        let result: Result<Response<()>, Status> = serve("Boom", Kind::Mutation, async {
+            crate::lifecycle::detached(async {
+                panic!("kaboom") as Result<(), crate::engine::PodError>
+            })
+            .await
+            .map_err(Status::from)
+        })
+        .await;
+        let status = result.err().map(|s| (s.code(), s.message().to_string()));
+        assert_eq!(
+            status,
+            Some((
+                tonic::Code::Internal,
+                "Boom: internal error: kaboom".to_string()
+            ))
+        );
+    }
+
     fn item(text: &str) -> crate::api::KeyValue {
         crate::api::KeyValue {
             key: text.into(),

@@ -76,6 +76,11 @@ pub struct SandboxRecord {
     pub shm: PathBuf,
     pub network: Option<NetworkState>,
     pub pause: Option<ProcessRef>,
+    /// Why a RunPodSandbox could not be undone or a removal not finished. Set, the half-made or
+    /// half-removed sandbox is listed (NOTREADY) and removable, holds no name, and its teardown
+    /// is retried by the next Stop/Remove and at start-up.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +118,10 @@ pub struct ContainerRecord {
     /// The process identity its spec was given (absent in records before it was kept).
     #[serde(default)]
     pub user: Option<ProcessUser>,
+    /// Why a CreateContainer could not be undone or a removal not finished: as
+    /// [`SandboxRecord::failure`], the container is then listed (EXITED) and removable.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// uid, gid and supplementary groups of a container's process: `ContainerStatus.user`, which
