@@ -19,7 +19,7 @@ impl From<ImageError> for Status {
             ) => Status::failed_precondition(message),
             ImageError::Auth(AuthError::Http { .. }) => Status::unavailable(message),
             ImageError::Auth(_) => Status::unauthenticated(message),
-            ImageError::NotFound(_) => Status::not_found(message),
+            ImageError::NotFound(_) | ImageError::NoSuchManifest(_) => Status::not_found(message),
             ImageError::Timeout { .. } => Status::deadline_exceeded(message),
             ImageError::Unsupported(_) | ImageError::Certificates(_) => {
                 Status::failed_precondition(message)

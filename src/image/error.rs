@@ -8,6 +8,10 @@ pub enum ImageError {
     Reference(#[from] super::reference::ReferenceError),
     #[error("image {0:?} not found")]
     NotFound(String),
+    /// The registry has no such manifest, tag or repository; the message names where and what
+    /// it said.
+    #[error("{0}")]
+    NoSuchManifest(String),
     #[error("credentials: {0}")]
     Auth(#[from] super::auth::AuthError),
     /// The registry answered, or could not be reached; the message names which and why.

@@ -60,11 +60,12 @@ pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
 }
 
 /// Picks the manifest for `platform` from an index: os and architecture must match; a variant,
-/// when both sides name one, must match too (an entry without a variant fits any).
+/// when both sides name one, must match too (an entry without a variant fits any). The digest
+/// and the size the index declares for it.
 pub fn select(
     index: &ImageIndex,
     (os, arch, variant): (&str, &str, Option<&str>),
-) -> Option<Digest> {
+) -> Option<(Digest, u64)> {
     index
         .manifests()
         .iter()
@@ -78,7 +79,48 @@ pub fn select(
                     }
             })
         })
-        .find_map(|m| Digest::parse(m.digest().as_ref()).ok())
+        .find_map(|m| {
+            Digest::parse(m.digest().as_ref())
+                .ok()
+                .map(|d| (d, m.size()))
+        })
+}
+
+/// Media types of an image config: a manifest whose config is anything else describes an
+/// artifact (a Helm chart, a signature), not a container image.
+const CONFIG_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// What a manifest's config descriptor promises and the blob must keep: an image config media
+/// type, and the blob's exact size (its digest is checked as it is fetched).
+pub fn check_config_descriptor(
+    media_type: &str,
+    declared_size: u64,
+    body: &[u8],
+    digest: &Digest,
+) -> Result<()> {
+    if !CONFIG_MEDIA_TYPES.contains(&media_type) {
+        return Err(ImageError::Unsupported(format!(
+            "config {digest} has media type {media_type:?}, which is not an image config (an OCI artifact is not a container image)"
+        )));
+    }
+    check_size("config", declared_size, body, digest)
+}
+
+/// A fetched document is exactly as large as the descriptor that named it said.
+pub fn check_size(what: &str, declared: u64, body: &[u8], digest: &Digest) -> Result<()> {
+    if body.len() as u64 != declared {
+        return Err(ImageError::Verification {
+            digest: digest.to_string(),
+            message: format!(
+                "the {what} is {} bytes, its descriptor says {declared} bytes",
+                body.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The parts of an image config the store keeps and checks.
@@ -90,6 +132,14 @@ pub struct ConfigSummary {
 pub fn parse_config(body: &[u8], digest: &Digest) -> Result<ConfigSummary> {
     let config: ImageConfiguration = serde_json::from_slice(body)
         .map_err(|e| ImageError::Registry(format!("image config {digest}: {e}")))?;
+    // The only root filesystem kind there is; anything else is a config crius cannot apply.
+    if config.rootfs().typ() != "layers" {
+        let typ: String = config.rootfs().typ().chars().take(64).collect();
+        return Err(ImageError::Verification {
+            digest: digest.to_string(),
+            message: format!("rootfs.type is {typ:?}, not \"layers\""),
+        });
+    }
     let diff_ids = config
         .rootfs()
         .diff_ids()
@@ -134,9 +184,9 @@ mod tests {
             ("linux", "arm64", Some("v8"), 'a'),
             ("linux", "amd64", None, 'b'),
         ]);
-        let chosen = select(&idx, ("linux", "amd64", None)).unwrap();
+        let (chosen, _) = select(&idx, ("linux", "amd64", None)).unwrap();
         assert!(chosen.hex().starts_with('b'));
-        let chosen = select(&idx, ("linux", "arm64", Some("v8"))).unwrap();
+        let (chosen, _) = select(&idx, ("linux", "arm64", Some("v8"))).unwrap();
         assert!(chosen.hex().starts_with('a'));
     }
 
@@ -146,10 +196,58 @@ mod tests {
             ("linux", "arm", Some("v6"), 'a'),
             ("linux", "arm", Some("v7"), 'b'),
         ]);
-        let chosen = select(&idx, ("linux", "arm", Some("v7"))).unwrap();
+        let (chosen, _) = select(&idx, ("linux", "arm", Some("v7"))).unwrap();
         assert!(chosen.hex().starts_with('b'));
         assert!(select(&idx, ("linux", "amd64", None)).is_none());
         assert!(select(&idx, ("windows", "arm", Some("v7"))).is_none());
+    }
+
+    fn config_with_rootfs(typ: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": typ, "diff_ids": []},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_config_whose_rootfs_is_not_layers_is_refused() {
+        let d = Digest::of(b"x");
+        assert!(parse_config(&config_with_rootfs("layers"), &d).is_ok());
+        let err = parse_config(&config_with_rootfs("squashfs"), &d)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("rootfs.type is \"squashfs\""), "{err}");
+    }
+
+    #[test]
+    fn config_descriptors_must_name_an_image_config_of_the_blobs_size() {
+        let body = config_with_rootfs("layers");
+        let d = Digest::of(&body);
+        let oci = "application/vnd.oci.image.config.v1+json";
+        let size = body.len() as u64;
+        check_config_descriptor(oci, size, &body, &d).unwrap();
+        check_config_descriptor(
+            "application/vnd.docker.container.image.v1+json",
+            size,
+            &body,
+            &d,
+        )
+        .unwrap();
+        for lie in [size - 1, size + 1, 0] {
+            let err = check_config_descriptor(oci, lie, &body, &d).err().unwrap();
+            assert!(
+                matches!(err, ImageError::Verification { .. }) && err.to_string().contains("bytes"),
+                "{err}"
+            );
+        }
+        let err =
+            check_config_descriptor("application/vnd.cncf.helm.config.v1+json", size, &body, &d)
+                .err()
+                .unwrap();
+        assert!(matches!(err, ImageError::Unsupported(_)), "{err}");
     }
 
     #[test]

@@ -33,16 +33,26 @@ impl ImageManager {
             }
             Err(last.unwrap_or_else(|| ImageError::NotFound(image.to_string())))
         };
-        match self.config.pull_time_limit() {
-            Some(limit) => {
-                tokio::time::timeout(limit, work)
-                    .await
-                    .map_err(|_| ImageError::Timeout {
-                        image: image.to_string(),
-                        limit,
-                    })?
-            }
+        let result = match self.config.pull_time_limit() {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(ImageError::Timeout {
+                    image: image.to_string(),
+                    limit,
+                })
+            }),
             None => work.await,
+        };
+        if result.is_err() {
+            self.remove_what_failed_pulls_wrote().await;
+        }
+        result
+    }
+
+    /// A failed pull leaves no blob or layer behind: what it wrote is held by no image, no
+    /// container and no other pull (those hold theirs), so a collection removes exactly that.
+    async fn remove_what_failed_pulls_wrote(&self) {
+        if let Err(e) = self.blocking(|store| store.collect_garbage()).await {
+            tracing::warn!("removing what a failed pull wrote: {e}");
         }
     }
 
@@ -77,6 +87,9 @@ impl ImageManager {
             ImageError::Registry(msg) => {
                 ImageError::Registry(format!("{msg} (also tried {})", tried.join("; ")))
             }
+            ImageError::NoSuchManifest(msg) => {
+                ImageError::NoSuchManifest(format!("{msg} (also tried {})", tried.join("; ")))
+            }
             other => other,
         })
     }
@@ -101,14 +114,16 @@ impl ImageManager {
                 Fetched::Manifest(m) => (top_digest.clone(), top_body, m, None),
                 Fetched::Index(index) => {
                     let platform = manifest::host_platform();
-                    let chosen = manifest::select(&index, platform).ok_or_else(|| {
-                        ImageError::NotFound(format!(
-                            "{image}: no manifest for {}/{} in its index",
-                            platform.0, platform.1
-                        ))
-                    })?;
+                    let (chosen, declared) =
+                        manifest::select(&index, platform).ok_or_else(|| {
+                            ImageError::NotFound(format!(
+                                "{image}: no manifest for {}/{} in its index",
+                                platform.0, platform.1
+                            ))
+                        })?;
                     let by_digest = reference.clone_with_digest(chosen.to_string());
                     let (digest, body) = transport.manifest(&by_digest, manifest::ACCEPTED).await?;
+                    manifest::check_size("manifest", declared, &body, &digest)?;
                     match manifest::parse(&body, &digest)? {
                         Fetched::Manifest(m) => {
                             (digest, body, m, Some((top_digest.clone(), top_body)))
@@ -126,6 +141,12 @@ impl ImageManager {
         let config_body = self
             .fetch_config(&transport, &reference, &config_digest)
             .await?;
+        manifest::check_config_descriptor(
+            manifest.config().media_type().as_ref(),
+            manifest.config().size(),
+            &config_body,
+            &config_digest,
+        )?;
         let summary = manifest::parse_config(&config_body, &config_digest)?;
         if summary.diff_ids.len() != manifest.layers().len() {
             return Err(ImageError::Registry(format!(

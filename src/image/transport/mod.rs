@@ -86,6 +86,10 @@ impl Transport {
                             digest: reference.digest().unwrap_or("manifest").to_string(),
                             message: d.to_string(),
                         },
+                        other if names_no_manifest(&other) => ImageError::NoSuchManifest(format!(
+                            "{reference} from {endpoint}: {}",
+                            with_causes(&other)
+                        )),
                         other => ImageError::Registry(format!(
                             "{reference} from {endpoint}: {}",
                             with_causes(&other)
@@ -140,6 +144,23 @@ impl Transport {
             }
             Transport::Mtls(mtls) => mtls.blob_stream(reference, digest).await,
         }
+    }
+}
+
+/// Whether the registry said the manifest, tag or repository does not exist (404, or the
+/// distribution spec's MANIFEST_UNKNOWN / NAME_UNKNOWN), which the CRI answers NOT_FOUND.
+fn names_no_manifest(err: &OciDistributionError) -> bool {
+    use oci_client::errors::OciErrorCode;
+    match err {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
+            matches!(
+                e.code,
+                OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown
+            )
+        }),
+        _ => false,
     }
 }
 

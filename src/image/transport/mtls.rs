@@ -204,7 +204,16 @@ impl Mtls {
         let body = read_limited(response, MAX_ERROR_BODY_BYTES)
             .await
             .unwrap_or_default();
-        Err(self.error(url, format!("HTTP {status}{}", error_detail(&body))))
+        let message = format!("HTTP {status}{}", error_detail(&body));
+        // An unknown manifest or tag is NOT_FOUND for the CRI; a missing blob stays a registry
+        // error (the registry contradicts its own manifest).
+        if status == StatusCode::NOT_FOUND && url.contains("/manifests/") {
+            return Err(ImageError::NoSuchManifest(format!(
+                "{}: GET {url}: {message}",
+                self.endpoint
+            )));
+        }
+        Err(self.error(url, message))
     }
 
     fn error(&self, url: &str, message: impl std::fmt::Display) -> ImageError {
