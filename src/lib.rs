@@ -13,6 +13,7 @@ pub mod image;
 /// crius' OCI runtime library, its own crate (`libcontainer/`), named here as a module.
 pub use crius_libcontainer as libcontainer;
 pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod network;
 pub mod oci;

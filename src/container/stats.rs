@@ -157,7 +157,7 @@ impl CgroupUsage {
 }
 
 /// Bytes (allocated blocks) and inodes under `dir`, and the mount it is on; None when absent.
-fn disk_usage(dir: &Path) -> Option<(u64, u64, PathBuf)> {
+pub fn disk_usage(dir: &Path) -> Option<(u64, u64, PathBuf)> {
     let mountpoint = crate::libcontainer::mounts::mountpoint_of(dir).ok()?;
     let (mut bytes, mut inodes) = (0u64, 0u64);
     let mut stack = vec![dir.to_path_buf()];
