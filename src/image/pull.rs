@@ -17,6 +17,7 @@ use super::transport::Transport;
 impl ImageManager {
     /// Pulls `image` and returns its id (`sha256:` of its config).
     pub async fn pull(&self, image: &str, creds: Option<&Credentials>) -> Result<String> {
+        let started = std::time::Instant::now();
         let candidates = self.candidates(image)?;
         let work = async {
             let mut last = None;
@@ -33,17 +34,17 @@ impl ImageManager {
             }
             Err(last.unwrap_or_else(|| ImageError::NotFound(image.to_string())))
         };
-        match self.config.pull_time_limit() {
-            Some(limit) => {
-                tokio::time::timeout(limit, work)
-                    .await
-                    .map_err(|_| ImageError::Timeout {
-                        image: image.to_string(),
-                        limit,
-                    })?
-            }
+        let result = match self.config.pull_time_limit() {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(ImageError::Timeout {
+                    image: image.to_string(),
+                    limit,
+                })
+            }),
             None => work.await,
-        }
+        };
+        crate::metrics::pull_done(started, &result, |id| self.store.image(id).map(|r| r.size));
+        result
     }
 
     async fn pull_reference(
