@@ -10,8 +10,8 @@ use crius_e2e::cri::api::{
     LinuxContainerResources, LinuxPodSandboxConfig, ListContainerStatsRequest,
     ListContainersRequest, ListImagesRequest, ListPodSandboxRequest, ListPodSandboxStatsRequest,
     PodSandboxFilter, RestorePodRequest, StreamContainerStatsRequest, StreamContainersRequest,
-    StreamImagesRequest, StreamPodSandboxStatsRequest,
-    StreamPodSandboxesRequest, UpdatePodSandboxResourcesRequest,
+    StreamImagesRequest, StreamPodSandboxStatsRequest, StreamPodSandboxesRequest,
+    UpdatePodSandboxResourcesRequest,
 };
 use crius_e2e::pods::{PodEnv, pod_config, sleep_container};
 use futures::StreamExt;
