@@ -154,7 +154,7 @@ async fn a_container_holding_50_mib_shows_it_in_its_working_set() {
         .flat_map(|m| m.unwrap().pod_sandbox_metrics)
         .map(|p| p.pod_sandbox_id)
         .collect();
-    assert_eq!(streamed, [pod_id.clone()]);
+    assert_eq!(streamed, std::slice::from_ref(&pod_id));
 
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();

@@ -314,7 +314,7 @@ struct ProcessStats {
 
 /// `/proc/<pid>/stat` → the process' numbers, with the clock tick rate, the page size and the
 /// boot time (`btime` of `/proc/stat`).
-fn parse_stat(stat: &str, ticks: f64, page: i64, boot_time: f64) -> Option<ProcessStats> {
+fn parse_stat(stat: &str, ticks: f64, page: f64, boot_time: f64) -> Option<ProcessStats> {
     // Fields after the command name (which may hold spaces and parentheses); field 3 is first.
     let rest = &stat[stat.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -324,7 +324,7 @@ fn parse_stat(stat: &str, ticks: f64, page: i64, boot_time: f64) -> Option<Proce
         threads: num(20)? as i64,
         start_time_seconds: boot_time + num(22)? / ticks,
         virtual_bytes: num(23)? as i64,
-        resident_bytes: num(24)? as i64 * page,
+        resident_bytes: (num(24)? * page) as i64,
     })
 }
 
@@ -341,7 +341,7 @@ fn process_stats() -> Option<ProcessStats> {
             libc::sysconf(libc::_SC_PAGESIZE),
         )
     };
-    parse_stat(&stat, ticks.max(1) as f64, page.max(1) as i64, boot_time)
+    parse_stat(&stat, ticks.max(1) as f64, page.max(1) as f64, boot_time)
 }
 
 impl Collector for ProcessCollector {
@@ -471,7 +471,7 @@ mod tests {
         // A command name with spaces and a parenthesis, as the kernel writes it.
         let stat = "4242 (cri us) x) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 150 0 0 20 0 \
                     7 0 5000 104857600 2560 18446744073709551615";
-        let p = parse_stat(stat, 100.0, 4096, 1_700_000_000.0).unwrap();
+        let p = parse_stat(stat, 100.0, 4096.0, 1_700_000_000.0).unwrap();
         assert_eq!(
             p,
             ProcessStats {
