@@ -12,6 +12,8 @@
 //!
 //! The CRI carries integers only, so seconds are whole seconds (as cri-o does).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -297,6 +299,8 @@ struct Builder<'a> {
     base: &'a [String; 6],
     at: i64,
     out: Vec<api::Metric>,
+    /// Block device names by `major:minor`, looked up once per collection.
+    devices: &'a RefCell<HashMap<String, String>>,
 }
 
 impl Builder<'_> {
@@ -363,7 +367,12 @@ impl Builder<'_> {
             self.push(&SPEC_CPU_SHARES, &[], sh);
         }
         for io in &s.extra.io {
-            let device = cgroup::device_name(&io.device);
+            let device = self
+                .devices
+                .borrow_mut()
+                .entry(io.device.clone())
+                .or_insert_with(|| cgroup::device_name(&io.device))
+                .clone();
             self.push(&FS_READ_BYTES, &[&device], io.read_bytes);
             self.push(&FS_WRITE_BYTES, &[&device], io.write_bytes);
             self.push(&FS_READS, &[&device], io.reads);
@@ -487,8 +496,14 @@ fn collect(
     pods: Vec<PodTarget>,
     root: &Path,
     version: CgroupVersion,
+    containers_dir: &Path,
 ) -> Vec<api::PodSandboxMetrics> {
     let at = now_nanos();
+    let devices = RefCell::new(HashMap::new());
+    // Every writable layer is under the containers' directory: one mount table read for all.
+    let layers_mount = crate::libcontainer::mounts::mountpoint_of(containers_dir)
+        .ok()
+        .map(|m| m.display().to_string());
     let read = |dir: &Option<String>| dir.as_deref().and_then(|d| cgroup::read(root, version, d));
     pods.into_iter()
         .map(|pod| {
@@ -496,6 +511,7 @@ fn collect(
                 base: &pod.base,
                 at,
                 out: Vec::new(),
+                devices: &devices,
             };
             if let Some(s) = read(&pod.cgroup) {
                 b.cgroup(&s);
@@ -515,12 +531,14 @@ fn collect(
                         base: &c.base,
                         at,
                         out: Vec::new(),
+                        devices: &devices,
                     };
                     b.cgroup(&sample);
-                    if let Some((bytes, _, mountpoint)) =
-                        crate::container::stats::disk_usage(&c.upper)
+                    if let Some(mountpoint) = &layers_mount
+                        && c.upper.is_dir()
                     {
-                        b.push(&FS_USAGE, &[&mountpoint.display().to_string()], bytes);
+                        let (bytes, _) = crate::container::stats::dir_usage(&c.upper);
+                        b.push(&FS_USAGE, &[mountpoint], bytes);
                     }
                     b.last_seen();
                     Some(api::ContainerMetrics {
@@ -575,14 +593,18 @@ pub async fn pod_metrics(engine: &Engine) -> Result<Arc<Vec<api::PodSandboxMetri
         .get_or_refresh(INTERVAL, || async {
             let pods = targets(engine);
             let root = Path::new(DEFAULT_CGROUP_ROOT);
-            Ok(tokio::task::spawn_blocking(move || collect(pods, root, cgroups::detect())).await?)
+            let containers_dir = engine.paths.container_dir("");
+            Ok(tokio::task::spawn_blocking(move || {
+                collect(pods, root, cgroups::detect(), &containers_dir)
+            })
+            .await?)
         })
         .await
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashSet;
 
     use super::*;
 
@@ -667,7 +689,9 @@ mod tests {
                 },
             ],
         }];
-        let got = collect(pods, root.path(), CgroupVersion::V2);
+        std::fs::create_dir_all(root.path().join("upper")).unwrap();
+        std::fs::write(root.path().join("upper/f"), vec![1u8; 10000]).unwrap();
+        let got = collect(pods, root.path(), CgroupVersion::V2, root.path());
         let descriptors: HashMap<String, usize> = descriptors()
             .into_iter()
             .map(|d| (d.name, d.label_keys.len()))
@@ -707,6 +731,11 @@ mod tests {
             .find(|m| m.name == FS_WRITE_BYTES.name)
             .and_then(|m| m.value);
         assert_eq!(written.map(|v| v.value), Some(20));
+        let layer = c
+            .iter()
+            .find(|m| m.name == FS_USAGE.name)
+            .and_then(|m| m.value);
+        assert!(layer.is_some_and(|v| v.value >= 10000), "{layer:?}");
         assert!(c.iter().all(|m| m.label_values[0] == "app"));
     }
 
