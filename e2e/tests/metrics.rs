@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crius_e2e::cri::api::{
-    ListMetricDescriptorsRequest, ListPodSandboxMetricsRequest, Metric, PodSandboxMetrics,
-    StreamPodSandboxMetricsRequest,
+    LinuxContainerConfig, LinuxContainerResources, ListMetricDescriptorsRequest,
+    ListPodSandboxMetricsRequest, Metric, PodSandboxMetrics, StreamPodSandboxMetricsRequest,
 };
 use crius_e2e::pods::{PodEnv, PodFlow, pod_config, shell_container, sleep_container};
 use crius_e2e::util::free_port;
@@ -62,12 +62,28 @@ async fn a_container_holding_50_mib_shows_it_in_its_working_set() {
     let pod_id = flow.run_pod(&pod).await.unwrap();
     // 55 MiB in the pod's /dev/shm tmpfs: shared memory, charged to the writer's cgroup and
     // never reclaimable as inactive file pages.
-    let hog = shell_container(
+    let mut hog = shell_container(
         "hog",
         &env.image,
-        "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=55 && touch /tmp/filled && exec sleep 3600",
+        "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=55 && exec sleep 3600",
     );
+    hog.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 256 * MIB as i64,
+            cpu_quota: 150_000,
+            cpu_period: 100_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let hog_id = flow.create_and_start(&pod_id, &hog, &pod).await.unwrap();
+    // Busy for four seconds, with three more processes beside it.
+    let spin = shell_container(
+        "spin",
+        &env.image,
+        "sleep 3600 & sleep 3600 & sleep 3600 & timeout 4 sh -c 'while :; do :; done'; exec sleep 3600",
+    );
+    let spin_id = flow.create_and_start(&pod_id, &spin, &pod).await.unwrap();
     let keys = descriptor_keys(&mut flow).await;
 
     // Read until the container has filled its 55 MiB.
@@ -96,6 +112,41 @@ async fn a_container_holding_50_mib_shows_it_in_its_working_set() {
     }
     assert!(working_set >= 50 * MIB, "{working_set}");
 
+    // The spinner's CPU time, in whole seconds, and its processes.
+    let mut cpu = 0;
+    let mut processes = 0;
+    for _ in 0..60 {
+        let pods = pod_metrics(&mut flow).await;
+        if let Some(c) = pods
+            .iter()
+            .flat_map(|p| &p.container_metrics)
+            .find(|c| c.container_id == spin_id)
+        {
+            cpu = value_of(
+                &c.metrics,
+                &keys,
+                "container_cpu_usage_seconds_total",
+                "cpu",
+                "total",
+            )
+            .unwrap_or(0);
+            processes = value_of(
+                &c.metrics,
+                &keys,
+                "container_processes",
+                "container",
+                "spin",
+            )
+            .unwrap_or(0);
+        }
+        if cpu >= 1 {
+            break;
+        }
+        tokio::time::sleep(SECOND / 2).await;
+    }
+    assert!(cpu >= 1, "the spinner used {cpu} s of CPU");
+    assert!(processes >= 4, "{processes} processes");
+
     // Every metric is described, with one value per label key, and names its pod.
     let pods = pod_metrics(&mut flow).await;
     let ours = pods.iter().find(|p| p.pod_sandbox_id == pod_id).unwrap();
@@ -114,7 +165,16 @@ async fn a_container_holding_50_mib_shows_it_in_its_working_set() {
         assert_eq!(label("pod"), "mem");
         assert_eq!(label("namespace"), "crius-e2e");
     }
-    let hog_metrics = &ours.container_metrics[0].metrics;
+    let hog_metrics = &ours
+        .container_metrics
+        .iter()
+        .find(|c| c.container_id == hog_id)
+        .unwrap()
+        .metrics;
+    let spec = |name: &str| value_of(hog_metrics, &keys, name, "container", "hog");
+    assert_eq!(spec("container_spec_memory_limit_bytes"), Some(256 * MIB));
+    assert_eq!(spec("container_spec_cpu_quota"), Some(150_000));
+    assert_eq!(spec("container_spec_cpu_period"), Some(100_000));
     let id_of = |m: &Metric| m.label_values[1].clone();
     assert!(hog_metrics.iter().all(|m| id_of(m) == hog_id));
     assert!(
@@ -354,6 +414,20 @@ async fn the_prometheus_endpoint_counts_concurrent_lifecycle_calls() {
     flow.create_and_start(&pod_id, &sleep_container("s", &env.image, 3600), &pod)
         .await
         .unwrap();
+    // And one the OOM killer ends; its status is read many times, it counts once.
+    let mut oom = shell_container("oom", &env.image, "tail /dev/zero");
+    oom.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 32 << 20,
+            memory_swap_limit_in_bytes: 32 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let oom = flow.create_and_start(&pod_id, &oom, &pod).await.unwrap();
+    let s = flow.wait_container_exited(&oom, 60 * SECOND).await.unwrap();
+    assert_eq!(s.reason, "OOMKilled");
+    flow.container_status(&oom).await.unwrap();
 
     let after = scrape(port).await;
     let moved = |series: &str| sample(&after, series) - sample(&before, series);
@@ -401,6 +475,8 @@ async fn the_prometheus_endpoint_counts_concurrent_lifecycle_calls() {
     assert_eq!(sample(&after, r#"crius_pods{state="ready"}"#), 1.0);
     assert_eq!(sample(&after, r#"crius_pods{state="notready"}"#), 0.0);
     assert_eq!(sample(&after, r#"crius_containers{state="running"}"#), 1.0);
+    assert_eq!(sample(&after, r#"crius_containers{state="exited"}"#), 1.0);
+    assert_eq!(moved("crius_container_oom_kills_total"), 1.0, "{after}");
     assert!(after.ends_with("# EOF\n"));
 
     // Anything but /metrics is not found.
