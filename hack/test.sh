@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The daemon's top-level modules import each other one way (docs/architecture.md, "Layers").
+python3 hack/module-cycles.py
 bash hack/install-deps.sh
 # Gates: formatting and lints of every crate and target (tests, benches and tools included).
 cargo fmt --all --check

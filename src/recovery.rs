@@ -1,7 +1,9 @@
 //! Start-up recovery: the records on disk become the in-memory tables again, and whatever a
 //! crash interrupted is finished or undone — half-made sandboxes and containers are torn down,
-//! half-removed ones removed. Nothing else runs at start-up: no runtime or plugin is spawned for
-//! a pod that is fine.
+//! half-removed ones removed, and so are those whose teardown failed before (`failure` set).
+//! A teardown that fails again here leaves its object listed (NOTREADY / EXITED, with the
+//! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
+//! runtime or plugin is spawned for a pod that is fine.
 //!
 //! Running containers need nothing: their monitors kept running, and a container that exited
 //! meanwhile left its exit file, which the status code reads.
@@ -19,13 +21,18 @@ pub async fn recover(engine: &Arc<Engine>) {
     let containers = load::<ContainerRecord>(engine, Kind::Container);
     let known: HashSet<String> = sandboxes.iter().map(|s| s.id.clone()).collect();
     for record in sandboxes {
-        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+        // A sandbox kept after a failed teardown holds no name (see `teardown::keep_failed`).
+        if record.failure.is_none()
+            && let Err(e) = engine.reserve_name(&record.name, &record.id)
+        {
             tracing::warn!(sandbox = %record.id, "recovering: {e}");
         }
         engine.insert_sandbox(Sandbox::new(record));
     }
     for record in containers {
-        if let Err(e) = engine.reserve_name(&record.name, &record.id) {
+        if record.failure.is_none()
+            && let Err(e) = engine.reserve_name(&record.name, &record.id)
+        {
             tracing::warn!(container = %record.id, "recovering: {e}");
         }
         let orphan = !known.contains(&record.sandbox_id);
@@ -39,12 +46,12 @@ pub async fn recover(engine: &Arc<Engine>) {
             }
         }
     }
-    // A hold whose container has no record (a crash between its removal's last steps) is stale.
-    if let Err(e) = engine
-        .images
-        .release_holds_unless(|id| engine.container(id).is_ok())
-    {
-        tracing::error!("recovering: releasing stale image layer holds: {e}");
+    // A hold whose owner has no record (a crash between its removal's last steps) is stale.
+    // Holders are containers and sandboxes (a pause image's root).
+    if let Err(e) = crate::layers::release_stale(&engine.images, |id| {
+        engine.container(id).is_ok() || engine.sandbox(id).is_ok()
+    }) {
+        tracing::error!("recovering: {e}");
     }
     for s in engine.sandboxes() {
         let phase = s.record().phase;

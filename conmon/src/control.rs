@@ -1,38 +1,18 @@
 //! The control socket: a unix stream socket taking one text command per line and answering each
 //! with `ok` or `error <reason>` on a line of its own. Commands:
 //! `reopen-log` (after the log file was renamed away for rotation) and
-//! `resize <rows> <cols>` (the terminal's window size; an error without a terminal).
+//! `resize <rows> <cols>` (the terminal's window size; an error without a terminal). The lines
+//! are `ControlRequest` and `ControlReply` of `crius_monitor_proto::control`.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+use crius_monitor_proto::control::MAX_LINE;
+use crius_monitor_proto::{ControlReply, ControlRequest};
+
 use crate::attach::bind_socket;
-
-/// Longest command line accepted.
-const MAX_LINE: usize = 4096;
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
-    ReopenLog,
-    Resize { rows: u16, cols: u16 },
-}
-
-pub fn parse(line: &str) -> Result<Command, String> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["reopen-log"] => Ok(Command::ReopenLog),
-        ["resize", rows, cols] => {
-            let number = |s: &str| s.parse::<u16>().map_err(|_| format!("bad size {s:?}"));
-            Ok(Command::Resize {
-                rows: number(rows)?,
-                cols: number(cols)?,
-            })
-        }
-        _ => Err(format!("unknown command {:?}", line.trim())),
-    }
-}
 
 pub struct Client {
     stream: UnixStream,
@@ -46,7 +26,7 @@ impl Client {
     }
 
     /// The complete lines received so far, parsed.
-    pub fn read_commands(&mut self) -> Vec<Result<Command, String>> {
+    pub fn read_commands(&mut self) -> Vec<Result<ControlRequest, String>> {
         let mut chunk = [0u8; 1024];
         match self.stream.read(&mut chunk) {
             Ok(0) => self.dead = true,
@@ -58,7 +38,9 @@ impl Client {
         let mut commands = Vec::new();
         while let Some(end) = self.inbuf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.inbuf.drain(..=end).collect();
-            commands.push(parse(&String::from_utf8_lossy(&line)));
+            commands.push(
+                ControlRequest::decode(&String::from_utf8_lossy(&line)).map_err(|e| e.reason),
+            );
         }
         if self.inbuf.len() > MAX_LINE {
             self.dead = true;
@@ -68,10 +50,7 @@ impl Client {
 
     /// Answers one command. Replies are a few bytes, so a blocking write with a timeout is fine.
     pub fn reply(&mut self, result: Result<(), String>) {
-        let line = match result {
-            Ok(()) => "ok\n".to_string(),
-            Err(e) => format!("error {}\n", e.replace('\n', " ")),
-        };
+        let line = ControlReply::from(result).encode();
         let _ = self.stream.set_nonblocking(false);
         let _ = self
             .stream
@@ -126,22 +105,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_commands() {
-        assert_eq!(parse("reopen-log\n"), Ok(Command::ReopenLog));
-        assert_eq!(
-            parse("resize 40 120"),
-            Ok(Command::Resize {
-                rows: 40,
-                cols: 120
-            })
-        );
-        assert!(parse("resize 40").is_err());
-        assert!(parse("resize -1 5").is_err());
-        assert!(parse("reboot").is_err());
-        assert!(parse("").is_err());
-    }
-
-    #[test]
     fn lines_arrive_in_pieces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ctl");
@@ -156,8 +119,8 @@ mod tests {
         assert_eq!(
             server.clients[0].read_commands(),
             vec![
-                Ok(Command::ReopenLog),
-                Ok(Command::Resize { rows: 1, cols: 2 })
+                Ok(ControlRequest::ReopenLog),
+                Ok(ControlRequest::Resize { rows: 1, cols: 2 })
             ]
         );
         server.clients[0].reply(Ok(()));

@@ -14,10 +14,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+pub use crius_monitor_proto::time::rfc3339_nano;
 
 /// Default content bytes per entry, the 16 KiB cri-o and docker use.
-pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+pub const DEFAULT_MAX_LINE: usize = crius_monitor_proto::launch::DEFAULT_LOG_MAX_LINE;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -118,41 +120,10 @@ pub fn encode(out: &mut Vec<u8>, stream: Stream, data: &[u8], max_line: usize, t
     }
 }
 
-/// `2006-01-02T15:04:05.999999999Z` in UTC with all nine fraction digits, so every entry's
-/// timestamp has the same width (Go's RFC3339Nano parser accepts it).
-pub fn rfc3339_nano(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_nanos()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm, for days
-/// after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     const TS: &str = "2023-11-14T22:13:20.123456789Z";
 

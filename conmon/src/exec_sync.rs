@@ -1,28 +1,30 @@
 //! Exec-sync: run a process in a running container, wait for it (killing it at the timeout), and
-//! print one JSON line with its exit and its output:
-//! `{"exit_code":0,"signal":null,"timed_out":false,"stdout":"<base64>","stderr":"<base64>",
-//!   "stdout_truncated":false,"stderr_truncated":false}`
-//! or `{"error":"…"}` when the runtime could not start it. Output is base64 because it is bytes,
-//! not text; past the limit the rest is read and dropped so the process never blocks on a full
-//! pipe.
+//! print one line with its exit and its output (`ExecSyncReply`, defined in
+//! `crius_monitor_proto::exec_sync`), or the error when the runtime could not start it. Past the
+//! limit the rest of the output is read and dropped so the process never blocks on a full pipe.
 //!
 //! The runtime's exec runs detached: the process is reparented to this monitor (a subreaper), so
 //! the timeout kill hits the process itself, not a runtime front-end that would only forward it.
 
 use std::time::{Duration, Instant};
 
+use crius_monitor_proto::{ExecSyncOutput, ExecSyncReply, LaunchOptions};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::child_reaper::{ChildReaper, ExitStatus};
-use crate::cli::Options;
 use crate::container_io::{ContainerIo, ReadOutcome};
 use crate::cri_log::Stream;
-use crate::runtime::{ExecProcess, WorkDir, read_pid_file};
+use crate::runtime::{ExecProcess, RuntimeCommands, WorkDir, read_pid_file};
 use crate::sync_pipe::SyncPipe;
 
-pub fn run(opts: &Options, process: &ExecProcess, timeout: Option<Duration>, limit: usize) -> i32 {
+pub fn run(
+    opts: &LaunchOptions,
+    process: &ExecProcess,
+    timeout: Option<Duration>,
+    limit: usize,
+) -> i32 {
     let mut sync = match SyncPipe::from_fd(opts.sync_fd) {
         Ok(sync) => sync,
         Err(e) => {
@@ -31,8 +33,8 @@ pub fn run(opts: &Options, process: &ExecProcess, timeout: Option<Duration>, lim
         }
     };
     match exec(opts, process, timeout, limit) {
-        Ok(result) => {
-            sync.send(&result);
+        Ok(output) => {
+            sync.send(&ExecSyncReply::Done(output));
             0
         }
         Err(e) => {
@@ -58,11 +60,11 @@ impl Captured {
 }
 
 fn exec(
-    opts: &Options,
+    opts: &LaunchOptions,
     process: &ExecProcess,
     timeout: Option<Duration>,
     limit: usize,
-) -> Result<serde_json::Value, String> {
+) -> Result<ExecSyncOutput, String> {
     let mut reaper = ChildReaper::new().map_err(|e| format!("setting up the child reaper: {e}"))?;
     let (mut io, stdio) = ContainerIo::pipes(false).map_err(|e| format!("creating pipes: {e}"))?;
     let work = WorkDir::create().map_err(|e| format!("creating a work directory: {e}"))?;
@@ -132,15 +134,15 @@ fn exec(
     // What the process wrote last is still in the pipes.
     drain(&mut io, &mut buf, &mut outputs, limit);
     let [out, err] = outputs;
-    Ok(serde_json::json!({
-        "exit_code": status.code(),
-        "signal": status.signal(),
-        "timed_out": timed_out,
-        "stdout": base64(&out.data),
-        "stderr": base64(&err.data),
-        "stdout_truncated": out.truncated,
-        "stderr_truncated": err.truncated,
-    }))
+    Ok(ExecSyncOutput {
+        exit_code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stdout: out.data,
+        stderr: err.data,
+        stdout_truncated: out.truncated,
+        stderr_truncated: err.truncated,
+    })
 }
 
 /// Reads both pipes until they are empty for now (bounded, in case a background process of the
@@ -159,47 +161,9 @@ fn drain(io: &mut ContainerIo, buf: &mut [u8], outputs: &mut [Captured; 2], limi
     }
 }
 
-/// Standard base64 with padding (RFC 4648).
-pub fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-        assert_eq!(base64(&[0xff, 0xfe, 0x00]), "//4A");
-    }
 
     #[test]
     fn capture_stops_at_the_limit() {

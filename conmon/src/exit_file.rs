@@ -1,14 +1,16 @@
 //! The exit file: how the container (or exec'd process) ended, written once when it is gone.
-//! The daemon treats its appearance as "exited", so it is written whole or not at all (temporary
-//! file, fsync, rename) and only after the last output reached the log.
+//! The daemon treats its appearance as "exited", so it is written whole or not at all and only
+//! after the last output reached the log. Its form is `ExitStatus` of
+//! `crius_monitor_proto::exit`.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crius_atomic_file::Durability;
+use crius_monitor_proto::ExitStatus as ExitFile;
 
 use crate::child_reaper::ExitStatus;
-use crate::cri_log::rfc3339_nano;
 
 pub struct ExitInfo {
     pub status: ExitStatus,
@@ -17,90 +19,73 @@ pub struct ExitInfo {
 }
 
 impl ExitInfo {
-    /// `{"exit_code":137,"signal":9,"oom_killed":true,"finished_at":"…Z","finished_at_unix_nano":…}`
-    pub fn to_json(&self) -> String {
-        let nanos = self
-            .finished_at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        serde_json::json!({
-            "exit_code": self.status.code(),
-            "signal": self.status.signal(),
-            "oom_killed": self.oom_killed,
-            "finished_at": rfc3339_nano(self.finished_at),
-            "finished_at_unix_nano": u64::try_from(nanos).unwrap_or(u64::MAX),
-        })
-        .to_string()
+    pub fn to_file(&self) -> ExitFile {
+        ExitFile {
+            exit_code: self.status.code(),
+            signal: self.status.signal(),
+            oom_killed: self.oom_killed,
+            finished_at_unix_nano: ExitFile::unix_nanos(self.finished_at),
+        }
     }
 
+    /// Durable, although the file is usually on tmpfs: on a run directory placed on disk, a
+    /// power loss must not leave an empty or torn exit file, which the daemon would read as an
+    /// error for good rather than as "no exit recorded".
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        write_atomic(path, format!("{}\n", self.to_json()).as_bytes())
+        crius_atomic_file::write(
+            path,
+            self.to_file().encode().as_bytes(),
+            Durability::Durable,
+        )
     }
-}
-
-/// Replaces `path` with `contents` so that readers see the old file, or the new one complete.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = Path::new(&tmp);
-    let mut file = File::create(tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    fs::rename(tmp, path)?;
-    // Make the rename itself durable.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn json_for_exit_code_and_signal() {
+    fn exit_code_and_signal() {
         let at = UNIX_EPOCH + Duration::new(1_700_000_000, 5);
         let exited = ExitInfo {
             status: ExitStatus::Exited(3),
             oom_killed: false,
             finished_at: at,
         };
-        let v: serde_json::Value = serde_json::from_str(&exited.to_json()).unwrap();
         assert_eq!(
-            v,
-            serde_json::json!({
-                "exit_code": 3,
-                "signal": null,
-                "oom_killed": false,
-                "finished_at": "2023-11-14T22:13:20.000000005Z",
-                "finished_at_unix_nano": 1_700_000_000_000_000_005u64,
-            })
+            exited.to_file(),
+            ExitFile {
+                exit_code: 3,
+                signal: None,
+                oom_killed: false,
+                finished_at_unix_nano: 1_700_000_000_000_000_005,
+            }
         );
         let killed = ExitInfo {
             status: ExitStatus::Signaled(9),
             oom_killed: true,
             finished_at: at,
         };
-        let v: serde_json::Value = serde_json::from_str(&killed.to_json()).unwrap();
-        assert_eq!(v["exit_code"], 137);
-        assert_eq!(v["signal"], 9);
-        assert_eq!(v["oom_killed"], true);
+        let file = killed.to_file();
+        assert_eq!(
+            (file.exit_code, file.signal, file.oom_killed),
+            (137, Some(9), true)
+        );
     }
 
     #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
+    fn written_whole_and_readable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("exit");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec!["exit"]);
+        let info = ExitInfo {
+            status: ExitStatus::Exited(0),
+            oom_killed: false,
+            finished_at: SystemTime::now(),
+        };
+        info.write(&path).unwrap();
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(ExitFile::decode(&data), Ok(info.to_file()));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

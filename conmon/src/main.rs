@@ -5,7 +5,6 @@
 
 mod attach;
 mod child_reaper;
-mod cli;
 mod container_io;
 mod control;
 mod cri_log;
@@ -17,12 +16,12 @@ mod runtime;
 mod sync_pipe;
 mod terminal;
 
-use cli::{Mode, Parsed};
+use crius_monitor_proto::launch::{self, Mode, Parsed};
 
 fn main() {
-    let code = match cli::parse(std::env::args_os().skip(1)) {
+    let code = match launch::parse(std::env::args_os().skip(1)) {
         Ok(Parsed::Help) => {
-            print!("{}", cli::USAGE);
+            print!("{}", launch::USAGE);
             0
         }
         Ok(Parsed::Version) => {
@@ -38,7 +37,7 @@ fn main() {
             Mode::Container { .. } | Mode::Exec { .. } => monitor::run(&opts),
         },
         Err(e) => {
-            eprintln!("crius-monitor: {e}\n\n{}", cli::USAGE);
+            eprintln!("crius-monitor: {e}\n\n{}", launch::USAGE);
             2
         }
     };

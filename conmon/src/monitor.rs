@@ -9,19 +9,19 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, SystemTime};
 
+use crius_monitor_proto::{ControlRequest, LaunchOptions, Mode, SyncMessage};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, fork, setsid};
 
 use crate::attach::{self, AttachServer, Input};
 use crate::child_reaper::{ChildReaper, ExitStatus};
-use crate::cli::{Mode, Options};
 use crate::container_io::{ContainerIo, ReadOutcome, RuntimeStdio};
-use crate::control::{Command, ControlServer};
+use crate::control::ControlServer;
 use crate::cri_log::{CriLog, Stream};
 use crate::exit_file::ExitInfo;
 use crate::oom_watcher::OomWatcher;
-use crate::runtime::{WorkDir, read_pid_file};
+use crate::runtime::{RuntimeCommands, WorkDir, read_pid_file};
 use crate::sync_pipe::SyncPipe;
 use crate::terminal::ConsoleSocket;
 
@@ -38,7 +38,7 @@ const EXEC_FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reads of output still buffered after the exit, per stream.
 const MAX_FINAL_READS: usize = 1024;
 
-pub fn run(opts: &Options) -> i32 {
+pub fn run(opts: &LaunchOptions) -> i32 {
     let mut sync = match SyncPipe::from_fd(opts.sync_fd) {
         Ok(sync) => sync,
         Err(e) => {
@@ -72,10 +72,10 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(opts: &Options) -> Result<Self, String> {
+    fn new(opts: &LaunchOptions) -> Result<Self, String> {
         let log = match &opts.log_path {
             Some(path) => Some(
-                CriLog::open(path, opts.log_max_line)
+                CriLog::open(path, opts.max_log_line())
                     .map_err(|e| format!("opening log {}: {e}", path.display()))?,
             ),
             None => None,
@@ -142,7 +142,7 @@ fn detach(sync_fd: i32) -> Result<(), String> {
     Ok(())
 }
 
-fn monitor(opts: &Options, setup: Setup, sync: &mut SyncPipe) -> Result<(), String> {
+fn monitor(opts: &LaunchOptions, setup: Setup, sync: &mut SyncPipe) -> Result<(), String> {
     let Setup {
         log,
         mut attach,
@@ -222,7 +222,7 @@ fn monitor(opts: &Options, setup: Setup, sync: &mut SyncPipe) -> Result<(), Stri
     let pid = read_pid_file(&pid_file).map_err(|e| format!("reading the container pid: {e}"))?;
     drop(console);
     drop(work);
-    sync.send(&serde_json::json!({ "pid": pid, "monitor_pid": std::process::id() }));
+    sync.send(&SyncMessage::started(pid));
 
     let oom = match opts.mode {
         Mode::Container { .. } => match OomWatcher::for_pid(pid) {
@@ -245,7 +245,7 @@ fn monitor(opts: &Options, setup: Setup, sync: &mut SyncPipe) -> Result<(), Stri
         attach,
         control,
         oom,
-        buf: vec![0u8; opts.log_max_line.clamp(8192, 64 * 1024)],
+        buf: vec![0u8; opts.max_log_line().clamp(8192, 64 * 1024)],
     };
     let status = monitor.run_until_exit(pid)?;
     monitor.finish(status, SystemTime::now());
@@ -265,7 +265,7 @@ enum Token {
 }
 
 struct Monitor<'a> {
-    opts: &'a Options,
+    opts: &'a LaunchOptions,
     reaper: ChildReaper,
     io: ContainerIo,
     log: Option<CriLog>,
@@ -439,13 +439,13 @@ impl Monitor<'_> {
         }
     }
 
-    fn execute(&mut self, command: Command) -> Result<(), String> {
+    fn execute(&mut self, command: ControlRequest) -> Result<(), String> {
         match command {
-            Command::ReopenLog => match self.log.as_mut() {
+            ControlRequest::ReopenLog => match self.log.as_mut() {
                 Some(log) => log.reopen().map_err(|e| format!("reopening the log: {e}")),
                 None => Err("no log file".into()),
             },
-            Command::Resize { rows, cols } => self.io.resize(rows, cols),
+            ControlRequest::Resize { rows, cols } => self.io.resize(rows, cols),
         }
     }
 

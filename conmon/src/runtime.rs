@@ -1,46 +1,43 @@
 //! Command lines for the OCI runtime (runc's CLI: `crius oci`, runc and crun all take it).
 
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Runtime {
-    pub path: PathBuf,
-    /// Global arguments before the subcommand (`oci` for `crius oci`).
-    pub args: Vec<OsString>,
-    pub root: Option<PathBuf>,
-}
+pub use crius_monitor_proto::{ExecProcess, Runtime};
 
-/// What an exec runs: a process.json, or a command line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExecProcess {
-    Spec(PathBuf),
-    Args(Vec<OsString>),
-}
-
-impl Runtime {
-    fn command(&self, subcommand: &str) -> Command {
-        let mut cmd = Command::new(&self.path);
-        cmd.args(&self.args);
-        if let Some(root) = &self.root {
-            cmd.arg("--root").arg(root);
-        }
-        cmd.arg(subcommand);
-        cmd
-    }
-
+/// The runtime's commands the monitor runs (the [`Runtime`] itself is part of the launch
+/// options, defined in `crius_monitor_proto`).
+pub trait RuntimeCommands {
     /// `create --bundle B --pid-file F [--console-socket S] ID`
-    pub fn create(
+    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, console: Option<&Path>) -> Command;
+
+    /// `exec --detach --pid-file F [--console-socket S [--tty]] (--process P ID | ID ARGS…)`:
+    /// detached, so the process is reparented to the monitor (a subreaper) and reaped there.
+    fn exec(
         &self,
         id: &str,
-        bundle: &Path,
+        process: &ExecProcess,
         pid_file: &Path,
         console: Option<&Path>,
-    ) -> Command {
-        let mut cmd = self.command("create");
+    ) -> Command;
+}
+
+/// `<path> <args…> [--root R] <subcommand>`
+fn command(runtime: &Runtime, subcommand: &str) -> Command {
+    let mut cmd = Command::new(&runtime.path);
+    cmd.args(&runtime.args);
+    if let Some(root) = &runtime.root {
+        cmd.arg("--root").arg(root);
+    }
+    cmd.arg(subcommand);
+    cmd
+}
+
+impl RuntimeCommands for Runtime {
+    fn create(&self, id: &str, bundle: &Path, pid_file: &Path, console: Option<&Path>) -> Command {
+        let mut cmd = command(self, "create");
         cmd.arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
@@ -52,16 +49,14 @@ impl Runtime {
         cmd
     }
 
-    /// `exec --detach --pid-file F [--console-socket S [--tty]] (--process P ID | ID ARGS…)`:
-    /// detached, so the process is reparented to the monitor (a subreaper) and reaped there.
-    pub fn exec(
+    fn exec(
         &self,
         id: &str,
         process: &ExecProcess,
         pid_file: &Path,
         console: Option<&Path>,
     ) -> Command {
-        let mut cmd = self.command("exec");
+        let mut cmd = command(self, "exec");
         cmd.arg("--detach").arg("--pid-file").arg(pid_file);
         if let Some(socket) = console {
             cmd.arg("--console-socket").arg(socket);

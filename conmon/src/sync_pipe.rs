@@ -1,12 +1,31 @@
-//! The sync pipe: the one line of JSON the daemon waits for (`{"pid":…,"monitor_pid":…}` or
-//! `{"error":"…","monitor_pid":…}`), written to a descriptor the daemon passed (stdout unless `--sync-fd`). The
-//! descriptor is then let go so the daemon reads end of file.
+//! The sync pipe: the one line the daemon waits for (a `SyncMessage`, or exec-sync's
+//! `ExecSyncReply`; both defined in `crius_monitor_proto`), written to a descriptor the daemon
+//! passed (stdout unless `--sync-fd`). The descriptor is then let go so the daemon reads end of
+//! file.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 
+use crius_monitor_proto::{ExecSyncReply, SyncMessage};
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+
+/// A message that goes on the sync descriptor.
+pub trait SyncLine {
+    fn line(&self) -> String;
+}
+
+impl SyncLine for SyncMessage {
+    fn line(&self) -> String {
+        self.encode()
+    }
+}
+
+impl SyncLine for ExecSyncReply {
+    fn line(&self) -> String {
+        self.encode()
+    }
+}
 
 pub struct SyncPipe {
     fd: i32,
@@ -33,11 +52,11 @@ impl SyncPipe {
 
     /// Writes the message and releases the descriptor (stdio numbers are pointed at /dev/null
     /// rather than closed, so they are never reused by something else).
-    pub fn send(&mut self, message: &serde_json::Value) {
+    pub fn send(&mut self, message: &impl SyncLine) {
         let Some(mut file) = self.file.take() else {
             return;
         };
-        let _ = file.write_all(format!("{message}\n").as_bytes());
+        let _ = file.write_all(message.line().as_bytes());
         if self.fd <= 2
             && let Ok(null) = File::options().read(true).write(true).open("/dev/null")
         {
@@ -49,6 +68,6 @@ impl SyncPipe {
     }
 
     pub fn error(&mut self, message: &str) {
-        self.send(&serde_json::json!({ "error": message, "monitor_pid": std::process::id() }));
+        self.send(&SyncMessage::failed(message));
     }
 }

@@ -258,7 +258,7 @@ impl Config {
             }
         }
         if !rt.pause_image.is_empty()
-            && crate::image::reference::ImageRef::parse(&rt.pause_image, "docker.io").is_err()
+            && crate::reference::ImageRef::parse(&rt.pause_image, "docker.io").is_err()
         {
             problem(
                 key.key("pause_image"),

@@ -9,19 +9,34 @@ use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
 use super::image_name;
-use super::image_volume::{self, ImageVolume};
-use super::{remove, rootfs};
+use super::remove;
 use crate::api::{self, NamespaceMode};
 use crate::engine::{Container, Engine, PodError, new_id};
 use crate::image::ImageRecord;
+use crate::layers::image_volume::{self, ImageVolume};
+use crate::layers::{self, Mounts};
 use crate::monitor::{self, Launch};
 use crate::oci::{self, ContainerContext};
+use crate::pod::{PodContextParts, pod_config};
 use crate::proc_info;
-use crate::sandbox::context::{PodContextParts, pod_config};
 use crate::store::{
     ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
 };
 
+/// What identifies a CreateContainer request for its retries: `<pod sandbox id>/<name>`.
+pub fn request_key(
+    engine: &Engine,
+    sandbox_id: &str,
+    config: &api::ContainerConfig,
+) -> Result<String, PodError> {
+    let sandbox = engine.sandbox(sandbox_id)?;
+    let name = container_name(config, &pod_config(&sandbox.record())?)?;
+    Ok(format!("{}/{name}", sandbox.id))
+}
+
+/// Creates a container in a ready pod; returns its id. A failure undoes everything; if the undo
+/// fails too, the container is kept listed (EXITED) with the reason, for RemoveContainer to
+/// finish (see `remove::keep_failed`).
 pub async fn create(
     engine: &Arc<Engine>,
     sandbox_id: &str,
@@ -54,7 +69,7 @@ pub async fn create(
         .find(&image_name)
         .map_err(|e| PodError::InvalidArgument(e.to_string()))?
         .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
-    let image_config = image_config(engine, &image)?;
+    let image_config = layers::image_config(&engine.images, &image)?;
     // The request's stop signal (1.33+) wins over the image's STOPSIGNAL.
     let stop_signal = match oci::stop_signal_from_cri(config.stop_signal)? {
         Some(signal) => signal,
@@ -85,8 +100,9 @@ pub async fn create(
         process: None,
         exit: None,
         user: None,
+        failure: None,
     };
-    if let Err(e) = engine.store.save(Kind::Container, &id, &record) {
+    if let Err(e) = engine.store.save(Kind::Container, &id, &record).await {
         engine.release_name(&name, &id);
         return Err(e.into());
     }
@@ -94,8 +110,8 @@ pub async fn create(
     // kubelet counts a container's attempts by the files there.
     let log_left = LogLeftovers::before(&record.log_path);
     let container = Container::new(record);
-    engine.insert_container(container.clone());
     let _op = container.op.lock().await;
+    engine.insert_container(container.clone());
     let set = SetUp {
         srec: &srec,
         config: &config,
@@ -107,8 +123,9 @@ pub async fn create(
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
-            if let Err(undo) = remove::remove(engine, &container).await {
-                tracing::error!(container = %id, "undoing a failed CreateContainer: {undo}");
+            if let Err(undo) = remove::remove_held(engine, &container).await {
+                let why = format!("CreateContainer failed ({err}), and undoing it failed: {undo}");
+                remove::keep_failed(engine, &container, why).await;
             }
             log_left.remove_new();
             Err(err)
@@ -173,27 +190,20 @@ async fn set_up(
     let id = container.id.clone();
     let run_dir = engine.paths.container_run_dir(&id);
     let rootfs_dir = run_dir.join("rootfs");
-    let lowers = layer_dirs(engine, image)?;
     let parts = PodContextParts::new(engine, srec)?;
     check_userns(&parts, config)?;
     {
-        let container_dir = engine.paths.container_dir(&id);
-        let target = rootfs_dir.clone();
-        let run_dir = run_dir.clone();
+        let mounts = Mounts {
+            owner: id.clone(),
+            image: image.clone(),
+            state_dir: engine.paths.container_dir(&id),
+            rootfs: rootfs_dir.clone(),
+            volumes,
+            run_dir: run_dir.clone(),
+        };
         let idmapped = parts.layer_idmap()?;
         let images = engine.images.clone();
-        let owner = id.clone();
-        let mut held = image.layers.clone();
-        held.extend(volumes.iter().flat_map(|v| v.image.layers.iter().cloned()));
-        tokio::task::spawn_blocking(move || {
-            // Before mounting: a RemoveImage meanwhile must not delete the layers under us.
-            images
-                .hold_layers(&owner, &held)
-                .map_err(|e| PodError::FailedPrecondition(format!("image layers: {e}")))?;
-            rootfs::mount_overlay(&lowers, &container_dir, &target, idmapped.as_ref())?;
-            image_volume::mount_all(&volumes, &run_dir, idmapped.as_ref())
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || mounts.mount(&images, idmapped.as_ref())).await??;
     }
 
     let target_pid = target_pid_ns(engine, config)?;
@@ -209,7 +219,7 @@ async fn set_up(
             image_volumes: &image_volume::volumes_dir(&run_dir),
             target_pid,
         },
-        engine.spec_options(),
+        engine.runtimes.spec_options(),
     )?;
     let user = spec.process().as_ref().map(|p| {
         let u = p.user();
@@ -219,7 +229,7 @@ async fn set_up(
             supplemental_groups: u.additional_gids().clone().unwrap_or_default(),
         }
     });
-    crate::engine::write_spec(&run_dir, spec)?;
+    crate::pod::write_spec(&run_dir, spec)?;
 
     let log_path = rec.log_path.clone();
     if let Some(parent) = log_path.parent() {
@@ -247,17 +257,19 @@ async fn set_up(
     })
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
-    engine.adopt_monitor(launched.monitor_pid);
+    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
         monitor_pid: launched.monitor_pid,
     };
-    engine.save_container(container, |r| {
-        r.process = Some(process);
-        r.phase = ContainerPhase::Created;
-        r.user = user;
-    })?;
+    engine
+        .save_container(container, |r| {
+            r.process = Some(process);
+            r.phase = ContainerPhase::Created;
+            r.user = user;
+        })
+        .await?;
     Ok(())
 }
 
@@ -319,25 +331,6 @@ fn log_path(
     } else {
         dir.join(&config.log_path)
     }
-}
-
-/// The image's unpacked layers, lowest first.
-pub fn layer_dirs(engine: &Engine, image: &ImageRecord) -> Result<Vec<PathBuf>, PodError> {
-    image
-        .layers
-        .iter()
-        .map(|l| crate::image::Digest::parse(l).map(|d| engine.images.layer_dir(&d)))
-        .collect::<Result<Vec<PathBuf>, _>>()
-        .map_err(|e| PodError::internal("image layers", e))
-}
-
-pub fn image_config(engine: &Engine, image: &ImageRecord) -> Result<ImageConfiguration, PodError> {
-    let bytes = engine
-        .images
-        .config_json(image)
-        .map_err(|e| PodError::internal("reading the image config", e))?;
-    ImageConfiguration::from_reader(bytes.as_slice())
-        .map_err(|e| PodError::internal(format!("image config of {}", image.id), e))
 }
 
 /// `/proc/<pid>/ns/pid` of the TARGET container, for pid mode TARGET.

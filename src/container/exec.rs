@@ -89,6 +89,7 @@ pub async fn update_resources(
     container: &Container,
     resources: &api::LinuxContainerResources,
 ) -> Result<(), PodError> {
+    let _op = container.op.lock().await;
     match state(engine, container).0 {
         api::ContainerState::ContainerRunning | api::ContainerState::ContainerCreated => {}
         other => {
@@ -99,7 +100,7 @@ pub async fn update_resources(
             )));
         }
     }
-    let oci = crate::oci::linux_resources(resources, engine.spec_options())?;
+    let oci = crate::oci::linux_resources(resources, engine.runtimes.spec_options())?;
     let rec = container.record();
     rec.runtime
         .update(&rec.id, &oci)
@@ -109,7 +110,9 @@ pub async fn update_resources(
     let mut config = super::status::container_config(&rec)?;
     config.linux.get_or_insert_with(Default::default).resources = Some(resources.clone());
     let encoded = prost::Message::encode_to_vec(&config);
-    engine.save_container(container, |r| r.config = encoded)?;
+    engine
+        .save_container(container, |r| r.config = encoded)
+        .await?;
     Ok(())
 }
 

@@ -5,9 +5,7 @@
 pub mod create;
 pub mod exec;
 pub mod image_name;
-pub mod image_volume;
 pub mod remove;
-pub mod rootfs;
 pub mod start;
 pub mod stats;
 pub mod status;

@@ -1,19 +1,38 @@
 //! RemoveContainer: kill if running, delete from the runtime, unmount the image volumes and the
-//! rootfs, delete the container's files and release its hold on image layers — all but its log, which the kubelet manages. Idempotent; also undoes a
-//! failed CreateContainer and finishes removals a crash interrupted.
+//! rootfs, delete the container's files and release its hold on image layers — all but its log,
+//! which the kubelet manages. Idempotent; also undoes a failed CreateContainer and finishes
+//! removals a crash interrupted. A removal that fails leaves the container listed and removable
+//! ([`keep_failed`]); the next call, or the next start-up, tries again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{image_volume, rootfs, stop};
+use super::stop;
 use crate::engine::{Container, Engine, PodError};
+use crate::layers;
 use crate::store::{ContainerPhase, Kind};
 
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
-    stop::stop(engine, container, Duration::ZERO).await?;
+    let _op = container.op.lock().await;
+    let result = remove_held(engine, container).await;
+    if let Err(e) = &result {
+        keep_failed(engine, container, format!("removing it failed: {e}")).await;
+    }
+    result
+}
+
+/// [`remove`] with the container's `op` lock already held (a failed CreateContainer undoing
+/// itself).
+pub(super) async fn remove_held(
+    engine: &Arc<Engine>,
+    container: &Container,
+) -> Result<(), PodError> {
+    stop::stop_held(engine, container, Duration::ZERO).await?;
     let rec = container.record();
     if rec.phase != ContainerPhase::Removing {
-        engine.save_container(container, |r| r.phase = ContainerPhase::Removing)?;
+        engine
+            .save_container(container, |r| r.phase = ContainerPhase::Removing)
+            .await?;
     }
     rec.runtime
         .delete(&rec.id, true)
@@ -28,21 +47,39 @@ pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), P
     let images = engine.images.clone();
     let id = rec.id.clone();
     tokio::task::spawn_blocking(move || {
-        image_volume::unmount_all(&run_dir)?;
-        rootfs::unmount(&run_dir.join("rootfs"))?;
-        rootfs::remove_tree(&run_dir)?;
-        rootfs::remove_tree(&dir)?;
+        layers::unmount(&run_dir.join("rootfs"), Some(&run_dir))?;
+        layers::remove_tree(&run_dir)?;
+        layers::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
         // Last: the layers may go once nothing of the container mounts them.
-        images
-            .release_layers(&id)
-            .map_err(|e| PodError::internal("releasing the container's image layers", e))
+        layers::release(&images, &id)
     })
     .await??;
-    engine.store.remove(Kind::Container, &rec.id)?;
+    engine.store.remove(Kind::Container, &rec.id).await?;
     engine.forget_container(&rec.id);
     engine.release_name(&rec.name, &rec.id);
     Ok(())
+}
+
+/// A half-made or half-removed container (`Creating`, `Removing`) whose undo or removal failed:
+/// records `why`, which makes it listed (EXITED, with the reason) and removable instead of
+/// hidden, and lets go of its name, so a retry of its CreateContainer makes a new one.
+pub async fn keep_failed(engine: &Engine, container: &Container, why: String) {
+    let record = container.record();
+    if !matches!(
+        record.phase,
+        ContainerPhase::Creating | ContainerPhase::Removing
+    ) {
+        return;
+    }
+    tracing::error!(container = %container.id, "kept, listed as exited, until a removal succeeds: {why}");
+    if let Err(e) = engine
+        .save_container(container, |r| r.failure = Some(why))
+        .await
+    {
+        tracing::error!(container = %container.id, "recording the failure: {e}");
+    }
+    engine.release_name(&record.name, &container.id);
 }

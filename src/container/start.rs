@@ -7,6 +7,7 @@ use crate::engine::{Container, Engine, PodError};
 use crate::store::{ContainerPhase, now_nanos};
 
 pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
+    let _op = container.op.lock().await;
     let rec = container.record();
     match rec.phase {
         ContainerPhase::Created => {}
@@ -37,9 +38,11 @@ pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), Po
         .start(&rec.id)
         .await
         .map_err(|e| PodError::internal("starting the container", e))?;
-    engine.save_container(container, |r| {
-        r.phase = ContainerPhase::Started;
-        r.started_at = started_at;
-    })?;
+    engine
+        .save_container(container, |r| {
+            r.phase = ContainerPhase::Started;
+            r.started_at = started_at;
+        })
+        .await?;
     Ok(())
 }

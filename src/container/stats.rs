@@ -1,64 +1,13 @@
 //! ContainerStats / ListContainerStats: CPU and memory from the container's cgroup (v1 or v2),
 //! the writable layer's bytes and inodes from its overlay upper directory.
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use crate::api;
 use crate::engine::{Container, Engine, PodError};
 use crate::libcontainer::cgroups::{self, DEFAULT_CGROUP_ROOT};
 use crate::store::now_nanos;
-
-/// CPU samples of each container, for `usage_nano_cores` (a rate needs two). Shared by every
-/// caller: the kubelet, metrics-server's scrapes and a `crictl stats` all see a rate over a
-/// window of at least [`MIN_WINDOW_NS`], whatever the others asked meanwhile (a per-caller
-/// "since the last call" would give two clients 0).
-#[derive(Debug, Default)]
-pub struct CpuSamples(Mutex<HashMap<String, CpuWindow>>);
-
-/// The shortest window a rate is computed over.
-pub const MIN_WINDOW_NS: i64 = 1_000_000_000;
-
-/// `(timestamp ns, cumulative usage ns)` pairs: the sample the rate starts from, and the newest.
-#[derive(Debug, Clone, Copy)]
-struct CpuWindow {
-    start: Option<(i64, u64)>,
-    latest: (i64, u64),
-}
-
-impl CpuSamples {
-    /// Records a reading; the rate over the current window, if there is one. A reading less
-    /// than [`MIN_WINDOW_NS`] after the newest sample is measured against the window's start and
-    /// not kept, so frequent callers do not shrink the window for the others.
-    fn rate(&self, id: &str, at: i64, usage_ns: u64) -> Option<u64> {
-        let mut samples = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(w) = samples.get_mut(id) else {
-            samples.insert(
-                id.to_owned(),
-                CpuWindow {
-                    start: None,
-                    latest: (at, usage_ns),
-                },
-            );
-            return None;
-        };
-        // The second reading ever starts the window, however soon it comes.
-        if w.start.is_none() || at - w.latest.0 >= MIN_WINDOW_NS {
-            w.start = Some(w.latest);
-            w.latest = (at, usage_ns);
-        }
-        let (t0, u0) = w.start?;
-        let dt = u64::try_from(at - t0).ok().filter(|dt| *dt > 0)?;
-        // ns of CPU per ns of wall time, in nano-cores.
-        Some(((usage_ns.saturating_sub(u0)) as u128 * 1_000_000_000 / dt as u128) as u64)
-    }
-
-    pub fn forget(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-    }
-}
 
 pub async fn stats(
     engine: &Engine,
@@ -77,7 +26,7 @@ pub async fn stats_and_processes(
     let cgroup_parent = engine
         .sandbox(&rec.sandbox_id)
         .map(|s| s.record().cgroup_parent)
-        .unwrap_or_else(|_| engine.default_cgroup_parent.clone());
+        .unwrap_or_else(|_| engine.runtimes.default_cgroup_parent.clone());
     let cgroup = crate::oci::cgroup_dir(&cgroup_parent, &rec.id)?;
     let upper = engine.paths.container_dir(&rec.id).join("upper");
     let (cg, layer) =
@@ -194,40 +143,13 @@ pub fn matches(container: &Container, filter: &api::ContainerStatsFilter) -> boo
     }
     filter.label_selector.is_empty()
         || super::status::container_config(&rec)
-            .map(|c| crate::sandbox::status::labels_match(&c.labels, &filter.label_selector))
+            .map(|c| crate::pod::labels_match(&c.labels, &filter.label_selector))
             .unwrap_or(false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_rate_needs_two_samples() {
-        let s = CpuSamples::default();
-        assert_eq!(s.rate("c", 1_000_000_000, 0), None);
-        // Half a core over one second.
-        assert_eq!(s.rate("c", 2_000_000_000, 500_000_000), Some(500_000_000));
-        s.forget("c");
-        assert_eq!(s.rate("c", 3_000_000_000, 600_000_000), None);
-    }
-
-    #[test]
-    fn two_callers_close_together_both_see_the_rate() {
-        let s = CpuSamples::default();
-        const SEC: i64 = 1_000_000_000;
-        assert_eq!(s.rate("c", 10 * SEC, 0), None);
-        // One core busy throughout. A second caller 10 ms after the first sees the same window.
-        assert_eq!(s.rate("c", 11 * SEC, SEC as u64), Some(1_000_000_000));
-        let second = s.rate("c", 11 * SEC + SEC / 100, (SEC + SEC / 100) as u64);
-        assert_eq!(second, Some(1_000_000_000));
-        // Callers every 100 ms: the window stays >= 1 s, the rate stays right.
-        for i in 1..=30 {
-            let at = 11 * SEC + i * SEC / 10;
-            let got = s.rate("c", at, (at - 10 * SEC) as u64).unwrap();
-            assert_eq!(got, 1_000_000_000, "call {i}");
-        }
-    }
 
     #[test]
     fn disk_usage_counts_files_and_dirs() {

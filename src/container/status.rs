@@ -8,8 +8,8 @@ use prost::Message;
 use crate::api;
 use crate::engine::{Container, Engine, PodError};
 use crate::monitor::{self, ExitStatus};
+use crate::pod::labels_match;
 use crate::proc_info;
-use crate::sandbox::status::labels_match;
 use crate::store::{ContainerPhase, ContainerRecord};
 
 /// The request a container was made from.
@@ -29,7 +29,7 @@ pub fn exit_status(engine: &Engine, container: &Container) -> Option<ExitStatus>
         .flatten()?;
     engine.cache_container(container, |r| r.exit = Some(status.clone()));
     if status.oom_killed {
-        crate::metrics::oom_killed(&rec.id);
+        crate::telemetry::oom_killed(&rec.id);
     }
     Some(status)
 }
@@ -54,15 +54,18 @@ pub fn state(engine: &Engine, container: &Container) -> (api::ContainerState, Op
             (api::ContainerState::ContainerRunning, None)
         }
         (ContainerPhase::Started, _) => (api::ContainerState::ContainerExited, None),
+        // A failed create or removal: whatever ran is gone or going.
+        _ if rec.failure.is_some() => (api::ContainerState::ContainerExited, None),
         _ => (api::ContainerState::ContainerUnknown, None),
     }
 }
 
+/// As sandboxes: hidden while being made or removed, listed once that failed.
 pub fn visible(record: &ContainerRecord) -> bool {
     matches!(
         record.phase,
         ContainerPhase::Created | ContainerPhase::Started
-    )
+    ) || record.failure.is_some()
 }
 
 /// The image as the container reports it: the name chosen at creation (see `image_name`),
@@ -116,14 +119,21 @@ pub fn status(
             } else {
                 "Error"
             };
-            (e.exit_code, e.finished_at_unix_nano, reason, String::new())
+            // A removal that failed after it ran says why.
+            let message = rec.failure.clone().unwrap_or_default();
+            (e.exit_code, e.finished_at_unix_nano, reason, message)
         }
-        (None, api::ContainerState::ContainerExited) => (
-            255,
-            0,
-            "Error",
-            "the exit status is unknown: the container's monitor is gone".to_owned(),
-        ),
+        (None, api::ContainerState::ContainerExited) => match &rec.failure {
+            // Never created: the kubelet's own word for that.
+            Some(why) if rec.process.is_none() => (255, 0, "CreateContainerError", why.clone()),
+            Some(why) => (255, 0, "Error", why.clone()),
+            None => (
+                255,
+                0,
+                "Error",
+                "the exit status is unknown: the container's monitor is gone".to_owned(),
+            ),
+        },
         _ => (0, 0, "", String::new()),
     };
     let mounts = config
@@ -190,6 +200,7 @@ pub fn status(
             "sandboxID": rec.sandbox_id,
             "runtime": rec.runtime,
             "exit": exit,
+            "failure": rec.failure,
             "runtimeSpec": spec,
         });
         info.insert("info".to_owned(), value.to_string());

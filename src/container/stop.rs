@@ -18,6 +18,16 @@ pub async fn stop(
     container: &Container,
     grace: Duration,
 ) -> Result<(), PodError> {
+    let _op = container.op.lock().await;
+    stop_held(engine, container, grace).await
+}
+
+/// [`stop`] with the container's `op` lock already held.
+pub(super) async fn stop_held(
+    engine: &Arc<Engine>,
+    container: &Container,
+    grace: Duration,
+) -> Result<(), PodError> {
     let rec = container.record();
     let Some(process) = rec.process else {
         return Ok(());

@@ -62,6 +62,17 @@ impl From<crate::oci::SpecError> for PodError {
     }
 }
 
+impl From<crate::runtimes::RuntimesError> for PodError {
+    fn from(err: crate::runtimes::RuntimesError) -> PodError {
+        use crate::runtimes::RuntimesError;
+        let message = err.to_string();
+        match err {
+            RuntimesError::UnknownHandler { .. } => PodError::InvalidArgument(message),
+            RuntimesError::Unusable(_) => PodError::FailedPrecondition(message),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for PodError {
     fn from(err: tokio::task::JoinError) -> PodError {
         PodError::Internal(format!("background task failed: {err}"))

@@ -7,14 +7,17 @@ mod keyed_lock;
 mod layer;
 mod manifest;
 mod pull;
-pub mod reference;
 mod registry;
 mod store;
 mod transport;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+/// The reference grammar is a leaf module of its own (`crate::reference`), so that `config`
+/// can check image names without importing `image`; re-exported at its old path.
+pub use crate::reference;
 pub use digest::Digest;
 pub use error::ImageError;
 pub use store::{ImageRecord, Usage};
@@ -29,7 +32,8 @@ use crate::config::ImageConfig;
 
 pub struct ImageManager {
     config: ImageConfig,
-    store: Store,
+    /// Shared with the blocking tasks that write it.
+    store: Arc<Store>,
     layer_locks: KeyedLocks,
 }
 
@@ -38,7 +42,7 @@ impl ImageManager {
     pub fn open(root: &Path, config: ImageConfig) -> Result<ImageManager> {
         Ok(ImageManager {
             config,
-            store: Store::open(&root.join("images"))?,
+            store: Arc::new(Store::open(&root.join("images"))?),
             layer_locks: KeyedLocks::default(),
         })
     }

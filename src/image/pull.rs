@@ -11,7 +11,7 @@ use super::layer::{self, LayerSpec};
 use super::manifest::{self, Fetched};
 use super::reference::ImageRef;
 use super::registry::{self, Endpoint};
-use super::store::ImageRecord;
+use super::store::{ImageRecord, Store};
 use super::transport::Transport;
 
 impl ImageManager {
@@ -43,7 +43,11 @@ impl ImageManager {
             }),
             None => work.await,
         };
-        crate::metrics::pull_done(started, &result, |id| self.store.image(id).map(|r| r.size));
+        let size = |id: &String| self.store.image(id).map_or(0, |r| r.size);
+        crate::telemetry::pull_done(
+            started,
+            result.as_ref().map(size).map_err(ImageError::reason),
+        );
         result
     }
 
@@ -156,11 +160,17 @@ impl ImageManager {
             top_digest.to_string(),
         ]);
         let _hold = self.store.hold(held);
-        self.store.write_blob(&config_digest, &config_body)?;
-        self.store.write_blob(&manifest_digest, &manifest_body)?;
-        if let Some((digest, body)) = &index {
-            self.store.write_blob(digest, body)?;
-        }
+        let mut blobs = vec![
+            (config_digest.clone(), config_body.clone()),
+            (manifest_digest.clone(), manifest_body),
+        ];
+        blobs.extend(index.clone());
+        self.blocking(move |store| {
+            blobs
+                .iter()
+                .try_for_each(|(digest, body)| store.write_blob(digest, body))
+        })
+        .await?;
 
         futures::stream::iter(layers.iter().map(Ok))
             .try_for_each_concurrent(downloads, |spec| {
@@ -189,7 +199,7 @@ impl ImageManager {
             user: summary.user,
             extra_blobs: index.map(|(d, _)| d.to_string()).into_iter().collect(),
         };
-        self.store.commit(record)?;
+        self.blocking(move |store| store.commit(record)).await?;
         Ok(config_digest.to_string())
     }
 
@@ -206,7 +216,20 @@ impl ImageManager {
             return self.store.read_blob(digest);
         }
         let body = transport.blob(reference, digest).await?;
-        self.store.write_blob(digest, &body)?;
+        let (digest, copy) = (digest.clone(), body.clone());
+        self.blocking(move |store| store.write_blob(&digest, &copy))
+            .await?;
         Ok(body)
+    }
+
+    /// Store work that touches the disk (writes, renames, fsync, syncfs), off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|join| ImageError::io("image store task", std::io::Error::other(join)))?
     }
 }

@@ -6,18 +6,24 @@
 //! - `index.json`: names → manifest → config, per-layer sizes, and the layers each container
 //!   keeps mounted (its rootfs and image volumes), which collection spares even when their image
 //!   is gone: deleting a lower directory under a mounted overlay empties it. It is the commit point: an image
-//!   exists when, and only when, the index names it. It is replaced atomically (temp file, fsync,
-//!   rename, fsync of the directory), so a crash leaves either the old or the new index, and
-//!   whatever a crashed pull left in `layers/` or `blobs/` is collected at the next start.
+//!   exists when, and only when, the index names it. It is replaced atomically and durably
+//!   (`crius_atomic_file`, `Durable`: temp file, fsync, rename, fsync of the directory), so a
+//!   crash leaves either the old or the new index, and whatever a crashed pull left in `layers/`
+//!   or `blobs/` is collected at the next start.
+//!
+//! Everything here that writes is blocking file work (fsync, syncfs, renames): async callers run
+//! it on `spawn_blocking`. Readers (`images`, `image`, `has_layer`) never wait for an fsync: an
+//! update is written from a copy under a writer lock of its own, and the index lock is only
+//! taken to swap the copy in (and by collection, around its renames).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crius_atomic_file::{Durability, Options};
 use serde::{Deserialize, Serialize};
 
 use super::digest::Digest;
@@ -70,7 +76,11 @@ pub struct Usage {
 
 pub struct Store {
     dir: PathBuf,
+    /// The index as last written (plus layers added since, see [`Store::add_layer`]). Held only
+    /// briefly, never across file work.
     index: Mutex<Index>,
+    /// Serialises the writers of `index.json` and collection; held across their file work.
+    writer: Mutex<()>,
     /// Layers and blobs that running pulls have written but not yet committed: collection spares them.
     in_flight: Mutex<HashMap<String, usize>>,
     next_tmp: AtomicU64,
@@ -84,10 +94,19 @@ impl Store {
             fs::create_dir_all(&path)
                 .map_err(|e| ImageError::io(format!("create {}", path.display()), e))?;
         }
+        // A crash while writing the index leaves its temporary file (`index.json.tmp` before
+        // the shared helper named them).
+        crius_atomic_file::remove_temps(dir)
+            .and_then(|()| match fs::remove_file(dir.join("index.json.tmp")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .map_err(|e| ImageError::io(format!("clean {}", dir.display()), e))?;
         let index = read_index(&dir.join("index.json"))?;
         let store = Store {
             dir: dir.to_path_buf(),
             index: Mutex::new(index),
+            writer: Mutex::new(()),
             in_flight: Mutex::new(HashMap::new()),
             next_tmp: AtomicU64::new(0),
         };
@@ -129,15 +148,19 @@ impl Store {
         fs::read(&path).map_err(|e| ImageError::io(format!("read blob {digest}"), e))
     }
 
-    /// Writes an already verified blob. Not fsynced here: [`Store::commit`] syncs the filesystem once.
+    /// Writes an already verified blob (blocking). `Volatile`: [`Store::commit`] syncs the
+    /// filesystem once before the index names it, and staged in `tmp/`, which start-up wipes.
     pub fn write_blob(&self, digest: &Digest, data: &[u8]) -> Result<()> {
         let path = self.blob_path(digest);
         if path.is_file() {
             return Ok(());
         }
-        let tmp = self.tmp_path("blob");
-        fs::write(&tmp, data)
-            .and_then(|()| fs::rename(&tmp, &path))
+        let tmp = self.dir.join("tmp");
+        let options = Options {
+            temp_dir: Some(&tmp),
+            ..Options::new(Durability::Volatile)
+        };
+        crius_atomic_file::write_with(&path, data, &options)
             .map_err(|e| ImageError::io(format!("write blob {digest}"), e))
     }
 
@@ -150,33 +173,39 @@ impl Store {
         InFlight { store: self, keys }
     }
 
-    /// Records a freshly unpacked layer (its directory already renamed into `layers/`).
+    /// Records a freshly unpacked layer (its directory already renamed into `layers/`), in memory:
+    /// the next write of the index (the pull's commit) includes it. The one change made outside
+    /// the writer lock, so [`Store::update`] carries the live layer map over.
     pub fn add_layer(&self, diff_id: &Digest, record: LayerRecord) {
         self.lock_index()
             .layers
             .insert(diff_id.as_str().to_string(), record);
     }
 
-    /// Makes `image` visible: its tags move to it from any other image, and the index is written.
+    /// Makes `image` visible: its tags move to it from any other image, and the index is written
+    /// (blocking).
     pub fn commit(&self, image: ImageRecord) -> Result<()> {
         // One syncfs makes every layer file and blob of this pull durable before the index names them.
         sync_filesystem(&self.dir)?;
-        let mut index = self.lock_index();
-        let mut next = index.clone();
-        for other in next.images.values_mut() {
-            if other.id != image.id {
-                other.repo_tags.retain(|t| !image.repo_tags.contains(t));
-            }
+        self.update(|next| {
+            commit_into(next, image);
+            Ok(true)
+        })
+    }
+
+    /// Changes the index: `change` edits a copy (and says whether it changed anything), the copy
+    /// is written durably, and only then swapped in, so the file and the memory never disagree
+    /// about images and holds. Writers wait for each other; readers only for the swap. Layers
+    /// added meanwhile ([`Store::add_layer`]) stay in the live map; the next write has them.
+    fn update(&self, change: impl FnOnce(&mut Index) -> Result<bool>) -> Result<()> {
+        let _writer = self.lock_writer();
+        let mut next = self.lock_index().clone();
+        if !change(&mut next)? {
+            return Ok(());
         }
-        let merged = match next.images.remove(&image.id) {
-            Some(old) => merge_records(old, image),
-            None => image,
-        };
-        next.images.insert(merged.id.clone(), merged);
-        // An image left with no name is unreachable through the CRI: drop it, as containerd does.
-        next.images
-            .retain(|_, img| !img.repo_tags.is_empty() || !img.repo_digests.is_empty());
         write_index(&self.dir, &next)?;
+        let mut index = self.lock_index();
+        next.layers = std::mem::take(&mut index.layers);
         *index = next;
         Ok(())
     }
@@ -192,53 +221,48 @@ impl Store {
     /// Replaces (or with `None` deletes) the image `id`, writes the index, then deletes what no
     /// image needs any more.
     pub fn update_image(&self, id: &str, record: Option<ImageRecord>) -> Result<()> {
-        {
-            let mut index = self.lock_index();
-            let mut next = index.clone();
+        self.update(|next| {
             match record {
                 Some(record) => next.images.insert(id.to_string(), record),
                 None => next.images.remove(id),
             };
-            write_index(&self.dir, &next)?;
-            *index = next;
-        }
+            Ok(true)
+        })?;
         self.collect_garbage()
     }
 
     /// Records that `owner` has `layers` mounted (replacing what it held before): collection
     /// keeps them until [`Store::release_layers`]. Fails if a layer is no longer in the store.
     pub fn hold_layers(&self, owner: &str, layers: &[String]) -> Result<()> {
-        let mut index = self.lock_index();
-        if let Some(gone) = layers
-            .iter()
-            .find(|l| !index.layers.contains_key(l.as_str()))
-        {
-            return Err(ImageError::io(
-                format!("layer {gone}"),
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ));
-        }
-        let mut next = index.clone();
-        let mut held = layers.to_vec();
-        held.sort();
-        held.dedup();
-        next.holds.insert(owner.to_string(), held);
-        write_index(&self.dir, &next)?;
-        *index = next;
-        Ok(())
+        // Under the writer lock, so collection (which takes it too) cannot remove a layer
+        // between this check and the hold.
+        self.update(|next| {
+            if let Some(gone) = layers
+                .iter()
+                .find(|l| !next.layers.contains_key(l.as_str()))
+            {
+                return Err(ImageError::io(
+                    format!("layer {gone}"),
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            }
+            let mut held = layers.to_vec();
+            held.sort();
+            held.dedup();
+            next.holds.insert(owner.to_string(), held);
+            Ok(true)
+        })
     }
 
     /// Drops `owner`'s hold, then deletes what nothing needs any more; no hold is fine.
     pub fn release_layers(&self, owner: &str) -> Result<()> {
-        {
-            let mut index = self.lock_index();
-            if !index.holds.contains_key(owner) {
-                return Ok(());
-            }
-            let mut next = index.clone();
-            next.holds.remove(owner);
-            write_index(&self.dir, &next)?;
-            *index = next;
+        let mut held = false;
+        self.update(|next| {
+            held = next.holds.remove(owner).is_some();
+            Ok(held)
+        })?;
+        if !held {
+            return Ok(());
         }
         self.collect_garbage()
     }
@@ -256,6 +280,7 @@ impl Store {
     /// after the lock.
     pub fn collect_garbage(&self) -> Result<()> {
         let doomed_layers = {
+            let _writer = self.lock_writer();
             let mut index = self.lock_index();
             let in_flight = self.lock_in_flight();
             let mut live: BTreeSet<String> = BTreeSet::new();
@@ -338,6 +363,10 @@ impl Store {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn lock_writer(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -361,6 +390,24 @@ impl Drop for InFlight<'_> {
             }
         }
     }
+}
+
+/// `image` into the index: its tags move to it from any other image, and an image left with no
+/// name goes.
+fn commit_into(next: &mut Index, image: ImageRecord) {
+    for other in next.images.values_mut() {
+        if other.id != image.id {
+            other.repo_tags.retain(|t| !image.repo_tags.contains(t));
+        }
+    }
+    let merged = match next.images.remove(&image.id) {
+        Some(old) => merge_records(old, image),
+        None => image,
+    };
+    next.images.insert(merged.id.clone(), merged);
+    // An image left with no name is unreachable through the CRI: drop it, as containerd does.
+    next.images
+        .retain(|_, img| !img.repo_tags.is_empty() || !img.repo_digests.is_empty());
 }
 
 fn merge_records(mut old: ImageRecord, new: ImageRecord) -> ImageRecord {
@@ -395,18 +442,14 @@ fn read_index(path: &Path) -> Result<Index> {
     }
 }
 
+/// `Durable`: the index is the commit point of every pull and removal, and must survive a power
+/// loss whole (old or new), never torn.
 fn write_index(dir: &Path, index: &Index) -> Result<()> {
     let path = dir.join("index.json");
-    let tmp = dir.join("index.json.tmp");
-    let write = || -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(index).map_err(std::io::Error::other)?;
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| ImageError::io(format!("write {}", path.display()), e))
+    serde_json::to_vec(index)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crius_atomic_file::write(&path, &bytes, Durability::Durable))
+        .map_err(|e| ImageError::io(format!("write {}", path.display()), e))
 }
 
 fn sync_filesystem(dir: &Path) -> Result<()> {
@@ -471,6 +514,56 @@ mod tests {
                 inodes: 2,
             },
         );
+    }
+
+    #[test]
+    fn a_layer_added_while_the_index_is_written_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (digest('a'), digest('b'));
+        add_layer_dir(&store, &a);
+        // The change runs under the writer lock only, as a concurrent pull's add_layer would.
+        store
+            .update(|next| {
+                add_layer_dir(&store, &b);
+                next.holds.insert("c1".into(), vec![a.to_string()]);
+                Ok(true)
+            })
+            .unwrap();
+        assert!(store.has_layer(&b));
+        assert_eq!(store.holders(), ["c1"]);
+        // It reaches the file with the next write.
+        store
+            .commit(record(&digest('1'), &["x:1"], &[&a, &b]))
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.has_layer(&a) && store.has_layer(&b));
+    }
+
+    #[test]
+    fn no_change_no_write_and_no_temporaries_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.release_layers("nobody").unwrap();
+        assert!(!dir.path().join("index.json").exists());
+        let a = digest('a');
+        add_layer_dir(&store, &a);
+        store.hold_layers("c1", &[a.to_string()]).unwrap();
+        assert!(store.hold_layers("c2", &[digest('b').to_string()]).is_err());
+        assert_eq!(store.holders(), ["c1"]);
+        // What a crash mid-write leaves (old and new temporary names) goes at the next start.
+        fs::write(dir.path().join("index.json.tmp"), b"{").unwrap();
+        fs::write(dir.path().join(".index.json.1-0.tmp"), b"{").unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.holders(), ["c1"]);
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["blobs", "index.json", "layers", "tmp"]);
     }
 
     #[test]

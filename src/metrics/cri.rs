@@ -438,7 +438,7 @@ fn targets(engine: &Engine) -> Vec<PodTarget> {
         if !crate::sandbox::status::visible(&record) {
             continue;
         }
-        let meta = crate::sandbox::context::pod_config(&record)
+        let meta = crate::pod::pod_config(&record)
             .ok()
             .and_then(|c| c.metadata)
             .unwrap_or_default();

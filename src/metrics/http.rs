@@ -1,5 +1,6 @@
 //! The Prometheus endpoint: `GET /metrics` on `[metrics] address:port`, plain HTTP/1.1 (hyper),
-//! started by the daemon when `[metrics] enable` is set.
+//! started by the daemon when `[metrics] enable` is set: the `telemetry` registry, with the pods and
+//! containers counted by state from the engine's tables at each scrape.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
+use crate::telemetry::States;
 
 /// The OpenMetrics text format `prometheus-client` writes.
 const CONTENT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -77,16 +79,52 @@ async fn handle(engine: &Arc<Engine>, req: Request<Incoming>) -> Response<Full<B
     }
     // Counting the containers' states reads exit files: off the async threads.
     let engine = engine.clone();
-    let text =
-        match tokio::task::spawn_blocking(move || super::prom::metrics().render(&engine)).await {
-            Ok(text) => text,
-            Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        };
+    let render = move || crate::telemetry::metrics().render(&states(&engine));
+    let text = match tokio::task::spawn_blocking(render).await {
+        Ok(text) => text,
+        Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
     let mut response = Response::new(Full::new(Bytes::from(text)));
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT));
     response
+}
+
+/// The pods and containers by state, from the tables now.
+fn states(engine: &Engine) -> States {
+    use crate::api::{ContainerState, PodSandboxState};
+    let mut pods = [("ready", 0), ("notready", 0)];
+    for s in engine.sandboxes() {
+        let record = s.record();
+        if crate::sandbox::status::visible(&record) {
+            match crate::sandbox::status::state(&record) {
+                PodSandboxState::SandboxReady => pods[0].1 += 1,
+                PodSandboxState::SandboxNotready => pods[1].1 += 1,
+            }
+        }
+    }
+    let mut containers = [
+        ("created", 0),
+        ("running", 0),
+        ("exited", 0),
+        ("unknown", 0),
+    ];
+    for c in engine.containers() {
+        if crate::container::status::visible(&c.record()) {
+            let i = match crate::container::status::state(engine, &c).0 {
+                ContainerState::ContainerCreated => 0,
+                ContainerState::ContainerRunning => 1,
+                ContainerState::ContainerExited => 2,
+                ContainerState::ContainerUnknown => 3,
+            };
+            containers[i].1 += 1;
+        }
+    }
+    States {
+        pods: pods.to_vec(),
+        containers: containers.to_vec(),
+    }
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {

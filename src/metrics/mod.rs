@@ -1,10 +1,7 @@
-//! Metrics: the CRI's pod and container metrics (`cri.rs`, read from cgroups by `cgroup.rs`)
-//! and crius' own Prometheus metrics (`prom.rs`, recorded through one-line hooks at their sites,
-//! served by `http.rs` when `[metrics] enable` is set); docs/metrics.md.
+//! The metrics that need the engine: the CRI's pod and container metrics (`cri.rs`, read from
+//! cgroups by `cgroup.rs`) and the Prometheus endpoint (`http.rs`), which serves the leaf
+//! `telemetry` registry with the pods and containers counted by state; docs/metrics.md.
 
 pub mod cgroup;
 pub mod cri;
 pub mod http;
-pub mod prom;
-
-pub use prom::{cni_plugin_timer, monitor_launch_timer, oom_killed, pull_done, rpc_done};

@@ -25,6 +25,17 @@ fn tracking_hierarchies(root: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Moves a just-launched container monitor into `cgroup` (`[runtime] monitor_cgroup`; empty:
+/// left where it is). A failure costs only that protection, so it is logged, not returned.
+pub fn adopt_monitor(cgroup: &str, monitor_pid: i32) {
+    if cgroup.is_empty() {
+        return;
+    }
+    if let Err(e) = adopt(cgroup, monitor_pid) {
+        tracing::warn!(monitor_pid, "moving the monitor into cgroup {cgroup}: {e}");
+    }
+}
+
 /// Moves `pid` into `cgroup` (an absolute cgroupfs path) in every tracking hierarchy.
 pub fn adopt(cgroup: &str, pid: i32) -> io::Result<()> {
     adopt_under(Path::new(ROOT), cgroup, pid)

@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crius_monitor_proto::control::MAX_LINE;
+use crius_monitor_proto::{ControlReply, ControlRequest};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -14,12 +16,12 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `reopen-log`: the log file was renamed away (rotation); write to a new one at the path.
 pub async fn reopen_log(control_socket: &Path) -> Result<(), MonitorError> {
-    command(control_socket, "reopen-log").await
+    command(control_socket, ControlRequest::ReopenLog).await
 }
 
 /// `resize ROWS COLS`: the terminal's window size (an error if the container has no terminal).
 pub async fn resize(control_socket: &Path, rows: u16, cols: u16) -> Result<(), MonitorError> {
-    command(control_socket, &format!("resize {rows} {cols}")).await
+    command(control_socket, ControlRequest::Resize { rows, cols }).await
 }
 
 /// Whether a monitor accepts connections on the socket (it removes the socket when it exits).
@@ -30,8 +32,8 @@ pub async fn monitor_alive(control_socket: &Path) -> bool {
     )
 }
 
-async fn command(path: &Path, line: &str) -> Result<(), MonitorError> {
-    let reply = tokio::time::timeout(REPLY_TIMEOUT, exchange(path, line))
+async fn command(path: &Path, request: ControlRequest) -> Result<(), MonitorError> {
+    let reply = tokio::time::timeout(REPLY_TIMEOUT, exchange(path, &request.encode()))
         .await
         .map_err(|_| MonitorError::Timeout {
             what: "control command",
@@ -41,21 +43,21 @@ async fn command(path: &Path, line: &str) -> Result<(), MonitorError> {
             path: path.to_path_buf(),
             source,
         })?;
-    match reply.trim_end() {
-        "ok" => Ok(()),
-        other => Err(MonitorError::Rejected {
+    match ControlReply::decode(&reply) {
+        ControlReply::Ok => Ok(()),
+        ControlReply::Error(reason) => Err(MonitorError::Rejected {
             path: path.to_path_buf(),
-            reason: other.strip_prefix("error ").unwrap_or(other).to_string(),
+            reason,
         }),
     }
 }
 
 async fn exchange(path: &Path, line: &str) -> std::io::Result<String> {
     let mut stream = UnixStream::connect(path).await?;
-    stream.write_all(format!("{line}\n").as_bytes()).await?;
+    stream.write_all(line.as_bytes()).await?;
     let mut reply = String::new();
     // Replies are short; the limit keeps a confused peer from feeding us forever.
-    let n = BufReader::new(stream.take(4096))
+    let n = BufReader::new(stream.take(MAX_LINE as u64))
         .read_line(&mut reply)
         .await?;
     if n == 0 {

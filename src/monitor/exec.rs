@@ -8,11 +8,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crius_monitor_proto::{ExecProcess, LaunchOptions, Mode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::ChildStdout;
 
 use super::launch::parse_sync;
-use super::{Launched, MonitorError, runtime_args};
+use super::{Launched, MonitorError, monitor_runtime};
 use crate::oci_runtime::OciRuntime;
 
 /// The runtime's exec, after the attach client connected.
@@ -38,31 +39,24 @@ pub struct ExecLaunch<'a> {
 
 impl ExecLaunch<'_> {
     pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["exec".into(), "--id".into(), self.id.into()];
-        args.extend(runtime_args(self.runtime));
-        args.push("--exit-file".into());
-        args.push(self.exit_file.into());
-        args.push("--attach-socket".into());
-        args.push(self.attach_socket.into());
-        if self.terminal {
-            args.push("--terminal".into());
-        }
-        if self.stdin {
+        let process = match self.process {
+            Some(process) => ExecProcess::Spec(process.to_path_buf()),
+            None => ExecProcess::Args(self.cmd.iter().map(OsString::from).collect()),
+        };
+        let opts = LaunchOptions {
+            exit_file: Some(self.exit_file.to_path_buf()),
+            attach_socket: Some(self.attach_socket.to_path_buf()),
+            terminal: self.terminal,
             // stdin-once: the client's end of input (CLOSE_STDIN) closes the process's stdin.
-            args.push("--stdin".into());
-            args.push("--stdin-once".into());
-        }
-        match self.process {
-            Some(process) => {
-                args.push("--process".into());
-                args.push(process.into());
-            }
-            None => {
-                args.push("--".into());
-                args.extend(self.cmd.iter().map(OsString::from));
-            }
-        }
-        args
+            stdin: self.stdin,
+            stdin_once: self.stdin,
+            ..LaunchOptions::new(
+                Mode::Exec { process },
+                self.id,
+                monitor_runtime(self.runtime),
+            )
+        };
+        opts.to_args()
     }
 }
 

@@ -1,15 +1,16 @@
 //! Exec-sync: `crius-monitor exec-sync …` runs a process in a running container, waits for it
-//! (killing it at the timeout) and prints one JSON line:
-//! `{"exit_code":0,"signal":null,"timed_out":false,"stdout":"<base64>","stderr":"<base64>",…}`,
-//! or `{"error":"…"}` (exit status 1) when the runtime could not start the process.
+//! (killing it at the timeout) and prints one JSON line, a `crius_monitor_proto::ExecSyncReply`:
+//! the exit and the output, or the error (exit status 1) when the runtime could not start the
+//! process.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use base64::Engine;
+use crius_monitor_proto::launch::whole_seconds;
+use crius_monitor_proto::{ExecProcess, ExecSyncReply, LaunchOptions, Mode};
 
-use super::{MonitorError, last_line, runtime_args};
+use super::{MonitorError, last_line, monitor_runtime};
 use crate::oci_runtime::OciRuntime;
 
 /// Time on top of the process's own timeout for the runtime's exec and the monitor's ending.
@@ -35,17 +36,15 @@ pub async fn exec_sync(
     output_limit: usize,
 ) -> Result<ExecSyncResult, MonitorError> {
     let timeout = timeout.filter(|t| !t.is_zero());
+    let mode = Mode::ExecSync {
+        process: ExecProcess::Args(cmd.iter().map(Into::into).collect()),
+        timeout,
+        output_limit,
+    };
+    let opts = LaunchOptions::new(mode, id, monitor_runtime(runtime));
     let mut command = tokio::process::Command::new(monitor);
-    command.arg("exec-sync").arg("--id").arg(id);
-    command.args(runtime_args(runtime));
-    if let Some(t) = timeout {
-        command.arg("--timeout").arg(whole_seconds(t).to_string());
-    }
     command
-        .arg("--output-limit")
-        .arg(output_limit.to_string())
-        .arg("--")
-        .args(cmd)
+        .args(opts.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -83,36 +82,17 @@ pub async fn exec_sync(
     }
 }
 
-fn whole_seconds(t: Duration) -> u64 {
-    t.as_secs() + u64::from(t.subsec_nanos() > 0)
-}
-
-#[derive(serde::Deserialize)]
-struct Line {
-    error: Option<String>,
-    exit_code: Option<i32>,
-    #[serde(default)]
-    timed_out: bool,
-    #[serde(default)]
-    stdout: String,
-    #[serde(default)]
-    stderr: String,
-}
-
 /// The monitor's line: `Ok` with the result, `Err` with its error, `None` if it is not one.
 pub(super) fn parse_result(stdout: &[u8]) -> Option<Result<ExecSyncResult, String>> {
-    let text = String::from_utf8_lossy(stdout);
-    let line: Line = serde_json::from_str(text.lines().next()?.trim()).ok()?;
-    if let Some(error) = line.error {
-        return Some(Err(error));
+    match ExecSyncReply::decode(stdout).ok()? {
+        ExecSyncReply::Done(out) => Some(Ok(ExecSyncResult {
+            exit_code: out.exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+            timed_out: out.timed_out,
+        })),
+        ExecSyncReply::Failed { error, .. } => Some(Err(error)),
     }
-    let decode = |s: &str| base64::engine::general_purpose::STANDARD.decode(s).ok();
-    Some(Ok(ExecSyncResult {
-        exit_code: line.exit_code?,
-        stdout: decode(&line.stdout)?,
-        stderr: decode(&line.stderr)?,
-        timed_out: line.timed_out,
-    }))
 }
 
 #[cfg(test)]
@@ -155,12 +135,5 @@ mod tests {
             parse_result(br#"{"exit_code":0,"stdout":"not base64!","stderr":""}"#),
             None
         );
-    }
-
-    #[test]
-    fn timeouts_round_up() {
-        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
-        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
     }
 }

@@ -1,6 +1,6 @@
-//! The exit file a monitor writes (atomically) when its container or exec'd process is gone:
-//! `{"exit_code":137,"signal":9,"oom_killed":false,"finished_at":"…","finished_at_unix_nano":…}`.
-//! Its existence is the daemon's signal that the process has exited.
+//! The exit file a monitor writes (atomically) when its container or exec'd process is gone
+//! (its form: `crius_monitor_proto::exit`). Its existence is the daemon's signal that the
+//! process has exited.
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -12,17 +12,7 @@ use super::MonitorError;
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ExitStatus {
-    /// The exit code, or 128 + the signal number when killed.
-    pub exit_code: i32,
-    /// The signal that killed the process.
-    pub signal: Option<i32>,
-    /// The OOM killer acted in the container's memory cgroup.
-    pub oom_killed: bool,
-    /// When the monitor reaped the process.
-    pub finished_at_unix_nano: i64,
-}
+pub use crius_monitor_proto::ExitStatus;
 
 /// The exit file's status, or `None` when it is absent (the process has not exited, or its
 /// monitor died before writing it).
@@ -37,7 +27,7 @@ pub fn read_exit_file(path: &Path) -> Result<Option<ExitStatus>, MonitorError> {
             });
         }
     };
-    serde_json::from_slice(&data)
+    ExitStatus::decode(&data)
         .map(Some)
         .map_err(|source| MonitorError::BadExitFile {
             path: path.to_path_buf(),

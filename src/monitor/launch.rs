@@ -1,7 +1,7 @@
 //! Launching a container's monitor: `crius-monitor container …`. The launcher forks the monitor
 //! and exits at once (exit 0: its sockets are listening); the monitor runs the runtime's `create`
-//! and writes one JSON line on its stdout, `{"pid":…,"monitor_pid":…}` or
-//! `{"error":"…","monitor_pid":…}`.
+//! and writes one line on its stdout, a `crius_monitor_proto::SyncMessage`:
+//! `{"monitor_pid":…,"pid":…}` or `{"error":"…","monitor_pid":…}`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::{MonitorError, runtime_args};
+use crius_monitor_proto::{LaunchOptions, Mode, SyncMessage};
+
+use super::{MonitorError, monitor_runtime};
 use crate::oci_runtime::OciRuntime;
 
 /// How long the runtime's `create` may take (cri-o allows 4 minutes as well).
@@ -47,35 +49,21 @@ pub struct Launched {
 impl Launch<'_> {
     /// The arguments after the monitor's path.
     pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["container".into(), "--id".into(), self.id.into()];
-        args.extend(runtime_args(self.runtime));
-        let paths = [
-            ("--bundle", Some(self.bundle)),
-            ("--exit-file", Some(self.exit_file)),
-            ("--log-path", self.log_path),
-            ("--attach-socket", self.attach_socket),
-            ("--control-socket", self.control_socket),
-        ];
-        for (flag, path) in paths {
-            if let Some(path) = path {
-                args.push(flag.into());
-                args.push(path.into());
-            }
-        }
-        if let Some(max) = self.log_max_line {
-            args.push("--log-max-line".into());
-            args.push(max.to_string().into());
-        }
-        for (flag, on) in [
-            ("--terminal", self.terminal),
-            ("--stdin", self.stdin),
-            ("--stdin-once", self.stdin_once),
-        ] {
-            if on {
-                args.push(flag.into());
-            }
-        }
-        args
+        let mode = Mode::Container {
+            bundle: self.bundle.to_path_buf(),
+        };
+        let opts = LaunchOptions {
+            exit_file: Some(self.exit_file.to_path_buf()),
+            log_path: self.log_path.map(Path::to_path_buf),
+            log_max_line: self.log_max_line,
+            attach_socket: self.attach_socket.map(Path::to_path_buf),
+            control_socket: self.control_socket.map(Path::to_path_buf),
+            terminal: self.terminal,
+            stdin: self.stdin,
+            stdin_once: self.stdin_once,
+            ..LaunchOptions::new(mode, self.id, monitor_runtime(self.runtime))
+        };
+        opts.to_args()
     }
 }
 
@@ -83,7 +71,7 @@ impl Launch<'_> {
 /// and returns the container's pid, or the monitor's error text (the runtime's stderr when its
 /// `create` failed).
 pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> {
-    let _timer = crate::metrics::monitor_launch_timer();
+    let _timer = crate::telemetry::monitor_launch_timer();
     let stderr = match l.stderr_log {
         Some(path) => Stdio::from(
             std::fs::File::options()
@@ -147,24 +135,12 @@ pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> 
 /// The sync line: `Ok` with the pids, `Err` with the monitor's error and pid, `None` if it is
 /// not one.
 pub(super) fn parse_sync(line: &str) -> Option<Result<Launched, (String, Option<i32>)>> {
-    let value: serde_json::Value = serde_json::from_str(line.trim()).ok()?;
-    let pid = |key: &str| {
-        value
-            .get(key)?
-            .as_i64()
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|p| *p > 0)
-    };
-    if let Some(error) = value.get("error") {
-        let message = error
-            .as_str()
-            .map_or_else(|| error.to_string(), str::to_string);
-        return Some(Err((runtime_failure(message), pid("monitor_pid"))));
+    match SyncMessage::decode(line).ok()? {
+        SyncMessage::Started { pid, monitor_pid } => Some(Ok(Launched { pid, monitor_pid })),
+        SyncMessage::Failed { error, monitor_pid } => {
+            Some(Err((runtime_failure(error), monitor_pid)))
+        }
     }
-    Some(Ok(Launched {
-        pid: pid("pid")?,
-        monitor_pid: pid("monitor_pid")?,
-    }))
 }
 
 /// The monitor reports a failed runtime call as `runtime <verb> failed (<status>): <stderr>`;

@@ -1,6 +1,7 @@
 //! The daemon's side of crius-monitor (crate `conmon/`, docs/monitor.md): launching a container's
 //! monitor and reading its sync message, reading the exit file it leaves, its control socket, and
-//! exec-sync.
+//! exec-sync. What goes over the wire (argument vectors, lines, the exit file) is defined once,
+//! for both sides, in `crius_monitor_proto`; this module does the I/O around it.
 
 pub mod cgroup;
 mod control;
@@ -55,11 +56,11 @@ pub enum MonitorError {
         #[source]
         source: std::io::Error,
     },
-    #[error("bad exit file {path}: {source}")]
+    #[error("{path}: {source}")]
     BadExitFile {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: crius_monitor_proto::DecodeError,
     },
     #[error("monitor control socket {path}: {source}")]
     Control {
@@ -72,17 +73,14 @@ pub enum MonitorError {
     Rejected { path: PathBuf, reason: String },
 }
 
-/// The monitor's runtime options for `runtime`: always explicit, since without `--runtime` the
-/// monitor runs `crius oci` from `$PATH`.
-fn runtime_args(runtime: &OciRuntime) -> Vec<std::ffi::OsString> {
-    let mut args = vec!["--runtime".into(), runtime.path.clone().into_os_string()];
-    for arg in &runtime.args {
-        args.push("--runtime-arg".into());
-        args.push(arg.into());
+/// The monitor's runtime: the daemon's own, always spelled out on the command line (without
+/// `--runtime` the monitor would run `crius oci` from `$PATH`).
+fn monitor_runtime(runtime: &OciRuntime) -> crius_monitor_proto::Runtime {
+    crius_monitor_proto::Runtime {
+        path: runtime.path.clone(),
+        args: runtime.args.iter().map(Into::into).collect(),
+        root: Some(runtime.root.clone()),
     }
-    args.push("--runtime-root".into());
-    args.push(runtime.root.clone().into_os_string());
-    args
 }
 
 /// The monitor's stderr, trimmed to its last line, for an error message.
@@ -107,14 +105,22 @@ mod tests {
             args: vec!["oci".into(), "--log-format=json".into()],
             root: "/run/crius-oci".into(),
         };
-        let args: Vec<_> = runtime_args(&rt)
+        let opts = crius_monitor_proto::LaunchOptions::new(
+            crius_monitor_proto::Mode::Container {
+                bundle: "/b".into(),
+            },
+            "c1",
+            monitor_runtime(&rt),
+        );
+        let args: Vec<_> = opts
+            .to_args()
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect();
         assert_eq!(
             args.join(" "),
-            "--runtime /usr/bin/crius --runtime-arg oci --runtime-arg --log-format=json \
-             --runtime-root /run/crius-oci"
+            "container --id c1 --runtime /usr/bin/crius --runtime-arg oci \
+             --runtime-arg --log-format=json --runtime-root /run/crius-oci --bundle /b"
         );
     }
 

@@ -1,9 +1,8 @@
 //! Per-pod files made once when the sandbox is created, for every container of the pod to
 //! bind-mount: /etc/resolv.conf, /etc/hostname, /etc/hosts and the /dev/shm tmpfs.
 
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::IpAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -158,32 +157,15 @@ fn check_line(what: &str, value: &str) -> Result<(), FilesError> {
     Ok(())
 }
 
-/// Writes a sibling temporary file (mode 0644) and renames it over `path`, so a container never
-/// sees a half-written file.
+/// Replaces `path` (mode 0644) atomically, so a container never sees a half-written file.
+/// `Volatile`: these files live under the run root and die with the boot, as the pod does; a
+/// crash of the daemon (not of the machine) loses nothing written.
 fn write_atomic(path: &Path, content: &[u8]) -> Result<(), FilesError> {
-    let name = path.file_name().ok_or_else(|| {
-        FilesError::InvalidArgument(format!("{} has no file name", path.display()))
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        // The mode above is filtered by the umask.
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.write_all(content)?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err("writing", path)(e)
-    })
+    let options = crius_atomic_file::Options {
+        mode: Some(0o644),
+        ..crius_atomic_file::Options::new(crius_atomic_file::Durability::Volatile)
+    };
+    crius_atomic_file::write_with(path, content, &options).map_err(io_err("writing", path))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Pod sandboxes: pinned namespaces, the pod's files, the network, the pause process, and
 //! their lifecycle (`run`, `teardown`) and CRI view (`status`). See docs/sandbox.md.
 
-pub mod context;
 pub mod files;
 pub mod namespaces;
 mod network;

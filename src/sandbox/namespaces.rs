@@ -84,16 +84,9 @@ pub struct NsSet {
     pub user: Option<IdMaps>,
 }
 
-/// The files holding a pod's pinned namespaces.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Pinned {
-    pub net: Option<PathBuf>,
-    pub ipc: Option<PathBuf>,
-    pub uts: Option<PathBuf>,
-    /// Absent in records written before user namespaces were supported.
-    #[serde(default)]
-    pub user: Option<PathBuf>,
-}
+/// The files holding a pod's pinned namespaces; recorded with the sandbox, so defined in
+/// `store` (which imports nothing of `sandbox`).
+pub use crate::store::Pinned;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {

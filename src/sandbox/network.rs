@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::context::pod_config;
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::network::cni::{Attachment, CniNetwork};
+use crate::pod::pod_config;
 use crate::store::{NetworkState, SandboxRecord};
 
 const IFNAME: &str = "eth0";
@@ -36,13 +36,15 @@ pub async fn attach(
                 engine.config.network.network_dir.display()
             ))
         })?;
-    engine.save_sandbox(sandbox, |r| {
-        r.network = Some(NetworkState {
-            network: net.name.clone(),
-            ips: Vec::new(),
-            attached: true,
+    engine
+        .save_sandbox(sandbox, |r| {
+            r.network = Some(NetworkState {
+                network: net.name.clone(),
+                ips: Vec::new(),
+                attached: true,
+            })
         })
-    })?;
+        .await?;
     let record = sandbox.record();
     let netns = record
         .pinned
@@ -68,11 +70,13 @@ pub async fn attach(
         .into_iter()
         .filter_map(|v6| result.first_ip(v6))
         .collect();
-    engine.save_sandbox(sandbox, |r| {
-        if let Some(n) = r.network.as_mut() {
-            n.ips = ips.iter().map(ToString::to_string).collect();
-        }
-    })?;
+    engine
+        .save_sandbox(sandbox, |r| {
+            if let Some(n) = r.network.as_mut() {
+                n.ips = ips.iter().map(ToString::to_string).collect();
+            }
+        })
+        .await?;
     Ok(ips.first().copied())
 }
 
@@ -85,11 +89,13 @@ pub async fn detach(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodEr
     let engine2 = engine.clone();
     let rec = record.clone();
     tokio::task::spawn_blocking(move || del(&engine2, &rec, &state.network)).await??;
-    engine.save_sandbox(sandbox, |r| {
-        if let Some(n) = r.network.as_mut() {
-            n.attached = false;
-        }
-    })?;
+    engine
+        .save_sandbox(sandbox, |r| {
+            if let Some(n) = r.network.as_mut() {
+                n.attached = false;
+            }
+        })
+        .await?;
     Ok(())
 }
 

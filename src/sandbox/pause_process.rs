@@ -6,10 +6,11 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::context::PodContextParts;
 use crate::engine::{Engine, PodError};
+use crate::layers::{self, Mounts};
 use crate::monitor::{self, Launch};
 use crate::oci::{self, PauseContext};
+use crate::pod::PodContextParts;
 use crate::proc_info;
 use crate::store::{ProcessRef, SandboxRecord};
 
@@ -44,9 +45,9 @@ pub async fn start(
             exe: &engine.paths.exe,
             image_args,
         },
-        engine.spec_options(),
+        engine.runtimes.spec_options(),
     )?;
-    crate::engine::write_spec(&bundle, spec)?;
+    crate::pod::write_spec(&bundle, spec)?;
     let exit_file = engine.paths.exit_file(&record.id);
     let monitor_log = engine.paths.monitor_log(&record.id);
     let launched = monitor::launch_container(&Launch {
@@ -66,7 +67,7 @@ pub async fn start(
     })
     .await
     .map_err(|e| PodError::internal("creating the pause container", e))?;
-    engine.adopt_monitor(launched.monitor_pid);
+    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
     record
         .runtime
         .start(&record.id)
@@ -106,14 +107,19 @@ async fn mount_pause_image(
                     .ok_or_else(|| PodError::Internal(format!("pause image {image} vanished")))?
             }
         };
-    let config = crate::container::create::image_config(engine, &record)?;
-    let lowers = crate::container::create::layer_dirs(engine, &record)?;
-    let (dir, target) = (container_dir.to_path_buf(), rootfs.to_path_buf());
+    let config = layers::image_config(&engine.images, &record)?;
+    // Held under the sandbox's id until RemovePodSandbox unmounts it (teardown.rs).
+    let mounts = Mounts {
+        owner: parts.id().to_owned(),
+        image: record,
+        state_dir: container_dir.to_path_buf(),
+        rootfs: rootfs.to_path_buf(),
+        volumes: Vec::new(),
+        run_dir: parts.files.pause_bundle(),
+    };
     let idmapped = parts.layer_idmap()?;
-    tokio::task::spawn_blocking(move || {
-        crate::container::rootfs::mount_overlay(&lowers, &dir, &target, idmapped.as_ref())
-    })
-    .await??;
+    let images = engine.images.clone();
+    tokio::task::spawn_blocking(move || mounts.mount(&images, idmapped.as_ref())).await??;
     let c = config.config().clone().unwrap_or_default();
     Ok(c.entrypoint()
         .clone()

@@ -15,8 +15,8 @@ use crate::engine::{Engine, PodError, Sandbox};
 use crate::libcontainer::cgroups::{self, CgroupVersion, DEFAULT_CGROUP_ROOT};
 use crate::store::SandboxRecord;
 
-use super::context::pod_config;
 use super::status;
+use crate::pod::pod_config;
 
 /// What happened to the pod's cgroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,7 @@ pub async fn update(
     resources: Option<api::LinuxContainerResources>,
     overhead: Option<api::LinuxContainerResources>,
 ) -> Result<CgroupUpdate, PodError> {
+    let _op = sandbox.op.lock().await;
     let record = sandbox.record();
     if !status::visible(&record) {
         return Err(PodError::NotFound(format!(
@@ -44,7 +45,7 @@ pub async fn update(
     }
     let total = pod_total(resources.as_ref(), overhead.as_ref());
     // Converting validates the request (negative values and the like) before anything changes.
-    let mut oci = crate::oci::linux_resources(&total, engine.spec_options())?;
+    let mut oci = crate::oci::linux_resources(&total, engine.runtimes.spec_options())?;
     // Swap is kubelet's business at pod level (its swap behaviour), not part of this request.
     if let Some(mut memory) = *oci.memory() {
         memory.set_swap(None);
@@ -73,14 +74,14 @@ pub async fn update(
     linux.resources = resources;
     linux.overhead = overhead;
     let encoded = prost::Message::encode_to_vec(&config);
-    engine.save_sandbox(sandbox, |r| r.config = encoded)?;
+    engine.save_sandbox(sandbox, |r| r.config = encoded).await?;
     Ok(outcome)
 }
 
 /// The pod's own cgroup, relative to the cgroup root, or `None` under crius' default parent.
 fn pod_cgroup(engine: &Engine, record: &SandboxRecord) -> Result<Option<String>, PodError> {
     let parent = record.cgroup_parent.as_str();
-    if parent.is_empty() || parent == engine.default_cgroup_parent {
+    if parent.is_empty() || parent == engine.runtimes.default_cgroup_parent {
         return Ok(None);
     }
     let path = if parent.ends_with(".slice") {

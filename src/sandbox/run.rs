@@ -6,22 +6,24 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use super::context::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use super::{files, namespaces, network, pause_process, teardown};
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::libcontainer::cgroups::Driver;
+use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
 
-/// Creates and starts a pod sandbox; returns its id.
+/// Creates and starts a pod sandbox; returns its id. A failure undoes everything; if the undo
+/// fails too, the sandbox is kept listed (NOTREADY) with the reason, for Stop/Remove to finish
+/// (see `teardown::keep_failed`).
 pub async fn run(
     engine: &Arc<Engine>,
     config: api::PodSandboxConfig,
     handler: &str,
 ) -> Result<String, PodError> {
     let name = sandbox_name(&config)?;
-    let runtime = engine.runtime_for(handler)?;
+    let runtime = engine.runtimes.runtime_for(handler)?;
     let userns = check_userns(engine, &config, &runtime.name)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
     let id = new_id();
@@ -46,20 +48,22 @@ pub async fn run(
         shm,
         network: None,
         pause: None,
+        failure: None,
     };
-    if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record) {
+    if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record).await {
         engine.release_name(&name, &id);
         return Err(e.into());
     }
     let sandbox = Sandbox::new(record);
-    engine.insert_sandbox(sandbox.clone());
     let _op = sandbox.op.lock().await;
+    engine.insert_sandbox(sandbox.clone());
     match set_up(engine, &sandbox, &config, userns).await {
         Ok(()) => Ok(id),
         Err(err) => {
             tracing::warn!(sandbox = %id, "RunPodSandbox failed, undoing: {err}");
-            if let Err(undo) = teardown::destroy(engine, &sandbox).await {
-                tracing::error!(sandbox = %id, "undoing a failed RunPodSandbox: {undo}");
+            if let Err(undo) = teardown::destroy_held(engine, &sandbox).await {
+                let why = format!("RunPodSandbox failed ({err}), and undoing it failed: {undo}");
+                teardown::keep_failed(engine, &sandbox, why).await;
             }
             Err(err)
         }
@@ -87,7 +91,7 @@ async fn set_up(
         tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname, userns))
             .await??
     };
-    engine.save_sandbox(sandbox, |r| r.pinned = pinned)?;
+    engine.save_sandbox(sandbox, |r| r.pinned = pinned).await?;
 
     let ip = if host_network {
         None
@@ -110,10 +114,12 @@ async fn set_up(
     let record = sandbox.record();
     let parts = PodContextParts::new(engine, &record)?;
     let pause = pause_process::start(engine, &record, &parts).await?;
-    engine.save_sandbox(sandbox, |r| {
-        r.pause = Some(pause);
-        r.phase = SandboxPhase::Ready;
-    })?;
+    engine
+        .save_sandbox(sandbox, |r| {
+            r.pause = Some(pause);
+            r.phase = SandboxPhase::Ready;
+        })
+        .await?;
     Ok(())
 }
 
@@ -197,7 +203,7 @@ fn check_userns(
             )));
         }
     }
-    if !engine.features(handler).user_namespaces {
+    if !engine.runtimes.features(handler).user_namespaces {
         return Err(PodError::InvalidArgument(format!(
             "runtime handler {handler:?} does not offer user namespaces (see RuntimeStatus)"
         )));
@@ -206,7 +212,7 @@ fn check_userns(
 }
 
 /// `k8s_<name>_<namespace>_<uid>_<attempt>`, as cri-o names pods; the metadata is required.
-fn sandbox_name(config: &api::PodSandboxConfig) -> Result<String, PodError> {
+pub fn sandbox_name(config: &api::PodSandboxConfig) -> Result<String, PodError> {
     let Some(m) = &config.metadata else {
         return Err(PodError::InvalidArgument(
             "pod sandbox metadata is required".into(),
@@ -236,9 +242,9 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
         .map(|l| l.cgroup_parent.as_str())
         .unwrap_or("");
     if requested.is_empty() {
-        return Ok(engine.default_cgroup_parent.clone());
+        return Ok(engine.runtimes.default_cgroup_parent.clone());
     }
-    match engine.cgroup_driver {
+    match engine.runtimes.cgroup_driver {
         Driver::Systemd => {
             if !requested.ends_with(".slice") {
                 return Err(PodError::InvalidArgument(format!(

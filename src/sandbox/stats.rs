@@ -14,7 +14,7 @@ const POD_INTERFACE: &str = "eth0";
 
 pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandboxStats, PodError> {
     let record = sandbox.record();
-    let config = super::context::pod_config(&record)?;
+    let config = crate::pod::pod_config(&record)?;
     let mut containers = Vec::new();
     let mut processes = Vec::new();
     for c in engine.containers_of(&sandbox.id) {
@@ -153,8 +153,8 @@ pub fn matches(sandbox: &Sandbox, filter: &api::PodSandboxStatsFilter) -> bool {
         return false;
     }
     filter.label_selector.is_empty()
-        || super::context::pod_config(&record)
-            .map(|c| super::status::labels_match(&c.labels, &filter.label_selector))
+        || crate::pod::pod_config(&record)
+            .map(|c| crate::pod::labels_match(&c.labels, &filter.label_selector))
             .unwrap_or(false)
 }
 

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::context::{namespace_options, pod_config};
 use crate::api;
 use crate::engine::{Engine, PodError};
+use crate::pod::{labels_match, namespace_options, pod_config};
 use crate::proc_info;
 use crate::store::{SandboxPhase, SandboxRecord};
 
@@ -21,9 +21,10 @@ pub fn state(record: &SandboxRecord) -> api::PodSandboxState {
     }
 }
 
-/// Half-made and half-removed sandboxes are not shown.
+/// Half-made and half-removed sandboxes are not shown while that work is under way; one whose
+/// teardown failed is (NOTREADY), so that it can be removed.
 pub fn visible(record: &SandboxRecord) -> bool {
-    matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped)
+    matches!(record.phase, SandboxPhase::Ready | SandboxPhase::Stopped) || record.failure.is_some()
 }
 
 /// The `PodSandbox` message; `state` as [`state`] found it (lists compute it once per pod).
@@ -79,7 +80,7 @@ pub fn status(
     let mut info = HashMap::new();
     if verbose {
         let spec = std::fs::read(
-            super::context::PodFiles::new(engine, &record.id)
+            crate::pod::PodFiles::new(engine, &record.id)
                 .pause_bundle()
                 .join("config.json"),
         )
@@ -92,6 +93,7 @@ pub fn status(
             "cgroupParent": record.cgroup_parent,
             "namespaces": record.pinned,
             "network": record.network,
+            "failure": record.failure,
             "runtimeSpec": spec,
         });
         info.insert("info".to_owned(), value.to_string());
@@ -124,8 +126,4 @@ pub fn matches(
         Ok(config) => labels_match(&config.labels, &filter.label_selector),
         Err(_) => false,
     }
-}
-
-pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }

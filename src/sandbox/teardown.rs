@@ -1,16 +1,19 @@
 //! Stopping and destroying sandboxes. Every step is idempotent and tolerates what is already
 //! gone, so the same code undoes a failed RunPodSandbox, serves Stop/RemovePodSandbox, and
-//! finishes whatever a crash interrupted.
+//! finishes whatever a crash interrupted. A teardown that fails leaves the sandbox listed and
+//! removable, never hidden ([`keep_failed`]); the next Stop/Remove, or the next start-up, tries
+//! again from the step that failed.
 
 use std::fs;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::context::PodFiles;
 use super::{files, namespaces, network, pause_process};
 use crate::container;
 use crate::engine::{Engine, PodError, Sandbox};
+use crate::layers;
+use crate::pod::PodFiles;
 use crate::store::{Kind, SandboxPhase};
 
 /// How long a pod's containers get between their stop signal and SIGKILL when the pod is
@@ -20,49 +23,87 @@ const CONTAINER_GRACE: Duration = Duration::from_secs(2);
 
 /// StopPodSandbox: containers, network, pause. The namespaces stay pinned until removal.
 pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
-    let containers = engine.containers_of(&sandbox.id);
-    let stops = containers.iter().map(|c| async move {
-        let _op = c.op.lock().await;
-        container::stop::stop(engine, c, CONTAINER_GRACE).await
-    });
+    let _op = sandbox.op.lock().await;
+    let stops = engine
+        .containers_of(&sandbox.id)
+        .into_iter()
+        .map(|c| async move { container::stop::stop(engine, &c, CONTAINER_GRACE).await });
     for result in futures::future::join_all(stops).await {
         result?;
     }
     network::detach(engine, sandbox).await?;
     pause_process::stop(engine, &sandbox.record()).await?;
     if sandbox.record().phase == SandboxPhase::Ready {
-        engine.save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)?;
+        engine
+            .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)
+            .await?;
     }
     Ok(())
 }
 
-/// Removes everything of the sandbox and its record (and its containers, stopped first).
+/// RemovePodSandbox (and recovery's removal of an unfinished sandbox): removes everything of
+/// the sandbox and its record (and its containers, stopped first). When that fails half-way, the
+/// sandbox stays listed with the reason ([`keep_failed`]) and the next call tries again.
 pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
+    let _op = sandbox.op.lock().await;
+    let result = destroy_held(engine, sandbox).await;
+    if let Err(e) = &result {
+        keep_failed(engine, sandbox, format!("removing it failed: {e}")).await;
+    }
+    result
+}
+
+/// [`destroy`] with the sandbox's `op` lock already held (a failed RunPodSandbox undoing itself).
+pub(super) async fn destroy_held(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     for c in engine.containers_of(&sandbox.id) {
-        let _op = c.op.lock().await;
         container::remove::remove(engine, &c).await?;
     }
     network::detach(engine, sandbox).await?;
     let record = sandbox.record();
     pause_process::stop(engine, &record).await?;
     if record.phase != SandboxPhase::Removing {
-        engine.save_sandbox(sandbox, |r| r.phase = SandboxPhase::Removing)?;
+        engine
+            .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Removing)
+            .await?;
     }
     let engine2 = engine.clone();
     let id = sandbox.id.clone();
     tokio::task::spawn_blocking(move || release_host_resources(&engine2, &id)).await??;
-    engine.store.remove(Kind::Sandbox, &sandbox.id)?;
+    engine.store.remove(Kind::Sandbox, &sandbox.id).await?;
     engine.forget_sandbox(&sandbox.id);
     engine.release_name(&record.name, &sandbox.id);
     Ok(())
 }
 
-/// Unmounts /dev/shm, unpins the namespaces and deletes the sandbox's directories. Paths are
-/// derived from the id, not the record, so a crash before the record named them still cleans.
+/// A half-made or half-removed sandbox (`Creating`, `Removing`) whose teardown failed: records
+/// `why`, which makes it listed (NOTREADY) and removable instead of hidden, and lets go of its
+/// name, so a retry of its RunPodSandbox makes a new one. A sandbox in another phase is listed
+/// anyway and keeps its name; its teardown error went to the caller.
+pub async fn keep_failed(engine: &Engine, sandbox: &Sandbox, why: String) {
+    let record = sandbox.record();
+    if !matches!(
+        record.phase,
+        SandboxPhase::Creating | SandboxPhase::Removing
+    ) {
+        return;
+    }
+    tracing::error!(sandbox = %sandbox.id, "kept, listed as not ready, until a removal succeeds: {why}");
+    if let Err(e) = engine
+        .save_sandbox(sandbox, |r| r.failure = Some(why))
+        .await
+    {
+        tracing::error!(sandbox = %sandbox.id, "recording the failure: {e}");
+    }
+    engine.release_name(&record.name, &sandbox.id);
+}
+
+/// Unmounts /dev/shm (and a pause image's root), unpins the namespaces, deletes the sandbox's
+/// directories and releases the pause image's layers. Paths are derived from the id, not the
+/// record, so a crash before the record named them still cleans.
 fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     let files = PodFiles::new(engine, id);
     // A pause image's root (the built-in pause has a plain directory there).
-    crate::container::rootfs::unmount(&files.pause_bundle().join("rootfs"))?;
+    layers::unmount(&files.pause_bundle().join("rootfs"), None)?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
     let ns_dir = engine.paths.ns_dir();
@@ -81,5 +122,6 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
             Err(e) => return Err(PodError::internal(format!("removing {}", dir.display()), e)),
         }
     }
-    Ok(())
+    // Last: the pause image's layers may go once nothing of the pod mounts them.
+    layers::release(&engine.images, id)
 }

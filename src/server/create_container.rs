@@ -1,10 +1,12 @@
-//! `CreateContainer`.
+//! `CreateContainer`, as a task of its own; a retry after the client left gets the same
+//! container (see `lifecycle::InFlight`).
 
 use tonic::Status;
 
 use super::CriServer;
 use crate::api;
 use crate::container;
+use crate::store::ContainerPhase;
 
 pub async fn handle(
     server: &CriServer,
@@ -13,6 +15,23 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("CreateContainer: config is required"))?;
-    let id = container::create::create(&server.engine, &request.pod_sandbox_id, config).await?;
+    let key = container::create::request_key(&server.engine, &request.pod_sandbox_id, &config)?;
+    let engine = server.engine.clone();
+    let sandbox_id = request.pod_sandbox_id;
+    // A container made for a client that left is handed over only while not being removed.
+    let usable = |id: &str| {
+        server.engine.container(id).is_ok_and(|c| {
+            let r = c.record();
+            matches!(r.phase, ContainerPhase::Created | ContainerPhase::Started)
+                && r.failure.is_none()
+        })
+    };
+    let id = server
+        .creating_containers
+        .once(&key, usable, move || {
+            let (engine, sandbox_id, config) = (engine.clone(), sandbox_id.clone(), config.clone());
+            async move { container::create::create(&engine, &sandbox_id, config).await }
+        })
+        .await?;
     Ok(api::CreateContainerResponse { container_id: id })
 }

@@ -2,6 +2,11 @@
 //!
 //! `runtime_service.rs` and `image_service.rs` only route each call to its handler through
 //! [`rpc::serve`], which gives every call a request id, a panic fence and a log line.
+//!
+//! A mutating pod or container RPC runs its work as a task of its own ([`crate::lifecycle`]): the
+//! handler only waits for it, so a client that leaves at its deadline cuts nothing half-way, and
+//! RunPodSandbox and CreateContainer go through an in-flight table that hands a retry the object
+//! its first request made.
 
 mod checkpoint_container;
 mod checkpoint_pod;
@@ -56,6 +61,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::image::ImageManager;
+use crate::lifecycle::InFlight;
 use crate::streaming::Streaming;
 
 /// Why the checkpoint/restore RPCs answer UNIMPLEMENTED.
@@ -68,6 +74,10 @@ pub struct CriServer {
     pub images: Arc<ImageManager>,
     pub engine: Arc<Engine>,
     pub streaming: Arc<Streaming>,
+    /// RunPodSandbox calls by pod name (`k8s_<name>_<namespace>_<uid>_<attempt>`).
+    pub creating_pods: InFlight,
+    /// CreateContainer calls by `<pod sandbox id>/<container name>`.
+    pub creating_containers: InFlight,
 }
 
 impl CriServer {
@@ -77,6 +87,8 @@ impl CriServer {
             images: engine.images.clone(),
             engine,
             streaming,
+            creating_pods: InFlight::default(),
+            creating_containers: InFlight::default(),
         }
     }
 

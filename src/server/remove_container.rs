@@ -6,6 +6,7 @@ use super::CriServer;
 use crate::api;
 use crate::container;
 use crate::engine::PodError;
+use crate::lifecycle::detached;
 
 pub async fn handle(
     server: &CriServer,
@@ -16,7 +17,7 @@ pub async fn handle(
         Err(PodError::NotFound(_)) => return Ok(api::RemoveContainerResponse {}),
         Err(e) => return Err(e.into()),
     };
-    let _op = c.op.lock().await;
-    container::remove::remove(&server.engine, &c).await?;
+    let engine = server.engine.clone();
+    detached(async move { container::remove::remove(&engine, &c).await }).await?;
     Ok(api::RemoveContainerResponse {})
 }

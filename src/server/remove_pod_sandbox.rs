@@ -5,6 +5,7 @@ use tonic::Status;
 use super::CriServer;
 use crate::api;
 use crate::engine::PodError;
+use crate::lifecycle::detached;
 use crate::sandbox;
 
 pub async fn handle(
@@ -16,7 +17,7 @@ pub async fn handle(
         Err(PodError::NotFound(_)) => return Ok(api::RemovePodSandboxResponse {}),
         Err(e) => return Err(e.into()),
     };
-    let _op = sandbox.op.lock().await;
-    sandbox::teardown::destroy(&server.engine, &sandbox).await?;
+    let engine = server.engine.clone();
+    detached(async move { sandbox::teardown::destroy(&engine, &sandbox).await }).await?;
     Ok(api::RemovePodSandboxResponse {})
 }

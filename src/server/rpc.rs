@@ -41,7 +41,7 @@ where
         Err(Status::internal(format!("{rpc}: internal error: {what}")))
     });
     let elapsed = started.elapsed();
-    crate::metrics::rpc_done(rpc, elapsed, &result);
+    crate::telemetry::rpc_done(rpc, elapsed, &result);
     match (&result, kind) {
         (Ok(_), Kind::Mutation) => tracing::info!(parent: &span, ?elapsed, "{rpc} done"),
         (Ok(_), Kind::Query) => tracing::debug!(parent: &span, ?elapsed, "{rpc} done"),
@@ -130,6 +130,26 @@ mod tests {
     async fn a_panicking_handler_becomes_internal() {
         let result: Result<Response<()>, Status> =
             serve("Boom", Kind::Query, async { panic!("kaboom") }).await;
+        let status = result.err().map(|s| (s.code(), s.message().to_string()));
+        assert_eq!(
+            status,
+            Some((
+                tonic::Code::Internal,
+                "Boom: internal error: kaboom".to_string()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_detached_lifecycle_task_becomes_internal() {
+        let result: Result<Response<()>, Status> = serve("Boom", Kind::Mutation, async {
+            crate::lifecycle::detached(async {
+                panic!("kaboom") as Result<(), crate::engine::PodError>
+            })
+            .await
+            .map_err(Status::from)
+        })
+        .await;
         let status = result.err().map(|s| (s.code(), s.message().to_string()));
         assert_eq!(
             status,

@@ -1,10 +1,12 @@
-//! `RunPodSandbox`.
+//! `RunPodSandbox`, as a task of its own; a retry after the client left gets the same pod (see
+//! `lifecycle::InFlight`).
 
 use tonic::Status;
 
 use super::CriServer;
 use crate::api;
 use crate::sandbox;
+use crate::store::SandboxPhase;
 
 pub async fn handle(
     server: &CriServer,
@@ -13,6 +15,22 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("RunPodSandbox: config is required"))?;
-    let id = sandbox::run::run(&server.engine, config, &request.runtime_handler).await?;
+    let name = sandbox::run::sandbox_name(&config)?;
+    let engine = server.engine.clone();
+    let handler = request.runtime_handler;
+    // A pod made for a client that left is handed over only while still ready.
+    let ready = |id: &str| {
+        server.engine.sandbox(id).is_ok_and(|s| {
+            let r = s.record();
+            r.phase == SandboxPhase::Ready && r.failure.is_none()
+        })
+    };
+    let id = server
+        .creating_pods
+        .once(&name, ready, move || {
+            let (engine, config, handler) = (engine.clone(), config.clone(), handler.clone());
+            async move { sandbox::run::run(&engine, config, &handler).await }
+        })
+        .await?;
     Ok(api::RunPodSandboxResponse { pod_sandbox_id: id })
 }

@@ -10,7 +10,7 @@ pub async fn handle(
     server: &CriServer,
     _request: api::RuntimeConfigRequest,
 ) -> Result<api::RuntimeConfigResponse, Status> {
-    let cgroup_driver = match server.engine.cgroup_driver {
+    let cgroup_driver = match server.engine.runtimes.cgroup_driver {
         Driver::Cgroupfs => api::CgroupDriver::Cgroupfs,
         Driver::Systemd => api::CgroupDriver::Systemd,
     };

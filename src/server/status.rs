@@ -48,9 +48,9 @@ pub async fn handle(
         // The CRI names the default handler "" (what the kubelet and critest look up); the
         // configured names follow.
         runtime_handlers: std::iter::once(String::new())
-            .chain(server.engine.handler_names())
+            .chain(server.engine.runtimes.handler_names())
             .map(|name| {
-                let f = server.engine.features(&name);
+                let f = server.engine.runtimes.features(&name);
                 api::RuntimeHandler {
                     name,
                     features: Some(api::RuntimeHandlerFeatures {

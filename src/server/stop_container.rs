@@ -8,6 +8,7 @@ use tonic::Status;
 use super::CriServer;
 use crate::api;
 use crate::container;
+use crate::lifecycle::detached;
 
 pub async fn handle(
     server: &CriServer,
@@ -20,7 +21,7 @@ pub async fn handle(
         Err(e) => return Err(e.into()),
     };
     let grace = Duration::from_secs(request.timeout.max(0).unsigned_abs());
-    let _op = c.op.lock().await;
-    container::stop::stop(&server.engine, &c, grace).await?;
+    let engine = server.engine.clone();
+    detached(async move { container::stop::stop(&engine, &c, grace).await }).await?;
     Ok(api::StopContainerResponse {})
 }

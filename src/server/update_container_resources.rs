@@ -5,6 +5,7 @@ use tonic::Status;
 use super::CriServer;
 use crate::api;
 use crate::container;
+use crate::lifecycle::detached;
 
 pub async fn handle(
     server: &CriServer,
@@ -14,7 +15,8 @@ pub async fn handle(
     let resources = request.linux.ok_or_else(|| {
         Status::invalid_argument("UpdateContainerResources: linux resources are required")
     })?;
-    let _op = c.op.lock().await;
-    container::exec::update_resources(&server.engine, &c, &resources).await?;
+    let engine = server.engine.clone();
+    detached(async move { container::exec::update_resources(&engine, &c, &resources).await })
+        .await?;
     Ok(api::UpdateContainerResourcesResponse {})
 }

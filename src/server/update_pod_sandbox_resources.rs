@@ -5,6 +5,7 @@ use tonic::Status;
 
 use super::CriServer;
 use crate::api;
+use crate::lifecycle::detached;
 use crate::sandbox::resources::{self, CgroupUpdate};
 
 pub async fn handle(
@@ -17,13 +18,11 @@ pub async fn handle(
         ));
     }
     let sandbox = server.engine.sandbox(&request.pod_sandbox_id)?;
-    let _op = sandbox.op.lock().await;
-    let outcome = resources::update(
-        &server.engine,
-        &sandbox,
-        request.resources,
-        request.overhead,
-    )
+    let engine = server.engine.clone();
+    let pod = sandbox.clone();
+    let outcome = detached(async move {
+        resources::update(&engine, &pod, request.resources, request.overhead).await
+    })
     .await?;
     match outcome {
         CgroupUpdate::SharedParent => tracing::debug!(

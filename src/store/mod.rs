@@ -1,22 +1,24 @@
 //! Persistent records of pod sandboxes and containers: one JSON file per object under
 //! `<root>/state/{sandboxes,containers}/<id>.json`.
 //!
-//! Every write is crash-safe (temporary file, fsync, rename, fsync of the directory), so after
-//! a `kill -9` at any moment a record is either the old one or the new one. The lifecycle code
+//! Every write is crash-safe (`crius_atomic_file`, `Durable`: temporary file, fsync, rename,
+//! fsync of the directory), so after a `kill -9` or a power loss at any moment a record is
+//! either the old one or the new one. Those writes and removals block on the disk, so they run
+//! on tokio's blocking threads (`spawn_blocking`), never on the async workers. The lifecycle code
 //! writes a record *before* it creates anything the record names (phase `Creating`, `Removing`),
 //! which is what lets recovery finish or undo whatever a crash interrupted.
 
 mod records;
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use records::{
-    ContainerPhase, ContainerRecord, NetworkState, ProcessRef, ProcessUser, SandboxPhase,
+    ContainerPhase, ContainerRecord, NetworkState, Pinned, ProcessRef, ProcessUser, SandboxPhase,
     SandboxRecord, now_nanos,
 };
 
@@ -50,6 +52,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The blocking thread writing a record failed (it panicked).
+    #[error("state store: {0}")]
+    Task(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
@@ -92,29 +97,37 @@ impl StateStore {
         self.kind_dir(kind).join(format!("{id}.json"))
     }
 
-    /// Writes the record atomically and durably.
-    pub fn save<T: Serialize>(&self, kind: Kind, id: &str, record: &T) -> Result<(), StoreError> {
+    /// Writes the record atomically and durably (the JSON is made here, the file written on a
+    /// blocking thread).
+    pub async fn save<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
         let path = self.path(kind, id);
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
             path: path.clone(),
             source,
         })?;
-        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
-        file.write_all(&bytes).map_err(io_err(&tmp))?;
-        file.sync_data().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        sync_dir(&self.kind_dir(kind))
+        // Durable: recovery after any crash, power loss included, starts from these records.
+        blocking(move || {
+            crius_atomic_file::write(&path, &bytes, crius_atomic_file::Durability::Durable)
+                .map_err(io_err(&path))
+        })
+        .await
     }
 
     /// Deletes the record; absent is fine.
-    pub fn remove(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+    pub async fn remove(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
         let path = self.path(kind, id);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&self.kind_dir(kind)),
+        let dir = self.kind_dir(kind);
+        blocking(move || match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&dir),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
-        }
+        })
+        .await
     }
 
     /// Every record of a kind; unreadable ones come back as errors so the caller can log them.
@@ -140,6 +153,15 @@ impl StateStore {
     }
 }
 
+/// Runs file work on a blocking thread.
+async fn blocking(
+    work: impl FnOnce() -> Result<(), StoreError> + Send + 'static,
+) -> Result<(), StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+}
+
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -156,13 +178,13 @@ mod tests {
         n: u32,
     }
 
-    #[test]
-    fn save_replace_load_and_remove() {
+    #[tokio::test]
+    async fn save_replace_load_and_remove() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        store.save(Kind::Sandbox, "a", &R { n: 1 }).unwrap();
-        store.save(Kind::Sandbox, "a", &R { n: 2 }).unwrap();
-        store.save(Kind::Container, "b", &R { n: 3 }).unwrap();
+        store.save(Kind::Sandbox, "a", &R { n: 1 }).await.unwrap();
+        store.save(Kind::Sandbox, "a", &R { n: 2 }).await.unwrap();
+        store.save(Kind::Container, "b", &R { n: 3 }).await.unwrap();
         let sandboxes: Vec<R> = store
             .load_all(Kind::Sandbox)
             .unwrap()
@@ -170,8 +192,8 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(sandboxes, vec![R { n: 2 }]);
-        store.remove(Kind::Sandbox, "a").unwrap();
-        store.remove(Kind::Sandbox, "a").unwrap();
+        store.remove(Kind::Sandbox, "a").await.unwrap();
+        store.remove(Kind::Sandbox, "a").await.unwrap();
         assert!(store.load_all::<R>(Kind::Sandbox).unwrap().is_empty());
     }
 

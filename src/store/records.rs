@@ -8,7 +8,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::monitor::ExitStatus;
 use crate::oci_runtime::OciRuntime;
-use crate::sandbox::namespaces::Pinned;
+
+/// The files holding a pod's pinned namespaces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pinned {
+    pub net: Option<PathBuf>,
+    pub ipc: Option<PathBuf>,
+    pub uts: Option<PathBuf>,
+    /// Absent in records written before user namespaces were supported.
+    #[serde(default)]
+    pub user: Option<PathBuf>,
+}
 
 /// Nanoseconds since the epoch, as the CRI reports times.
 pub fn now_nanos() -> i64 {
@@ -66,6 +76,11 @@ pub struct SandboxRecord {
     pub shm: PathBuf,
     pub network: Option<NetworkState>,
     pub pause: Option<ProcessRef>,
+    /// Why a RunPodSandbox could not be undone or a removal not finished. Set, the half-made or
+    /// half-removed sandbox is listed (NOTREADY) and removable, holds no name, and its teardown
+    /// is retried by the next Stop/Remove and at start-up.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +118,10 @@ pub struct ContainerRecord {
     /// The process identity its spec was given (absent in records before it was kept).
     #[serde(default)]
     pub user: Option<ProcessUser>,
+    /// Why a CreateContainer could not be undone or a removal not finished: as
+    /// [`SandboxRecord::failure`], the container is then listed (EXITED) and removable.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// uid, gid and supplementary groups of a container's process: `ContainerStatus.user`, which

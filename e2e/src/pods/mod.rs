@@ -4,6 +4,7 @@
 
 pub mod cri_log;
 pub mod env;
+pub mod faults;
 pub mod flow;
 pub mod leak_check;
 pub mod network;

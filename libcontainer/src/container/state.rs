@@ -188,10 +188,11 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Replaces `path` atomically. `Volatile`: the runtime's state and pid files live under its root
+/// on tmpfs and end with the boot, as its containers do.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    fs::write(&tmp, data).io_ctx(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).io_ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    crius_atomic_file::write(path, data, crius_atomic_file::Durability::Volatile)
+        .io_ctx(|| format!("writing {}", path.display()))
 }
 
 /// RFC 3339 UTC timestamp with nanoseconds, without a date library.

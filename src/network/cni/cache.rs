@@ -2,7 +2,6 @@
 //! CHECK and DEL get their `prevResult` after a daemon restart. Layout as libcni's:
 //! `<cache_dir>/results/<network>-<container id>-<ifname>`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,7 +45,9 @@ fn cache_err(path: &Path, msg: impl std::fmt::Display) -> CniError {
     }
 }
 
-/// Write the result atomically (temporary file, fsync, rename).
+/// Write the result atomically. `Durable`, although `<runroot>` is normally tmpfs (where the
+/// syncs cost nothing): on a run root placed on disk, a power loss must not leave a torn entry,
+/// which would make the DEL after the restart fail instead of running without a cached result.
 pub fn write(
     cache_dir: &Path,
     network: &str,
@@ -67,24 +68,8 @@ pub fn write(
         capability_args: capability_args.clone(),
     };
     let bytes = serde_json::to_vec(&entry).map_err(|e| cache_err(&path, e))?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok::<(), std::io::Error>(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(cache_err(&path, e));
-    }
-    Ok(())
+    crius_atomic_file::write(&path, &bytes, crius_atomic_file::Durability::Durable)
+        .map_err(|e| cache_err(&path, e))
 }
 
 /// The cached ADD, `None` when there is no entry.

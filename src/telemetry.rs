@@ -1,8 +1,9 @@
 //! crius' own Prometheus metrics: what every RPC, image pull, monitor launch and CNI plugin run
 //! records (each through a one-line hook at its site), the pods and containers by state (counted
-//! from the engine's tables at each scrape), OOM kills and the daemon's process metrics. They are
-//! always recorded (a few atomic operations each); `[metrics] enable` only decides whether
-//! `http.rs` serves them.
+//! by the caller of [`Metrics::render`] at each scrape), OOM kills and the daemon's process
+//! metrics. They are always recorded (a few atomic operations each); `[metrics] enable` only
+//! decides whether `metrics/http.rs` serves them. A leaf: it imports no other crius module, so
+//! every layer can call its hooks (docs/metrics.md).
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -15,9 +16,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::engine::Engine;
-use crate::image::ImageError;
 
 /// Label pairs of one series.
 type Labels = Vec<(&'static str, String)>;
@@ -127,55 +125,33 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// The text exposition (OpenMetrics) of every metric, the pod and container counts taken
-    /// from `engine` now.
-    pub fn render(&self, engine: &Engine) -> String {
-        self.count_states(engine);
+    /// The text exposition (OpenMetrics) of every metric, with these pod and container counts
+    /// by state.
+    pub fn render(&self, states: &States) -> String {
+        for (state, n) in &states.pods {
+            self.pods
+                .get_or_create(&vec![("state", (*state).to_owned())])
+                .set(*n);
+        }
+        for (state, n) in &states.containers {
+            self.containers
+                .get_or_create(&vec![("state", (*state).to_owned())])
+                .set(*n);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!("encoding metrics: {e}");
         }
         out
     }
+}
 
-    fn count_states(&self, engine: &Engine) {
-        use crate::api::{ContainerState, PodSandboxState};
-        let mut pods = [0i64; 2];
-        for s in engine.sandboxes() {
-            let record = s.record();
-            if crate::sandbox::status::visible(&record) {
-                match crate::sandbox::status::state(&record) {
-                    PodSandboxState::SandboxReady => pods[0] += 1,
-                    PodSandboxState::SandboxNotready => pods[1] += 1,
-                }
-            }
-        }
-        for (state, n) in ["ready", "notready"].into_iter().zip(pods) {
-            self.pods
-                .get_or_create(&vec![("state", state.to_owned())])
-                .set(n);
-        }
-        let mut containers = [0i64; 4];
-        for c in engine.containers() {
-            if crate::container::status::visible(&c.record()) {
-                let (state, _) = crate::container::status::state(engine, &c);
-                containers[match state {
-                    ContainerState::ContainerCreated => 0,
-                    ContainerState::ContainerRunning => 1,
-                    ContainerState::ContainerExited => 2,
-                    ContainerState::ContainerUnknown => 3,
-                }] += 1;
-            }
-        }
-        for (state, n) in ["created", "running", "exited", "unknown"]
-            .into_iter()
-            .zip(containers)
-        {
-            self.containers
-                .get_or_create(&vec![("state", state.to_owned())])
-                .set(n);
-        }
-    }
+/// Pods and containers by state (`ready`, `notready`; `created`, `running`, `exited`,
+/// `unknown`), as counted at a scrape; every state is listed, zeros included.
+#[derive(Debug, Default)]
+pub struct States {
+    pub pods: Vec<(&'static str, i64)>,
+    pub containers: Vec<(&'static str, i64)>,
 }
 
 /// The process' metrics.
@@ -200,23 +176,18 @@ pub fn rpc_done<T>(rpc: &'static str, elapsed: Duration, result: &Result<T, toni
         .observe(elapsed.as_secs_f64());
 }
 
-/// Records a finished image pull (`image/pull.rs`): its outcome and, for a success, the size of
-/// the image `size` finds for the id.
-pub fn pull_done(
-    started: Instant,
-    result: &Result<String, ImageError>,
-    size: impl FnOnce(&str) -> Option<u64>,
-) {
+/// Records a finished image pull (`image/pull.rs`): the image's size, or why it failed.
+pub fn pull_done(started: Instant, outcome: Result<u64, &'static str>) {
     let m = metrics();
     m.pull_seconds.observe(started.elapsed().as_secs_f64());
-    let outcome = match result {
-        Ok(id) => {
-            m.pull_bytes.inc_by(size(id).unwrap_or(0));
+    let outcome = match outcome {
+        Ok(bytes) => {
+            m.pull_bytes.inc_by(bytes);
             "success"
         }
-        Err(e) => {
+        Err(reason) => {
             m.pull_failures
-                .get_or_create(&vec![("reason", pull_failure_reason(e).to_owned())])
+                .get_or_create(&vec![("reason", reason.to_owned())])
                 .inc();
             "failure"
         }
@@ -224,22 +195,6 @@ pub fn pull_done(
     m.pulls
         .get_or_create(&vec![("result", outcome.to_owned())])
         .inc();
-}
-
-/// A short, bounded name for why a pull failed.
-fn pull_failure_reason(e: &ImageError) -> &'static str {
-    match e {
-        ImageError::Reference(_) => "reference",
-        ImageError::NotFound(_) => "not_found",
-        ImageError::Auth(_) => "auth",
-        ImageError::Registry(_) => "registry",
-        ImageError::Verification { .. } => "verification",
-        ImageError::Unsupported(_) => "unsupported",
-        ImageError::Certificates(_) => "certificates",
-        ImageError::Unpack { .. } => "unpack",
-        ImageError::Timeout { .. } => "timeout",
-        ImageError::Io { .. } => "io",
-    }
 }
 
 /// Counts a container the OOM killer ended, once however often its status is read.
@@ -431,12 +386,8 @@ mod tests {
     #[test]
     fn pulls_record_bytes_and_failure_reasons() {
         let started = Instant::now();
-        pull_done(started, &Ok("sha256:x".into()), |_| Some(1234));
-        pull_done(
-            started,
-            &Err(ImageError::NotFound("nothing".into())),
-            |_| None,
-        );
+        pull_done(started, Ok(1234));
+        pull_done(started, Err("not_found"));
         let text = encode(&metrics().registry);
         assert!(
             text.contains(r#"crius_image_pull_failures_total{reason="not_found"}"#),

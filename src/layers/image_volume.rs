@@ -9,8 +9,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::create::layer_dirs;
-use super::rootfs::{self, LayerIdmap};
+use super::layer_dirs;
+use super::overlay::{self as rootfs, LayerIdmap};
 use crate::api;
 use crate::engine::{Engine, PodError};
 use crate::image::ImageRecord;
@@ -47,7 +47,7 @@ pub fn resolve(
                     m.container_path
                 ))
             })?;
-        let lowers = layer_dirs(engine, &image)?;
+        let lowers = layer_dirs(&engine.images, &image)?;
         out.push(ImageVolume {
             index,
             image,
@@ -83,7 +83,7 @@ fn empty_dir(volumes: &Path) -> PathBuf {
 }
 
 /// Mounts every volume; blocking. What is mounted before a failure is left for [`unmount_all`].
-pub fn mount_all(
+pub(super) fn mount_all(
     volumes: &[ImageVolume],
     run_dir: &Path,
     idmapped: Option<&LayerIdmap>,
@@ -97,7 +97,7 @@ pub fn mount_all(
 }
 
 /// Unmounts whatever is mounted under the container's volumes directory; idempotent, blocking.
-pub fn unmount_all(run_dir: &Path) -> Result<(), PodError> {
+pub(super) fn unmount_all(run_dir: &Path) -> Result<(), PodError> {
     let dir = volumes_dir(run_dir);
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::api::{self, NamespaceMode};
-use crate::container::rootfs::LayerIdmap;
 use crate::engine::{Engine, PodError};
+use crate::layers::LayerIdmap;
 use crate::oci::{NsMode, PodContext, PodUserns};
 use crate::store::SandboxRecord;
 use crate::userns::IdMaps;
@@ -119,6 +119,11 @@ impl PodContextParts {
             id: record.id.clone(),
             config,
         })
+    }
+
+    /// The sandbox's id.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The pod's mappings, when it has its own user namespace.

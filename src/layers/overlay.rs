@@ -1,6 +1,7 @@
-//! A container's root filesystem: an overlayfs of the image's unpacked layers (read-only
-//! lowers, shared by every container of the image) with the container's own upper and work
-//! directories under `<root>/containers/<id>/`, mounted at `<runroot>/containers/<id>/rootfs`.
+//! The overlay mounts of image layers: a root filesystem (a container's, or a pause image's)
+//! is an overlayfs of the image's unpacked layers (read-only lowers, shared by every user of
+//! the image) with the owner's own upper and work directories under `<root>/containers/<id>/`;
+//! an image volume is a read-only overlay with no upper directory.
 //!
 //! In a pod with its own user namespace each layer is an id-mapped clone (named by its fd):
 //! the image's root-owned files belong to the pod's root, the layers on disk stay as they are,

@@ -1,0 +1,418 @@
+//! The lifecycle protocol against the real daemon: RunPodSandbox and CreateContainer cut at the
+//! client's deadline (a slow CNI plugin, a slow runtime) finish anyway and hand their retry the
+//! same id; a pod whose CNI ADD and DEL both fail, and a container whose create and undo both
+//! fail, stay listed and removable, across a restart, until their teardown works — and then
+//! nothing is left on the host.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crius_e2e::cri::api::{
+    ContainerConfig, ContainerState, CreateContainerRequest, PodSandboxConfig, PodSandboxState,
+    PodSandboxStatusRequest, RunPodSandboxRequest,
+};
+use crius_e2e::daemon::crius_bin;
+use crius_e2e::pods::faults::{FaultyCni, SlowRuntime};
+use crius_e2e::pods::{PodEnv, PodFlow, pod_config, sleep_container};
+use tonic::Code;
+
+const SECOND: Duration = Duration::from_secs(1);
+/// The client's deadline for a call that is to be cut.
+const CUT: Duration = Duration::from_secs(1);
+/// How long the injected sleeps last: well past [`CUT`].
+const SLOW_SECS: f64 = 3.0;
+/// The deadline of the retries (and of everything else).
+const PATIENT: Duration = Duration::from_secs(60);
+const SLOW: &str = "slow";
+
+/// A pod environment whose network goes through [`FaultyCni`] and which has the runtime handler
+/// [`SLOW`] ([`SlowRuntime`]). Dropped, it clears the faults first, so that the environment's
+/// cleanup can remove every pod, and keeps the scripts until the daemon is gone.
+struct Lab {
+    env: PodEnv,
+    cni: FaultyCni,
+    runtime: SlowRuntime,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.cni.clear();
+        self.runtime.clear();
+    }
+}
+
+async fn start() -> Lab {
+    let cni = FaultyCni::new().unwrap();
+    let runtime = SlowRuntime::new(&crius_bin()).unwrap();
+    let (dirs, path) = (cni.plugin_dirs(), runtime.path().display().to_string());
+    let env = PodEnv::start_with(|b| {
+        b.config_value("network.plugin_dirs", dirs)
+            .config_value("runtime.runtimes.slow.path", path)
+    })
+    .await
+    .unwrap();
+    cni.take_over(&env.network).unwrap();
+    Lab { env, cni, runtime }
+}
+
+/// RunPodSandbox with a deadline.
+async fn run_pod(
+    flow: &mut PodFlow,
+    config: &PodSandboxConfig,
+    handler: &str,
+    deadline: Duration,
+) -> Result<String, tonic::Status> {
+    let mut request = tonic::Request::new(RunPodSandboxRequest {
+        config: Some(config.clone()),
+        runtime_handler: handler.to_string(),
+    });
+    request.set_timeout(deadline);
+    let call = flow.client.run_pod_sandbox(request);
+    match tokio::time::timeout(deadline + SECOND, call).await {
+        Ok(answer) => answer.map(|r| r.into_inner().pod_sandbox_id),
+        Err(_) => Err(tonic::Status::deadline_exceeded("the client gave up")),
+    }
+}
+
+/// CreateContainer with a deadline.
+async fn create_container(
+    flow: &mut PodFlow,
+    pod_id: &str,
+    config: &ContainerConfig,
+    pod: &PodSandboxConfig,
+    deadline: Duration,
+) -> Result<String, tonic::Status> {
+    let mut request = tonic::Request::new(CreateContainerRequest {
+        pod_sandbox_id: pod_id.to_string(),
+        config: Some(config.clone()),
+        sandbox_config: Some(pod.clone()),
+    });
+    request.set_timeout(deadline);
+    let call = flow.client.create_container(request);
+    match tokio::time::timeout(deadline + SECOND, call).await {
+        Ok(answer) => answer.map(|r| r.into_inner().container_id),
+        Err(_) => Err(tonic::Status::deadline_exceeded("the client gave up")),
+    }
+}
+
+/// Asserts that a call was cut at its deadline (and not answered otherwise).
+fn assert_cut<T: std::fmt::Debug>(result: Result<T, tonic::Status>, what: &str) {
+    match result {
+        Err(s) if matches!(s.code(), Code::DeadlineExceeded | Code::Cancelled) => {}
+        other => panic!("{what}: expected the deadline to cut it, got {other:?}"),
+    }
+}
+
+/// The ids of the listed pods whose metadata name is `name`, with their states.
+async fn listed_pods(flow: &mut PodFlow, name: &str) -> Vec<(String, i32)> {
+    flow.list_pods()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.metadata.as_ref().is_some_and(|m| m.name == name))
+        .map(|p| (p.id, p.state))
+        .collect()
+}
+
+/// Polls until `pred` holds of the pod list (the first, cut request finishing on its own).
+async fn wait_pod_listed(flow: &mut PodFlow, name: &str) -> String {
+    let deadline = Instant::now() + PATIENT;
+    loop {
+        if let Some((id, _)) = listed_pods(flow, name).await.into_iter().next() {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "pod {name} never got listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_container_listed(flow: &mut PodFlow, pod_id: &str, name: &str) -> String {
+    let deadline = Instant::now() + PATIENT;
+    loop {
+        let found = flow.list_containers().await.unwrap().into_iter().find(|c| {
+            c.pod_sandbox_id == pod_id && c.metadata.as_ref().is_some_and(|m| m.name == name)
+        });
+        if let Some(c) = found {
+            return c.id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {name} never got listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Nothing of any pod left: host leaks (mounts, pins, cgroups, veths, IPs, iptables) and the
+/// daemon's records and pod directories.
+fn assert_nothing_left(env: &PodEnv) {
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+    for dir in ["state/sandboxes", "state/containers"] {
+        let left: Vec<_> = std::fs::read_dir(env.crius.root().join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "records left in {dir}: {left:?}");
+    }
+    for dir in ["sandboxes", "containers"] {
+        let path = env.crius.runroot().join(dir);
+        let left: Vec<_> = std::fs::read_dir(&path)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
+    let lab = start().await;
+    let (env, faults) = (&lab.env, &lab);
+    let mut flow = env.flow().await.unwrap();
+
+    // 1. Cut during the CNI ADD; the retry comes while the first still runs and waits for it.
+    faults.cni.sleep("ADD", Some(SLOW_SECS)).unwrap();
+    let during_add = pod_config("during-add", &env.log_dir("during-add"));
+    let started = Instant::now();
+    assert_cut(
+        run_pod(&mut flow, &during_add, "", CUT).await,
+        "RunPodSandbox in ADD",
+    );
+    // Hidden while it is being made.
+    assert!(listed_pods(&mut flow, "during-add").await.is_empty());
+    let first = run_pod(&mut flow, &during_add, "", PATIENT).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs_f64(SLOW_SECS),
+        "the retry did not wait for the first request"
+    );
+    assert_eq!(
+        listed_pods(&mut flow, "during-add").await,
+        [(first.clone(), PodSandboxState::SandboxReady as i32)]
+    );
+    // Handed over once: a plain duplicate now meets the name reservation.
+    let duplicate = run_pod(&mut flow, &during_add, "", PATIENT).await;
+    assert_eq!(
+        duplicate.as_ref().map_err(|s| s.code()),
+        Err(Code::AlreadyExists),
+        "{duplicate:?}"
+    );
+
+    // 2. Cut during the ADD; the retry comes after the first finished unclaimed.
+    let after_add = pod_config("after-add", &env.log_dir("after-add"));
+    assert_cut(
+        run_pod(&mut flow, &after_add, "", CUT).await,
+        "RunPodSandbox in ADD",
+    );
+    let listed = wait_pod_listed(&mut flow, "after-add").await;
+    let second = run_pod(&mut flow, &after_add, "", PATIENT).await.unwrap();
+    assert_eq!(second, listed);
+
+    // 3. As 2, but the pod is removed before the retry: the retry makes a new one.
+    let removed = pod_config("removed", &env.log_dir("removed"));
+    assert_cut(
+        run_pod(&mut flow, &removed, "", CUT).await,
+        "RunPodSandbox in ADD",
+    );
+    let gone = wait_pod_listed(&mut flow, "removed").await;
+    flow.stop_pod(&gone).await.unwrap();
+    flow.remove_pod(&gone).await.unwrap();
+    faults.cni.sleep("ADD", None).unwrap();
+    let remade = run_pod(&mut flow, &removed, "", PATIENT).await.unwrap();
+    assert_ne!(remade, gone);
+    flow.stop_pod(&remade).await.unwrap();
+    flow.remove_pod(&remade).await.unwrap();
+
+    // 4. Cut while the runtime creates the pause container.
+    faults.runtime.sleep("create", Some(SLOW_SECS)).unwrap();
+    let during_pause = pod_config("during-pause", &env.log_dir("during-pause"));
+    assert_cut(
+        run_pod(&mut flow, &during_pause, SLOW, CUT).await,
+        "RunPodSandbox in the pause create",
+    );
+    let third = run_pod(&mut flow, &during_pause, SLOW, PATIENT)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed_pods(&mut flow, "during-pause").await,
+        [(third.clone(), PodSandboxState::SandboxReady as i32)]
+    );
+
+    // 5. CreateContainer cut while the runtime creates it; the retry waits for it.
+    let c = sleep_container("app", &env.image, 3600);
+    assert_cut(
+        create_container(&mut flow, &third, &c, &during_pause, CUT).await,
+        "CreateContainer",
+    );
+    let app = create_container(&mut flow, &third, &c, &during_pause, PATIENT)
+        .await
+        .unwrap();
+    assert_eq!(
+        flow.container_status(&app).await.unwrap().state,
+        ContainerState::ContainerCreated as i32
+    );
+    let duplicate = create_container(&mut flow, &third, &c, &during_pause, PATIENT).await;
+    assert_eq!(
+        duplicate.as_ref().map_err(|s| s.code()),
+        Err(Code::AlreadyExists),
+        "{duplicate:?}"
+    );
+
+    // 6. CreateContainer cut; the retry comes after it finished.
+    let c2 = sleep_container("late", &env.image, 3600);
+    assert_cut(
+        create_container(&mut flow, &third, &c2, &during_pause, CUT).await,
+        "CreateContainer",
+    );
+    let listed = wait_container_listed(&mut flow, &third, "late").await;
+    let late = create_container(&mut flow, &third, &c2, &during_pause, PATIENT)
+        .await
+        .unwrap();
+    assert_eq!(late, listed);
+    faults.runtime.sleep("create", None).unwrap();
+
+    // What the retries got works.
+    flow.start_container(&app).await.unwrap();
+    flow.start_container(&late).await.unwrap();
+    assert_eq!(
+        flow.container_status(&app).await.unwrap().state,
+        ContainerState::ContainerRunning as i32
+    );
+    assert_eq!(
+        flow.list_containers().await.unwrap().len(),
+        2,
+        "only the two containers"
+    );
+    assert_eq!(
+        flow.list_pods().await.unwrap().len(),
+        3,
+        "only the three pods"
+    );
+
+    for pod in [&first, &second, &third] {
+        flow.stop_pod(pod).await.unwrap();
+        flow.remove_pod(pod).await.unwrap();
+    }
+    assert_nothing_left(env);
+}
+
+/// The verbose PodSandboxStatus' `info.failure`.
+async fn pod_failure(flow: &mut PodFlow, id: &str) -> Option<String> {
+    let info = flow
+        .client
+        .pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_string(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    info["failure"].as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
+    let mut lab = start().await;
+    let mut flow = lab.env.flow().await.unwrap();
+    lab.cni.fail("ADD", true).unwrap();
+    lab.cni.fail("DEL", true).unwrap();
+    let pod = pod_config("unlucky", &lab.env.log_dir("unlucky"));
+    let failed = run_pod(&mut flow, &pod, "", PATIENT).await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|s| s.message().contains("ADD fails by the test flag")),
+        "{failed:?}"
+    );
+
+    // Listed, not ready, with the reason; the bridge's IP is still owed its DEL.
+    let listed = listed_pods(&mut flow, "unlucky").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (failed_id, state) = listed[0].clone();
+    assert_eq!(state, PodSandboxState::SandboxNotready as i32);
+    let why = pod_failure(&mut flow, &failed_id).await.unwrap_or_default();
+    assert!(why.contains("DEL fails by the test flag"), "{why}");
+    assert_eq!(lab.env.network.allocated_ips().len(), 1);
+
+    // Its name is free: the kubelet's retry of the same request makes a new pod.
+    lab.cni.fail("ADD", false).unwrap();
+    let retried = run_pod(&mut flow, &pod, "", PATIENT).await.unwrap();
+    assert_ne!(retried, failed_id);
+
+    // A restart retries the teardown, which fails again: still listed.
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
+    let mut listed = listed_pods(&mut flow, "unlucky").await;
+    listed.sort_by_key(|(id, _)| id != &failed_id);
+    assert_eq!(
+        listed,
+        [
+            (failed_id.clone(), PodSandboxState::SandboxNotready as i32),
+            (retried.clone(), PodSandboxState::SandboxReady as i32)
+        ]
+    );
+
+    // Removal fails clearly while DEL fails, and works once it does.
+    let refused = flow.remove_pod(&failed_id).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|s| s.message().contains("DEL fails by the test flag")),
+        "{refused:?}"
+    );
+    assert_eq!(listed_pods(&mut flow, "unlucky").await.len(), 2);
+    lab.cni.fail("DEL", false).unwrap();
+    flow.stop_pod(&failed_id).await.unwrap();
+    flow.remove_pod(&failed_id).await.unwrap();
+    assert_eq!(
+        listed_pods(&mut flow, "unlucky").await,
+        [(retried.clone(), PodSandboxState::SandboxReady as i32)]
+    );
+    flow.stop_pod(&retried).await.unwrap();
+    flow.remove_pod(&retried).await.unwrap();
+    assert_nothing_left(&lab.env);
+}
+
+#[tokio::test]
+async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable() {
+    let lab = start().await;
+    let (env, faults) = (&lab.env, &lab);
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("pod", &env.log_dir("pod"));
+    let pod_id = run_pod(&mut flow, &pod, SLOW, PATIENT).await.unwrap();
+    faults.runtime.fail("create", true).unwrap();
+    faults.runtime.fail("delete", true).unwrap();
+    let c = sleep_container("broken", &env.image, 3600);
+    let failed = create_container(&mut flow, &pod_id, &c, &pod, PATIENT).await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    let listed = flow.list_containers().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let id = listed[0].id.clone();
+    let status = flow.container_status(&id).await.unwrap();
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(status.reason, "CreateContainerError");
+    assert!(
+        status.message.contains("delete fails by the test flag"),
+        "{}",
+        status.message
+    );
+
+    let refused = flow.remove_container(&id).await;
+    assert!(refused.is_err(), "{refused:?}");
+    faults.runtime.fail("create", false).unwrap();
+    faults.runtime.fail("delete", false).unwrap();
+    flow.remove_container(&id).await.unwrap();
+    assert!(flow.list_containers().await.unwrap().is_empty());
+    // The name is free again.
+    let again = create_container(&mut flow, &pod_id, &c, &pod, PATIENT)
+        .await
+        .unwrap();
+    assert_ne!(again, id);
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    assert!(!Path::new(&env.crius.runroot().join("containers").join(&id)).exists());
+    assert_nothing_left(env);
+}
