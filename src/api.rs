@@ -4,9 +4,7 @@
 //! crius' own `cri-api/proto/runtime/v1/api.proto` (CRI of Kubernetes 1.37) by the
 //! `crius-cri-api` crate; `docs/cri-api.md` says which parts crius honours.
 
-pub use crius_cri_api::v1::image_service_client::ImageServiceClient;
 pub use crius_cri_api::v1::image_service_server::{ImageService, ImageServiceServer};
-pub use crius_cri_api::v1::runtime_service_client::RuntimeServiceClient;
 pub use crius_cri_api::v1::runtime_service_server::{RuntimeService, RuntimeServiceServer};
 pub use crius_cri_api::v1::*;
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use metrics::MetricsConfig;
 pub use registries::RegistryConfig;
-pub use runtime::{BUILTIN_RUNTIME, RuntimeConfig, RuntimeHandlerConfig, systemd_booted};
+pub use runtime::{RuntimeConfig, systemd_booted};
 pub use streaming::StreamingConfig;
 
 /// Default main configuration file.
@@ -292,9 +292,6 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    /// [`Config::validate`] on a config whose origins are unknown.
-    #[error("{key}: {message}")]
-    Invalid { key: String, message: String },
 }
 
 /// (De)serialises a `Duration` as a humantime string ("10m", "1h 30s", "0s").

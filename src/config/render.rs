@@ -396,7 +396,7 @@ mod tests {
     #[test]
     fn to_toml_round_trips_non_default_values() {
         let c = non_default();
-        assert!(c.validate().is_ok());
+        assert!(c.check().is_ok());
         let text = c.to_toml();
         assert_eq!(parse(&text), c);
         assert!(

@@ -5,8 +5,8 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use super::Config;
 use super::registries::{is_host_port, mirror_error};
-use super::{Config, ConfigError};
 
 /// Longest unix socket path: `sockaddr_un.sun_path` is 108 bytes including the NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -107,15 +107,6 @@ fn problem(key: KeyPath, message: String) -> Result<(), Problem> {
 }
 
 impl Config {
-    /// Checks values: absolute paths, numeric ranges, registry hosts and mirrors.
-    /// [`Config::load`] runs it and names the file that set the offending key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.check().map_err(|p| ConfigError::Invalid {
-            key: p.key.to_string(),
-            message: p.message,
-        })
-    }
-
     /// The first problem found, with its key path.
     pub(super) fn check(&self) -> Result<(), Problem> {
         let top = KeyPath::default();
@@ -379,8 +370,8 @@ mod tests {
     use std::path::PathBuf;
 
     fn invalid(config: &Config) -> String {
-        match config.validate() {
-            Err(e) => e.to_string(),
+        match config.check() {
+            Err(p) => format!("{}: {}", p.key, p.message),
             Ok(()) => panic!("config should be invalid: {config:?}"),
         }
     }
@@ -405,13 +396,13 @@ mod tests {
         c.runtime.cgroup_parent = "/crius".into();
         assert!(invalid(&c).contains("give a slice"));
         c.runtime.cgroup_parent = "kubepods.slice".into();
-        c.validate().unwrap();
+        c.check().unwrap();
         c.runtime.cgroup_manager = "cgroupfs".into();
         assert!(invalid(&c).contains("is a systemd slice"));
         let mut c = Config::default();
         c.runtime.runtimes.insert(
             "runc".into(),
-            super::super::RuntimeHandlerConfig {
+            super::super::runtime::RuntimeHandlerConfig {
                 path: PathBuf::from("runc"),
                 root: PathBuf::new(),
             },
@@ -462,7 +453,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert!(Config::default().validate().is_ok());
+        assert!(Config::default().check().is_ok());
     }
 
     #[test]
@@ -522,7 +513,7 @@ mod tests {
         c.api.listen = PathBuf::from(format!("/{}", "s".repeat(107)));
         assert!(invalid(&c).starts_with("api.listen: "));
         c.api.listen = PathBuf::from(format!("/{}", "s".repeat(106)));
-        assert!(c.validate().is_ok());
+        assert!(c.check().is_ok());
     }
 
     #[test]
@@ -536,7 +527,7 @@ mod tests {
         c.image.max_concurrent_downloads = 65;
         assert!(invalid(&c).ends_with("got 65"));
         c.image.max_concurrent_downloads = 64;
-        assert!(c.validate().is_ok());
+        assert!(c.check().is_ok());
 
         let mut c = Config::default();
         c.api.grpc_max_send_msg_size = 0;
@@ -589,7 +580,7 @@ mod tests {
             Some(std::time::Duration::from_secs(600))
         );
         c.image.pull_timeout = std::time::Duration::ZERO;
-        assert!(c.validate().is_ok());
+        assert!(c.check().is_ok());
         assert_eq!(c.image.pull_time_limit(), None);
     }
 }

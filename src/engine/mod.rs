@@ -77,10 +77,6 @@ impl Container {
     pub fn record(&self) -> ContainerRecord {
         lock(&self.record).clone()
     }
-
-    pub fn sandbox_id(&self) -> String {
-        lock(&self.record).sandbox_id.clone()
-    }
 }
 
 pub struct Engine {

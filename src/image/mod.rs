@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// The reference grammar is a leaf module of its own (`crate::reference`), so that `config`
 /// can check image names without importing `image`; re-exported at its old path.
-pub use crate::reference;
+pub(crate) use crate::reference;
 pub use digest::Digest;
 pub use error::ImageError;
 pub use store::{ImageRecord, Usage};

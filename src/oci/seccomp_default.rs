@@ -454,6 +454,7 @@ fn native_arch() -> Vec<Arch> {
 }
 
 /// Every syscall name the profile can mention (for the compiler test).
+#[cfg(test)]
 pub fn all_names() -> Vec<&'static str> {
     let mut v: Vec<&str> = ALLOWED.iter().chain(ALLOWED_ARCH).copied().collect();
     for (_, names) in BY_CAPABILITY {

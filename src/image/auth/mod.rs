@@ -211,11 +211,6 @@ impl AuthFile {
             }
         }
     }
-
-    /// True when the file held no usable entries (or did not exist).
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// serde_json's data errors can quote values from the file, which may be secrets; keep only

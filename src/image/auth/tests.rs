@@ -188,7 +188,7 @@ fn load_from_disk() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let missing = AuthFile::load(&dir.join("missing.json")).unwrap();
-    assert!(missing.is_empty());
+    assert!(missing.entries.is_empty());
     assert_eq!(
         missing.lookup("docker.io", "library/x"),
         Credentials::Anonymous

@@ -1,5 +1,5 @@
 //! The on-disk cache of ADD results, one file per (network, container, interface), so that
-//! CHECK and DEL get their `prevResult` after a daemon restart. Layout as libcni's:
+//! DEL gets its `prevResult` after a daemon restart. Layout as libcni's:
 //! `<cache_dir>/results/<network>-<container id>-<ifname>`.
 
 use std::path::{Path, PathBuf};

@@ -166,13 +166,3 @@ pub fn plugin_stdin(
     }
     Value::Object(conf)
 }
-
-/// Whether a `major.minor.patch` version is at least `min`; unparsable versions count as old.
-pub fn version_at_least(version: &str, min: (u32, u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>());
-    let mut next = || parts.next().unwrap_or(Ok(0));
-    match (next(), next(), next()) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c) >= min,
-        _ => false,
-    }
-}

@@ -15,7 +15,6 @@ use super::CniError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Add,
-    Check,
     Del,
 }
 
@@ -23,7 +22,6 @@ impl Command {
     pub fn as_str(self) -> &'static str {
         match self {
             Command::Add => "ADD",
-            Command::Check => "CHECK",
             Command::Del => "DEL",
         }
     }
@@ -80,7 +78,7 @@ fn join_paths(dirs: &[PathBuf]) -> String {
 }
 
 /// Run `plugin_type` for `command` with `conf` on stdin. Returns the parsed stdout JSON, or
-/// `None` when the plugin printed nothing (normal for CHECK and DEL).
+/// `None` when the plugin printed nothing (normal for DEL).
 pub fn run_plugin(
     dirs: &[PathBuf],
     plugin_type: &str,

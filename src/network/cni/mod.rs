@@ -1,6 +1,6 @@
-//! Running CNI plugins for pod sandboxes: ADD, CHECK and DEL of a network configuration list,
+//! Running CNI plugins for pod sandboxes: ADD and DEL of a network configuration list,
 //! as libcni does it (chained plugins, `prevResult`, `runtimeConfig` from capabilities), with
-//! the ADD result cached on disk so CHECK and DEL work after a daemon restart.
+//! the ADD result cached on disk so DEL works after a daemon restart.
 //!
 //! Types: the `cni-plugin` crate's types were considered and not used. That crate is built for
 //! writing plugins (plugin side), drags in extra dependencies (`ipnetwork`, `macaddr`, `semver`,
@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 pub use config::CniNetwork;
 pub use exec::PluginError;
-pub use result::{CniResult, Dns, Interface, IpConfig, IpNet, Route};
+pub use result::CniResult;
 
 /// Errors of loading network configurations and running plugins.
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +61,6 @@ pub enum CniError {
     },
     #[error("CNI result cache {path}: {msg}")]
     Cache { path: PathBuf, msg: String },
-    #[error(
-        "no cached CNI result for network {network}, container {container_id}, interface {ifname}"
-    )]
-    NotCached {
-        network: String,
-        container_id: String,
-        ifname: String,
-    },
 }
 
 /// One pod's attachment to a network.
@@ -103,18 +95,10 @@ impl Cni {
         }
     }
 
-    pub fn plugin_dirs(&self) -> &[PathBuf] {
-        &self.plugin_dirs
-    }
-
-    pub fn cache_dir(&self) -> &Path {
-        &self.cache_dir
-    }
-
     /// ADD the attachment to every plugin of `net` in order, each getting the previous one's
     /// result as `prevResult`. On a failure of plugin k, DEL runs for plugins k..=0 (reverse)
     /// so nothing stays allocated, and the error of plugin k is returned. The final result is
-    /// cached for CHECK and DEL.
+    /// cached for DEL.
     pub fn add(&self, net: &CniNetwork, a: &Attachment) -> Result<CniResult, CniError> {
         let mut prev: Option<Value> = None;
         for (k, plugin) in net.plugins.iter().enumerate() {
@@ -181,24 +165,6 @@ impl Cni {
                 );
             }
         }
-    }
-
-    /// CHECK every plugin against the cached ADD result. Skipped when the network sets
-    /// `disableCheck` or its version predates CHECK (< 0.4.0).
-    pub fn check(&self, net: &CniNetwork, a: &Attachment) -> Result<(), CniError> {
-        if net.disable_check || !config::version_at_least(&net.cni_version, (0, 4, 0)) {
-            return Ok(());
-        }
-        let cached = cache::read(&self.cache_dir, &net.name, a.container_id, a.ifname)?
-            .ok_or_else(|| CniError::NotCached {
-                network: net.name.clone(),
-                container_id: a.container_id.to_string(),
-                ifname: a.ifname.to_string(),
-            })?;
-        for plugin in &net.plugins {
-            self.run(net, plugin, exec::Command::Check, a, Some(&cached.result))?;
-        }
-        Ok(())
     }
 
     /// DEL every plugin in reverse order with the cached result as `prevResult`. Works when the
