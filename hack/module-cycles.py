@@ -26,13 +26,14 @@ IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 # The stack, top first (docs/architecture.md, "Layers"): a module imports its own level or lower.
 STACK = [
     ("entry points", ["cli", "daemon", "oci_cli"]),
-    ("handlers and start-up", ["server", "streaming", "recovery", "error", "lifecycle"]),
+    ("handlers and start-up", ["server", "streaming", "recovery", "error", "lifecycle",
+                               "metrics"]),
     ("lifecycle", ["sandbox", "container"]),
     ("pod context and layers", ["pod", "layers"]),
     ("tables, names and paths", ["engine"]),
     ("records", ["store"]),
     ("leaves", ["runtimes", "image", "network", "oci", "monitor", "oci_runtime", "userns",
-                "config", "reference", "api", "logging", "proc_info"]),
+                "config", "reference", "api", "logging", "proc_info", "telemetry"]),
 ]
 LEVEL = {m: len(STACK) - i for i, (_, mods) in enumerate(STACK) for m in mods}
 LEVEL_NAME = {len(STACK) - i: name for i, (name, _) in enumerate(STACK)}

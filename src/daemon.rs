@@ -62,6 +62,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let streaming = Streaming::start(engine.clone())
         .await
         .map_err(|e| e.to_string())?;
+    if config.metrics.enable {
+        let addr = crate::metrics::http::socket_addr(&config.metrics)?;
+        crate::metrics::http::start(addr, engine.clone()).await?;
+    }
     let listener = bind(&config.api.listen)?;
     let server = Arc::new(CriServer::new(engine, streaming));
 

@@ -15,6 +15,7 @@ mod lifecycle;
 /// crius' OCI runtime library, its own crate (`libcontainer/`), named here as a module.
 pub use crius_libcontainer as libcontainer;
 mod logging;
+mod metrics;
 pub mod monitor;
 mod network;
 mod oci;
@@ -29,4 +30,5 @@ mod sandbox;
 mod server;
 mod store;
 mod streaming;
+mod telemetry;
 mod userns;

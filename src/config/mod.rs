@@ -10,6 +10,7 @@
 //! its checks in `validate.rs` and its key comments in `render.rs`.
 
 mod load;
+mod metrics;
 mod registries;
 mod render;
 mod runtime;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use metrics::MetricsConfig;
 pub use registries::RegistryConfig;
 pub use runtime::{RuntimeConfig, systemd_booted};
 pub use streaming::StreamingConfig;
@@ -47,6 +49,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub runtime: RuntimeConfig,
     pub streaming: StreamingConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             runtime: RuntimeConfig::default(),
             streaming: StreamingConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

@@ -204,6 +204,13 @@ const DOCS: &[Doc] = &[
         "streaming.token_ttl",
         "How long a streaming URL stays usable (each is single-use), e.g. \"1m\".",
     ),
+    section(
+        "metrics",
+        "crius' own Prometheus metrics (RPCs, pulls, pods, the daemon), on GET /metrics.",
+    ),
+    key("metrics.enable", "Serve the endpoint; off by default."),
+    key("metrics.address", "IP address to listen on."),
+    key("metrics.port", "TCP port."),
 ];
 
 impl Config {
@@ -361,6 +368,11 @@ mod tests {
         c.image
             .registries
             .insert("docker.io".into(), RegistryConfig::default());
+        c.metrics = crate::config::MetricsConfig {
+            enable: true,
+            address: "::1".into(),
+            port: 9537,
+        };
         c
     }
 

@@ -168,6 +168,12 @@ impl Config {
 
         self.check_runtime(&top.key("runtime"))?;
         self.check_streaming(&top.key("streaming"))?;
+        if self.metrics.address.parse::<std::net::IpAddr>().is_err() {
+            problem(
+                top.key("metrics").key("address"),
+                format!("{:?} is not an IP address", self.metrics.address),
+            )?;
+        }
 
         let registries = image.key("registries");
         for (host, registry) in &self.image.registries {
@@ -432,6 +438,16 @@ mod tests {
         assert_eq!(
             invalid(&c),
             "streaming.token_ttl: 0s is out of range (1s to 1h)"
+        );
+    }
+
+    #[test]
+    fn metrics_address_is_checked() {
+        let mut c = Config::default();
+        c.metrics.address = "localhost".into();
+        assert_eq!(
+            invalid(&c),
+            r#"metrics.address: "localhost" is not an IP address"#
         );
     }
 

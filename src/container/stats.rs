@@ -108,6 +108,12 @@ impl CgroupUsage {
 /// Bytes (allocated blocks) and inodes under `dir`, and the mount it is on; None when absent.
 fn disk_usage(dir: &Path) -> Option<(u64, u64, PathBuf)> {
     let mountpoint = crate::libcontainer::mounts::mountpoint_of(dir).ok()?;
+    let (bytes, inodes) = dir_usage(dir);
+    Some((bytes, inodes, mountpoint))
+}
+
+/// Bytes (allocated blocks) and inodes under `dir` (0 when it is absent).
+pub fn dir_usage(dir: &Path) -> (u64, u64) {
     let (mut bytes, mut inodes) = (0u64, 0u64);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -123,7 +129,7 @@ fn disk_usage(dir: &Path) -> Option<(u64, u64, PathBuf)> {
             }
         }
     }
-    Some((bytes, inodes, mountpoint))
+    (bytes, inodes)
 }
 
 /// Whether a container passes a `ContainerStatsFilter`.

@@ -28,6 +28,9 @@ pub fn exit_status(engine: &Engine, container: &Container) -> Option<ExitStatus>
         .ok()
         .flatten()?;
     engine.cache_container(container, |r| r.exit = Some(status.clone()));
+    if status.oom_killed {
+        crate::telemetry::oom_killed(&rec.id);
+    }
     Some(status)
 }
 

@@ -46,6 +46,22 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// A short, bounded name of the kind of failure, for the pull metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ImageError::Reference(_) => "reference",
+            ImageError::NotFound(_) | ImageError::NoSuchManifest(_) => "not_found",
+            ImageError::Auth(_) => "auth",
+            ImageError::Registry(_) => "registry",
+            ImageError::Verification { .. } => "verification",
+            ImageError::Unsupported(_) => "unsupported",
+            ImageError::Certificates(_) => "certificates",
+            ImageError::Unpack { .. } => "unpack",
+            ImageError::Timeout { .. } => "timeout",
+            ImageError::Io { .. } => "io",
+        }
+    }
+
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         ImageError::Io {
             context: context.into(),

@@ -17,6 +17,7 @@ use super::transport::Transport;
 impl ImageManager {
     /// Pulls `image` and returns its id (`sha256:` of its config).
     pub async fn pull(&self, image: &str, creds: Option<&Credentials>) -> Result<String> {
+        let started = std::time::Instant::now();
         let candidates = self.candidates(image)?;
         let work = async {
             let mut last = None;
@@ -42,6 +43,11 @@ impl ImageManager {
             }),
             None => work.await,
         };
+        let size = |id: &String| self.store.image(id).map_or(0, |r| r.size);
+        crate::telemetry::pull_done(
+            started,
+            result.as_ref().map(size).map_err(ImageError::reason),
+        );
         if result.is_err() {
             self.remove_what_failed_pulls_wrote().await;
         }

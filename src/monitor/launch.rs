@@ -71,6 +71,7 @@ impl Launch<'_> {
 /// and returns the container's pid, or the monitor's error text (the runtime's stderr when its
 /// `create` failed).
 pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> {
+    let _timer = crate::telemetry::monitor_launch_timer();
     let stderr = match l.stderr_log {
         Some(path) => Stdio::from(
             std::fs::File::options()

@@ -41,6 +41,7 @@ where
         Err(Status::internal(format!("{rpc}: internal error: {what}")))
     });
     let elapsed = started.elapsed();
+    crate::telemetry::rpc_done(rpc, elapsed, &result);
     match (&result, kind) {
         (Ok(_), Kind::Mutation) => tracing::info!(parent: &span, ?elapsed, "{rpc} done"),
         (Ok(_), Kind::Query) => tracing::debug!(parent: &span, ?elapsed, "{rpc} done"),

@@ -1,7 +1,6 @@
 //! Routes each RuntimeService RPC to its handler module. RPCs whose subsystem has not landed yet
 //! answer UNIMPLEMENTED naming themselves.
 
-use std::future::Future;
 use std::pin::Pin;
 
 use futures::Stream;
@@ -10,25 +9,6 @@ use tonic::{Request, Response, Status};
 use super::CriServer;
 use super::rpc::{self, Kind};
 use crate::api;
-
-/// Declares RuntimeService methods that are not built yet. Written in the form `async_trait`
-/// expands `async fn` into, because that attribute does not see inside macro calls.
-macro_rules! not_yet {
-    ($($method:ident: $req:ident => $resp:ident as $name:literal;)*) => {
-        $(
-            fn $method<'life0, 'async_trait>(
-                &'life0 self,
-                _request: Request<api::$req>,
-            ) -> Pin<Box<dyn Future<Output = Result<Response<api::$resp>, Status>> + Send + 'async_trait>>
-            where
-                'life0: 'async_trait,
-                Self: 'async_trait,
-            {
-                Box::pin(async { rpc::unimplemented($name) })
-            }
-        )*
-    };
-}
 
 #[tonic::async_trait]
 impl api::RuntimeService for CriServer {
@@ -330,9 +310,28 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
-    not_yet! {
-        list_metric_descriptors: ListMetricDescriptorsRequest => ListMetricDescriptorsResponse as "ListMetricDescriptors";
-        list_pod_sandbox_metrics: ListPodSandboxMetricsRequest => ListPodSandboxMetricsResponse as "ListPodSandboxMetrics";
+    async fn list_metric_descriptors(
+        &self,
+        request: Request<api::ListMetricDescriptorsRequest>,
+    ) -> Result<Response<api::ListMetricDescriptorsResponse>, Status> {
+        rpc::serve(
+            "ListMetricDescriptors",
+            Kind::Query,
+            super::list_metric_descriptors::handle(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        request: Request<api::ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<api::ListPodSandboxMetricsResponse>, Status> {
+        rpc::serve(
+            "ListPodSandboxMetrics",
+            Kind::Query,
+            super::list_pod_sandbox_metrics::handle(self, request.into_inner()),
+        )
+        .await
     }
 
     async fn checkpoint_container(
@@ -448,7 +447,7 @@ impl api::RuntimeService for CriServer {
         rpc::serve(
             "StreamPodSandboxMetrics",
             Kind::Query,
-            super::stream_pod_sandbox_metrics::handle(request.into_inner()),
+            super::stream_pod_sandbox_metrics::handle(self, request.into_inner()),
         )
         .await
     }

@@ -15,6 +15,10 @@
 //! `crius-e2e-bench-run=<id>`; those pods are stopped and removed at the end, on error and on
 //! Ctrl-C. `--userns` gives every pod its own user namespace (mode POD, 65536 ids from 2^20),
 //! as the kubelet does for `hostUsers: false`.
+//!
+//! `--metrics N` measures instead what a `ListPodSandboxMetrics` scrape costs with N pods (one
+//! container each) running: the time of a call that collects (the first after the daemon's
+//! one-second cache has expired) and of a call the cache answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -54,9 +58,10 @@ struct Options {
     bin: Option<PathBuf>,
     daemon_pid: Option<u32>,
     userns: bool,
+    metrics: usize,
 }
 
-const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--bin PATH-TO-CRIUS]
+const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--bin PATH-TO-CRIUS]
        pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]";
 
 fn parse_args() -> Result<Options> {
@@ -69,6 +74,7 @@ fn parse_args() -> Result<Options> {
         bin: None,
         daemon_pid: None,
         userns: false,
+        metrics: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,6 +82,7 @@ fn parse_args() -> Result<Options> {
         match arg.as_str() {
             "--socket" => options.socket = Some(PathBuf::from(value("a path")?)),
             "--image" => options.image = Some(value("an image reference")?),
+            "--metrics" => options.metrics = value("a number")?.parse().context("--metrics")?,
             "--runs" => options.runs = value("a number")?.parse().context("--runs")?,
             "--concurrent" => {
                 options.concurrent = value("a number")?.parse().context("--concurrent")?
@@ -558,12 +565,78 @@ fn to_json(
     })
 }
 
+/// `--metrics N`: the cost of `ListPodSandboxMetrics` with N pods running.
+async fn metrics_scrape(target: &Target, n: usize) -> Result<()> {
+    use crius_cri_api::v1::ListPodSandboxMetricsRequest;
+    let flow = PodFlow::connect(&target.socket).await?;
+    let container = target.container();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let pod = target.pod(&format!("metrics-{i}"))?;
+        let (mut flow, container) = (flow.clone(), container.clone());
+        tasks.spawn(async move {
+            let pod_id = flow.run_pod(&pod).await.context("RunPodSandbox")?;
+            flow.create_and_start(&pod_id, &container, &pod)
+                .await
+                .context("CreateContainer + StartContainer")?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("pod task panicked")??;
+    }
+    let mut client = flow.client.clone();
+    let (mut collecting, mut cached) = (Vec::new(), Vec::new());
+    let mut count = 0;
+    for round in 0..11 {
+        // Past the daemon's one-second cache: the first call collects, the next ones are cached.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for i in 0..6 {
+            let started = Instant::now();
+            let answer = client
+                .list_pod_sandbox_metrics(ListPodSandboxMetricsRequest {})
+                .await?
+                .into_inner();
+            let secs = started.elapsed().as_secs_f64();
+            count = answer
+                .pod_metrics
+                .iter()
+                .map(|p| {
+                    p.metrics.len()
+                        + p.container_metrics
+                            .iter()
+                            .map(|c| c.metrics.len())
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+            // The very first call also warms the daemon's code paths: left out.
+            match (round, i) {
+                (0, _) => {}
+                (_, 0) => collecting.push(secs),
+                _ => cached.push(secs),
+            }
+        }
+    }
+    println!(
+        "ListPodSandboxMetrics with {n} pods ({count} metrics): collecting p50 {:.2} ms, max {:.2} ms ({} calls); cached p50 {:.2} ms ({} calls)",
+        percentile(&collecting, 50.0) * 1e3,
+        percentile(&collecting, 100.0) * 1e3,
+        collecting.len(),
+        percentile(&cached, 50.0) * 1e3,
+        cached.len(),
+    );
+    Ok(())
+}
+
 async fn bench(target: &Target, options: &Options) -> Result<()> {
     let mut images = Images::connect(&target.socket).await?;
     images
         .pull(&target.image)
         .await
         .with_context(|| format!("pulling {}", target.image))?;
+    if options.metrics > 0 {
+        return metrics_scrape(target, options.metrics).await;
+    }
     eprintln!("sequential: {} runs", options.runs);
     let seq = sequential(target, options.runs).await?;
     eprintln!("concurrent: {} pods", options.concurrent);

@@ -86,6 +86,7 @@ pub fn run_plugin(
     env: &Env,
     conf: &Value,
 ) -> Result<Option<Value>, CniError> {
+    let _timer = crate::telemetry::cni_plugin_timer(plugin_type, command.as_str());
     let binary = find_plugin(dirs, plugin_type)?;
     let exec_err = |source| CniError::Exec {
         plugin: plugin_type.to_string(),
