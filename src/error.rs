@@ -32,6 +32,12 @@ impl From<ImageError> for Status {
     }
 }
 
+impl From<crate::validate::Invalid> for Status {
+    fn from(err: crate::validate::Invalid) -> Status {
+        Status::invalid_argument(err.0)
+    }
+}
+
 impl From<crate::engine::PodError> for Status {
     fn from(err: crate::engine::PodError) -> Status {
         use crate::engine::PodError;

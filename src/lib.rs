@@ -32,3 +32,4 @@ mod store;
 mod streaming;
 mod telemetry;
 mod userns;
+mod validate;

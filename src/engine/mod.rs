@@ -26,6 +26,7 @@ use crate::image::ImageManager;
 use crate::network::cni::Cni;
 use crate::runtimes::Runtimes;
 use crate::store::{ContainerRecord, Kind, SandboxRecord, StateStore};
+use crate::validate::quote;
 
 /// One pod sandbox.
 #[derive(Debug)]
@@ -123,7 +124,8 @@ impl Engine {
         let mut names = lock(&self.names);
         match names.get(name) {
             Some(holder) if holder != id => Err(PodError::AlreadyExists(format!(
-                "the name {name:?} is reserved by {holder}"
+                "the name {} is reserved by {holder}",
+                quote(name)
             ))),
             _ => {
                 names.insert(name.to_owned(), id.to_owned());
@@ -241,9 +243,13 @@ fn find_by_prefix<T: Clone>(
     match (matches.next(), matches.next()) {
         (Some((_, found)), None) => Ok(found.clone()),
         (Some(_), Some(_)) => Err(PodError::InvalidArgument(format!(
-            "{what} id prefix {id:?} is ambiguous"
+            "{what} id prefix {} is ambiguous",
+            quote(id)
         ))),
-        (None, _) => Err(PodError::NotFound(format!("{what} {id:?} not found"))),
+        (None, _) => Err(PodError::NotFound(format!(
+            "{what} {} not found",
+            quote(id)
+        ))),
     }
 }
 

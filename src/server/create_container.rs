@@ -7,6 +7,7 @@ use super::CriServer;
 use crate::api;
 use crate::container;
 use crate::store::ContainerPhase;
+use crate::validate;
 
 pub async fn handle(
     server: &CriServer,
@@ -15,6 +16,8 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("CreateContainer: config is required"))?;
+    validate::id("pod_sandbox_id", &request.pod_sandbox_id)?;
+    validate::container_config(&config)?;
     let key = container::create::request_key(&server.engine, &request.pod_sandbox_id, &config)?;
     let engine = server.engine.clone();
     let sandbox_id = request.pod_sandbox_id;

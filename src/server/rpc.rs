@@ -40,6 +40,11 @@ where
         tracing::error!(parent: &span, "{rpc} panicked: {what}");
         Err(Status::internal(format!("{rpc}: internal error: {what}")))
     });
+    // An error never echoes a whole oversized input back in a header (see `validate::bounded`).
+    let result = result.map_err(|status| match crate::validate::bounded(status.message()) {
+        std::borrow::Cow::Borrowed(_) => status,
+        std::borrow::Cow::Owned(message) => Status::new(status.code(), message),
+    });
     let elapsed = started.elapsed();
     crate::telemetry::rpc_done(rpc, elapsed, &result);
     match (&result, kind) {

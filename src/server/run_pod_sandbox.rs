@@ -7,6 +7,7 @@ use super::CriServer;
 use crate::api;
 use crate::sandbox;
 use crate::store::SandboxPhase;
+use crate::validate;
 
 pub async fn handle(
     server: &CriServer,
@@ -15,6 +16,8 @@ pub async fn handle(
     let config = request
         .config
         .ok_or_else(|| Status::invalid_argument("RunPodSandbox: config is required"))?;
+    validate::pod_sandbox_config(&config)?;
+    validate::runtime_handler(&request.runtime_handler)?;
     let name = sandbox::run::sandbox_name(&config)?;
     let engine = server.engine.clone();
     let handler = request.runtime_handler;

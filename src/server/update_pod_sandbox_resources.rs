@@ -7,6 +7,7 @@ use super::CriServer;
 use crate::api;
 use crate::lifecycle::detached;
 use crate::sandbox::resources::{self, CgroupUpdate};
+use crate::validate;
 
 pub async fn handle(
     server: &CriServer,
@@ -16,6 +17,15 @@ pub async fn handle(
         return Err(Status::invalid_argument(
             "UpdatePodSandboxResources: pod_sandbox_id is required",
         ));
+    }
+    validate::id("pod_sandbox_id", &request.pod_sandbox_id)?;
+    for (field, r) in [
+        ("resources", &request.resources),
+        ("overhead", &request.overhead),
+    ] {
+        if let Some(r) = r {
+            validate::container_resources(field, r)?;
+        }
     }
     let sandbox = server.engine.sandbox(&request.pod_sandbox_id)?;
     let engine = server.engine.clone();
