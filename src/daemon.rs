@@ -80,6 +80,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let stopping = Arc::new(tokio::sync::Notify::new());
     let serving = tonic::transport::Server::builder()
         .layer(crate::server::LogUnimplemented)
+        .layer(crate::server::OversizedRequests)
         .add_service(runtime_service)
         .add_service(image_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {

@@ -28,6 +28,7 @@ mod list_pod_sandbox;
 mod list_pod_sandbox_metrics;
 mod list_pod_sandbox_stats;
 mod log_unimplemented;
+mod oversized;
 mod pod_sandbox_stats;
 mod pod_sandbox_status;
 mod remove_container;
@@ -55,6 +56,7 @@ mod update_runtime_config;
 mod version;
 
 pub use log_unimplemented::LogUnimplemented;
+pub use oversized::OversizedRequests;
 
 use std::sync::Arc;
 
