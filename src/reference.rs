@@ -31,7 +31,7 @@ pub struct ImageRef {
 /// Why a reference (or the configured default registry) was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
-    #[error("invalid image reference {input:?}: {reason}")]
+    #[error("invalid image reference {}: {reason}", crate::validate::quote(input))]
     Invalid {
         input: String,
         reason: InvalidReason,
@@ -55,28 +55,29 @@ pub enum InvalidReason {
     HexIdentifier,
     #[error("repository name is empty")]
     EmptyName,
-    #[error("repository name {0:?} must be lowercase")]
+    #[error("repository name {} must be lowercase", crate::validate::quote(.0))]
     Uppercase(String),
-    #[error("repository name {0:?} has an empty path component")]
+    #[error("repository name {} has an empty path component", crate::validate::quote(.0))]
     EmptyComponent(String),
     #[error(
-        "repository path component {0:?} is invalid: use lowercase letters and digits, \
-         separated by '.', '_', '__' or runs of '-'"
+        "repository path component {} is invalid: use lowercase letters and digits, \
+         separated by '.', '_', '__' or runs of '-'",
+        crate::validate::quote(.0)
     )]
     BadComponent(String),
     #[error("repository name is longer than {NAME_TOTAL_LENGTH_MAX} characters")]
     NameTooLong,
-    #[error("registry host {0:?} is invalid: {1}")]
+    #[error("registry host {} is invalid: {}", crate::validate::quote(.0), .1)]
     BadRegistry(String, &'static str),
     #[error("tag is empty")]
     EmptyTag,
-    #[error("tag {0:?} is invalid: it must match [A-Za-z0-9_][A-Za-z0-9_.-]*")]
+    #[error("tag {} is invalid: it must match [A-Za-z0-9_][A-Za-z0-9_.-]*", crate::validate::quote(.0))]
     BadTag(String),
     #[error("tag is longer than {TAG_LENGTH_MAX} characters")]
     TagTooLong,
-    #[error("digest {0:?} is not of the form algorithm:hex")]
+    #[error("digest {} is not of the form algorithm:hex", crate::validate::quote(.0))]
     BadDigestFormat(String),
-    #[error("digest algorithm {0:?} is not supported (sha256, sha384, sha512 are)")]
+    #[error("digest algorithm {} is not supported (sha256, sha384, sha512 are)", crate::validate::quote(.0))]
     UnsupportedDigestAlgorithm(String),
     #[error(
         "digest {digest:?} is invalid: {algorithm} needs exactly {len} lowercase hex characters"

@@ -22,6 +22,7 @@ use crate::proc_info;
 use crate::store::{
     ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
 };
+use crate::validate::quote;
 
 /// What identifies a CreateContainer request for its retries: `<pod sandbox id>/<name>`.
 pub fn request_key(
@@ -68,7 +69,7 @@ pub async fn create(
         .images
         .find(&image_name)
         .map_err(|e| PodError::InvalidArgument(e.to_string()))?
-        .ok_or_else(|| PodError::NotFound(format!("image {image_name:?} not found")))?;
+        .ok_or_else(|| PodError::NotFound(format!("image {} not found", quote(&image_name))))?;
     let image_config = layers::image_config(&engine.images, &image)?;
     // The request's stop signal (1.33+) wins over the image's STOPSIGNAL.
     let stop_signal = match oci::stop_signal_from_cri(config.stop_signal)? {

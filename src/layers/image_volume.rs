@@ -14,6 +14,7 @@ use super::overlay::{self as rootfs, LayerIdmap};
 use crate::api;
 use crate::engine::{Engine, PodError};
 use crate::image::ImageRecord;
+use crate::validate::quote;
 
 /// An image volume of a request: the index of its mount and the image found for it.
 #[derive(Debug, Clone)]
@@ -40,11 +41,14 @@ pub fn resolve(
         let image = engine
             .images
             .find(name)
-            .map_err(|e| PodError::InvalidArgument(format!("mount {}: {e}", m.container_path)))?
+            .map_err(|e| {
+                PodError::InvalidArgument(format!("mount {}: {e}", quote(&m.container_path)))
+            })?
             .ok_or_else(|| {
                 PodError::NotFound(format!(
-                    "mount {}: image {name:?} not found",
-                    m.container_path
+                    "mount {}: image {} not found",
+                    quote(&m.container_path),
+                    quote(name)
                 ))
             })?;
         let lowers = layer_dirs(&engine.images, &image)?;

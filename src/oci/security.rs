@@ -10,6 +10,7 @@ use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccom
 use super::{SpecError, SpecOptions, invalid, seccomp_default};
 use crate::api;
 use crate::api::security_profile::ProfileType;
+use crate::validate::quote;
 
 /// cri-o's default capability set for non-privileged containers.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
@@ -52,7 +53,7 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
 pub fn parse_capability(name: &str) -> Result<Capability, SpecError> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    Capability::from_str(bare).map_err(|_| invalid(format!("unknown capability {name:?}")))
+    Capability::from_str(bare).map_err(|_| invalid(format!("unknown capability {}", quote(name))))
 }
 
 /// The bounding set of this process from /proc/self/status (None if unreadable).
@@ -194,7 +195,10 @@ fn from_legacy(s: &str, empty: Choice) -> Result<Choice, SpecError> {
         "unconfined" => Ok(Choice::Unconfined),
         other => match other.strip_prefix("localhost/") {
             Some(r) => Ok(Choice::Localhost(r.to_string())),
-            None => Err(invalid(format!("unknown security profile {other:?}"))),
+            None => Err(invalid(format!(
+                "unknown security profile {}",
+                quote(other)
+            ))),
         },
     }
 }
@@ -287,9 +291,12 @@ pub fn apparmor_profile(
         return Ok(None);
     }
     match choose(profile, legacy, Choice::RuntimeDefault)? {
-        Choice::Localhost(name) if !opts.apparmor_enabled => Err(SpecError::FailedPrecondition(
-            format!("AppArmor is not enabled on this host (profile {name:?} requested)"),
-        )),
+        Choice::Localhost(name) if !opts.apparmor_enabled => {
+            Err(SpecError::FailedPrecondition(format!(
+                "AppArmor is not enabled on this host (profile {} requested)",
+                quote(&name)
+            )))
+        }
         Choice::Localhost(name) if name.is_empty() => {
             Err(invalid("AppArmor Localhost profile without a name"))
         }

@@ -18,7 +18,10 @@ use crate::oci_runtime::OciRuntime;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimesError {
     /// A request named a handler the configuration does not have (InvalidArgument).
-    #[error("unknown runtime handler {name:?}; configured: {configured}")]
+    #[error(
+        "unknown runtime handler {}; configured: {configured}",
+        crate::validate::quote(name)
+    )]
     UnknownHandler { name: String, configured: String },
     /// The configuration cannot work on this host (FailedPrecondition).
     #[error("{0}")]

@@ -13,6 +13,7 @@ use crate::libcontainer::cgroups::Driver;
 use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
+use crate::validate::quote;
 
 /// Creates and starts a pod sandbox; returns its id. A failure undoes everything; if the undo
 /// fails too, the sandbox is kept listed (NOTREADY) with the reason, for Stop/Remove to finish
@@ -248,11 +249,12 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
         Driver::Systemd => {
             if !requested.ends_with(".slice") {
                 return Err(PodError::InvalidArgument(format!(
-                    "cgroup parent {requested:?} is not a systemd slice, and crius uses the systemd cgroup driver (see RuntimeConfig); run the kubelet with cgroupDriver: systemd"
+                    "cgroup parent {} is not a systemd slice, and crius uses the systemd cgroup driver (see RuntimeConfig); run the kubelet with cgroupDriver: systemd",
+                    quote(requested)
                 )));
             }
             crate::libcontainer::cgroups::systemd::expand_slice(requested).map_err(|e| {
-                PodError::InvalidArgument(format!("cgroup parent {requested:?}: {e}"))
+                PodError::InvalidArgument(format!("cgroup parent {}: {e}", quote(requested)))
             })?;
         }
         Driver::Cgroupfs => {
