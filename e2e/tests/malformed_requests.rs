@@ -165,8 +165,15 @@ async fn malformed_requests_are_invalid_argument_and_leave_nothing() {
         (
             "pod memory limit 1 byte",
             Box::new(|p| {
-                p.linux.as_mut().unwrap().overhead =
+                p.linux.as_mut().unwrap().resources =
                     Some(resources(|r| r.memory_limit_in_bytes = 1))
+            }),
+        ),
+        (
+            "negative pod overhead",
+            Box::new(|p| {
+                p.linux.as_mut().unwrap().overhead =
+                    Some(resources(|r| r.memory_limit_in_bytes = -1))
             }),
         ),
     ];

@@ -13,7 +13,7 @@ mod resources;
 use crate::api;
 
 pub use fields::{hostname, metadata_name};
-pub use resources::container_resources;
+pub use resources::{container_resources, overhead};
 
 /// How much of an input an error message quotes.
 pub const QUOTE_BYTES: usize = 100;
@@ -105,7 +105,7 @@ pub fn pod_sandbox_config(config: &api::PodSandboxConfig) -> Result<(), Invalid>
         fields::cgroup_parent(&linux.cgroup_parent)?;
         fields::sysctls(&linux.sysctls)?;
         if let Some(r) = &linux.overhead {
-            container_resources("linux.overhead", r)?;
+            overhead("linux.overhead", r)?;
         }
         if let Some(r) = &linux.resources {
             container_resources("linux.resources", r)?;

@@ -19,6 +19,25 @@ const CPUSET_BYTES: usize = 4096;
 
 /// One `LinuxContainerResources` (`field` names it in the message).
 pub fn container_resources(field: &str, r: &api::LinuxContainerResources) -> Result<(), Invalid> {
+    checked(field, r, Limits::Whole)
+}
+
+/// A pod's overhead: an amount added to the pod's resources, not a limit of its own, so only
+/// signs and upper bounds apply (a 1 MiB or 5-millicore overhead is fine).
+pub fn overhead(field: &str, r: &api::LinuxContainerResources) -> Result<(), Invalid> {
+    checked(field, r, Limits::Overhead)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Limits {
+    Whole,
+    Overhead,
+}
+
+fn checked(field: &str, r: &api::LinuxContainerResources, limits: Limits) -> Result<(), Invalid> {
+    if limits == Limits::Overhead {
+        return overhead_checked(field, r);
+    }
     let f = |name: &str| format!("{field}.{name}");
     if r.cpu_period != 0 && !CPU_PERIOD_US.contains(&r.cpu_period) {
         return Err(invalid(
@@ -99,6 +118,26 @@ pub fn container_resources(field: &str, r: &api::LinuxContainerResources) -> Res
                 &f("unified"),
                 format!("the value of {} is not a cgroup value", quote(key)),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn overhead_checked(field: &str, r: &api::LinuxContainerResources) -> Result<(), Invalid> {
+    let f = |name: &str| format!("{field}.{name}");
+    for (name, value, max) in [
+        ("cpu_period", r.cpu_period, *CPU_PERIOD_US.end()),
+        ("cpu_quota", r.cpu_quota, *CPU_QUOTA_US.end()),
+        ("cpu_shares", r.cpu_shares, *CPU_SHARES.end()),
+        ("memory_limit_in_bytes", r.memory_limit_in_bytes, i64::MAX),
+        (
+            "memory_swap_limit_in_bytes",
+            r.memory_swap_limit_in_bytes,
+            i64::MAX,
+        ),
+    ] {
+        if !(0..=max).contains(&value) {
+            return Err(invalid(&f(name), format!("{value} is not in 0-{max}")));
         }
     }
     Ok(())
@@ -378,6 +417,33 @@ mod tests {
             ..res()
         };
         assert!(check(huge).unwrap_err().0.len() < 300);
+    }
+
+    #[test]
+    fn a_small_overhead_is_fine_a_negative_one_is_not() {
+        let small = api::LinuxContainerResources {
+            cpu_period: 100_000,
+            cpu_quota: 500,
+            cpu_shares: 1,
+            memory_limit_in_bytes: 1 << 20,
+            ..res()
+        };
+        assert_eq!(overhead("o", &small), Ok(()));
+        let negative = api::LinuxContainerResources {
+            memory_limit_in_bytes: -1,
+            ..res()
+        };
+        assert!(
+            overhead("o", &negative)
+                .unwrap_err()
+                .0
+                .starts_with("o.memory_limit_in_bytes")
+        );
+        let huge = api::LinuxContainerResources {
+            cpu_period: 1 << 40,
+            ..res()
+        };
+        assert!(overhead("o", &huge).is_err());
     }
 
     #[test]
