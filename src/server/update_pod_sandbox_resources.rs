@@ -19,13 +19,11 @@ pub async fn handle(
         ));
     }
     validate::id("pod_sandbox_id", &request.pod_sandbox_id)?;
-    for (field, r) in [
-        ("resources", &request.resources),
-        ("overhead", &request.overhead),
-    ] {
-        if let Some(r) = r {
-            validate::container_resources(field, r)?;
-        }
+    if let Some(r) = &request.resources {
+        validate::container_resources("resources", r)?;
+    }
+    if let Some(r) = &request.overhead {
+        validate::overhead("overhead", r)?;
     }
     let sandbox = server.engine.sandbox(&request.pod_sandbox_id)?;
     let engine = server.engine.clone();
