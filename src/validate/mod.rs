@@ -208,7 +208,8 @@ mod tests {
 
     #[test]
     fn each_bad_pod_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut api::PodSandboxConfig)>)> = vec![
+        type Edit = Box<dyn Fn(&mut api::PodSandboxConfig)>;
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "metadata.name",
                 Box::new(|p| p.metadata.as_mut().unwrap().name = "n".repeat(1 << 20)),
