@@ -350,3 +350,26 @@ async fn malformed_requests_are_invalid_argument_and_leave_nothing() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+#[tokio::test]
+async fn image_requests_with_a_1_mb_name_answer_briefly() {
+    let env = PodEnv::start().await.unwrap();
+    let mut images = env.crius.images().await.unwrap();
+    let long = format!("{}/e2e/{}:v1", env.registry.host(), "a".repeat(MB));
+    let upper = format!("{}/E2E/{}:v1", env.registry.host(), "A".repeat(MB));
+    for name in [&long, &upper] {
+        expect("PullImage", images.pull(name).await, Code::InvalidArgument);
+        expect(
+            "ImageStatus",
+            images.status(name).await.map(|_| String::new()),
+            Code::InvalidArgument,
+        );
+        expect(
+            "RemoveImage",
+            images.remove(name).await.map(|_| String::new()),
+            Code::InvalidArgument,
+        );
+    }
+    // Still serving.
+    assert!(images.status(&env.image).await.unwrap().is_some());
+}
