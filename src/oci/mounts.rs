@@ -8,6 +8,7 @@ use super::{ContainerContext, PauseContext, PodContext, SpecError, SpecOptions, 
 use crate::api;
 use crate::api::MountPropagation;
 use crate::userns::IdMaps;
+use crate::validate::quote;
 
 fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Mount {
     let mut m = Mount::default();
@@ -89,7 +90,8 @@ fn default_mounts(pod: &PodContext, privileged: bool, readonly_rootfs: bool) -> 
 fn clean_destination(p: &str) -> Result<PathBuf, SpecError> {
     if !p.starts_with('/') {
         return Err(invalid(format!(
-            "mount container path {p:?} is not absolute"
+            "mount container path {} is not absolute",
+            quote(p)
         )));
     }
     let mut out = PathBuf::from("/");
@@ -98,7 +100,8 @@ fn clean_destination(p: &str) -> Result<PathBuf, SpecError> {
             Component::Normal(n) => out.push(n),
             Component::ParentDir => {
                 return Err(invalid(format!(
-                    "mount container path {p:?} contains \"..\""
+                    "mount container path {} contains \"..\"",
+                    quote(p)
                 )));
             }
             _ => {}
@@ -167,20 +170,20 @@ fn cri_mount(
         if !m.host_path.is_empty() {
             return Err(invalid(format!(
                 "mount {}: host_path and image are mutually exclusive",
-                m.container_path
+                quote(&m.container_path)
             )));
         }
         // The CRI: image volumes are read-only by definition; critest wants false refused.
         if !m.readonly {
             return Err(invalid(format!(
                 "mount {}: an image volume must be readonly",
-                m.container_path
+                quote(&m.container_path)
             )));
         }
         if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
             return Err(invalid(format!(
                 "mount {}: an image volume takes no uid/gid mappings",
-                m.container_path
+                quote(&m.container_path)
             )));
         }
         image_sub_source(image_source, m)?

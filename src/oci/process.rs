@@ -126,7 +126,8 @@ pub fn cwd(
         .unwrap_or("/");
     if !dir.starts_with('/') {
         return Err(invalid(format!(
-            "working directory {dir:?} is not absolute"
+            "working directory {} is not absolute",
+            crate::validate::quote(dir)
         )));
     }
     Ok(PathBuf::from(dir))

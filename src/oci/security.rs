@@ -218,16 +218,20 @@ fn choose(
 pub fn load_seccomp_profile(path: &str) -> Result<LinuxSeccomp, SpecError> {
     if !Path::new(path).is_absolute() {
         return Err(invalid(format!(
-            "seccomp profile path {path:?} is not absolute"
+            "seccomp profile path {} is not absolute",
+            quote(path)
         )));
     }
     let data = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SpecError::NotFound(format!("seccomp profile {path}: {e}")),
-        _ => SpecError::FailedPrecondition(format!("reading seccomp profile {path}: {e}")),
+        std::io::ErrorKind::NotFound => {
+            SpecError::NotFound(format!("seccomp profile {}: {e}", quote(path)))
+        }
+        _ => SpecError::FailedPrecondition(format!("reading seccomp profile {}: {e}", quote(path))),
     })?;
     serde_json::from_slice(&data).map_err(|e| {
         invalid(format!(
-            "seccomp profile {path} is not a valid profile: {e}"
+            "seccomp profile {} is not a valid profile: {e}",
+            quote(path)
         ))
     })
 }
