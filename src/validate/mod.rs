@@ -91,7 +91,16 @@ pub fn pod_sandbox_config(config: &api::PodSandboxConfig) -> Result<(), Invalid>
     metadata_name("metadata.name", &m.name, fields::NAME_BYTES)?;
     metadata_name("metadata.namespace", &m.namespace, fields::NAMESPACE_BYTES)?;
     metadata_name("metadata.uid", &m.uid, fields::UID_BYTES)?;
-    hostname("hostname", &config.hostname)?;
+    // A pod in the node's network namespace has the node's hostname: the field is ignored.
+    let host_network = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .is_some_and(|n| n.network == api::NamespaceMode::Node as i32);
+    if !host_network {
+        hostname("hostname", &config.hostname)?;
+    }
     fields::log_directory(&config.log_directory)?;
     if let Some(dns) = &config.dns_config {
         fields::dns_config(dns)?;
@@ -239,6 +248,24 @@ mod tests {
             assert!(err.starts_with(field), "{field}: {err}");
             assert!(err.len() < 300, "{field}: {} bytes", err.len());
         }
+    }
+
+    #[test]
+    fn the_ignored_hostname_of_a_host_network_pod_is_not_checked() {
+        let mut p = pod();
+        p.hostname = "node_1".into();
+        assert!(pod_sandbox_config(&p).is_err());
+        p.linux = Some(api::LinuxPodSandboxConfig {
+            security_context: Some(api::LinuxSandboxSecurityContext {
+                namespace_options: Some(api::NamespaceOption {
+                    network: api::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(pod_sandbox_config(&p), Ok(()));
     }
 
     #[test]
