@@ -6,7 +6,7 @@ use thiserror::Error;
 pub enum ImageError {
     #[error(transparent)]
     Reference(#[from] super::reference::ReferenceError),
-    #[error("image {} not found", crate::validate::quote(.0))]
+    #[error("image {0:?} not found")]
     NotFound(String),
     /// The registry has no such manifest, tag or repository; the message names where and what
     /// it said.
