@@ -1,7 +1,9 @@
-//! Validation of CRI requests up front: every field crius uses from RunPodSandbox,
-//! CreateContainer, UpdateContainerResources and UpdatePodSandboxResources is checked here,
-//! before the handler creates or changes anything on the host, and a bad one answers
-//! INVALID_ARGUMENT naming the field. The bounds are in `docs/cri-api.md`.
+//! Validation of CRI requests up front: the text and number fields of RunPodSandbox,
+//! CreateContainer, UpdateContainerResources and UpdatePodSandboxResources (names, hostnames,
+//! labels, ports, sysctls, paths, resources) are checked here, before the handler creates or
+//! changes anything on the host, and a bad one answers INVALID_ARGUMENT naming the field. The
+//! bounds are in `docs/cri-api.md`. (Security-context choices — capabilities, profiles, users —
+//! are still checked where the spec is generated, `oci/`.)
 //!
 //! Every error message that echoes input quotes it through [`quote`] (at most [`QUOTE_BYTES`]
 //! bytes of it), and [`bounded`] caps a whole message, so a 1 MB name never travels back in a
