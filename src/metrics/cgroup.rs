@@ -26,7 +26,37 @@ pub struct Extra {
     pub memory_failcnt: Option<u64>,
     /// Processes directly in the cgroup (`cgroup.procs`).
     pub processes: Option<u64>,
+    /// Their pids, for the open files they hold.
+    pub pids: Vec<u32>,
     pub io: Vec<DeviceIo>,
+    /// The most memory ever used (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+    pub memory_max_usage: Option<u64>,
+    /// Kernel memory (v1 `memory.kmem.usage_in_bytes`, v2 `memory.stat` `kernel`, or its parts
+    /// on kernels that do not sum them).
+    pub memory_kernel: Option<u64>,
+    /// Mapped file pages (v1 `total_mapped_file`, v2 `file_mapped`).
+    pub memory_mapped_file: Option<u64>,
+    /// Memory + swap limit (v1 `memory.memsw.limit_in_bytes`) or swap limit (v2
+    /// `memory.swap.max`), as cAdvisor reports them; 0 = unlimited.
+    pub swap_limit: Option<u64>,
+}
+
+/// v1 reports "unlimited" as a page-rounded i64::MAX; v2 as `max`.
+const V1_UNLIMITED: u64 = 0x7FFF_FFFF_FFFF_F000;
+
+fn limit(value: Option<String>) -> Option<u64> {
+    let text = value?;
+    let text = text.trim();
+    if text == "max" {
+        return Some(0);
+    }
+    let v: u64 = text.parse().ok()?;
+    Some(if v >= V1_UNLIMITED { 0 } else { v })
+}
+
+fn pids(text: Option<String>) -> Vec<u32> {
+    text.map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// Block I/O of one device (`major:minor`).
@@ -75,13 +105,23 @@ fn read_v1(root: &Path, rel: &str) -> Extra {
         .or_else(|| read_text(&blkio, "blkio.throttle.io_service_bytes"));
     let ops = read_text(&blkio, "blkio.throttle.io_serviced_recursive")
         .or_else(|| read_text(&blkio, "blkio.throttle.io_serviced"));
+    let stat = read_text(&memory, "memory.stat").unwrap_or_default();
+    let procs = procs_dir
+        .as_ref()
+        .and_then(|d| read_text(d, "cgroup.procs"));
     Extra {
         cpu_quota: quota.and_then(|q| u64::try_from(q).ok()),
         cpu_period: read_u64(&cpu, "cpu.cfs_period_us"),
         cpu_shares: read_u64(&cpu, "cpu.shares"),
         memory_failcnt: read_u64(&memory, "memory.failcnt"),
         processes: procs_dir.and_then(|d| count_lines(&d, "cgroup.procs")),
+        pids: pids(procs),
         io: parse_blkio(bytes.as_deref().unwrap_or(""), ops.as_deref().unwrap_or("")),
+        memory_max_usage: read_u64(&memory, "memory.max_usage_in_bytes"),
+        memory_kernel: read_u64(&memory, "memory.kmem.usage_in_bytes"),
+        memory_mapped_file: flat_keyed(&stat, "total_mapped_file")
+            .or_else(|| flat_keyed(&stat, "mapped_file")),
+        swap_limit: limit(read_text(&memory, "memory.memsw.limit_in_bytes")),
     }
 }
 
@@ -89,15 +129,33 @@ fn read_v2(dir: &Path) -> Extra {
     let (quota, period) = read_text(dir, "cpu.max")
         .map(|text| parse_cpu_max(&text))
         .unwrap_or((None, None));
+    let stat = read_text(dir, "memory.stat").unwrap_or_default();
+    let kernel = flat_keyed(&stat, "kernel").or_else(|| {
+        let parts = [
+            "kernel_stack",
+            "pagetables",
+            "percpu",
+            "sock",
+            "vmalloc",
+            "slab",
+        ];
+        let found: Vec<u64> = parts.iter().filter_map(|k| flat_keyed(&stat, k)).collect();
+        (!found.is_empty()).then(|| found.iter().sum())
+    });
     Extra {
         cpu_quota: quota,
         cpu_period: period,
         cpu_shares: read_u64(dir, "cpu.weight").map(weight_to_shares),
         memory_failcnt: read_text(dir, "memory.events").and_then(|t| flat_keyed(&t, "max")),
         processes: count_lines(dir, "cgroup.procs"),
+        pids: pids(read_text(dir, "cgroup.procs")),
         io: read_text(dir, "io.stat")
             .map(|t| parse_io_stat(&t))
             .unwrap_or_default(),
+        memory_max_usage: read_u64(dir, "memory.peak"),
+        memory_kernel: kernel,
+        memory_mapped_file: flat_keyed(&stat, "file_mapped"),
+        swap_limit: limit(read_text(dir, "memory.swap.max")),
     }
 }
 
@@ -254,8 +312,12 @@ mod tests {
             &mem,
             "memory.stat",
             "cache 10485760\nrss 94371840\ntotal_cache 10485760\ntotal_rss 94371840\n\
-             total_inactive_file 4194304\ntotal_pgfault 100\ntotal_pgmajfault 1\n",
+             total_inactive_file 4194304\ntotal_pgfault 100\ntotal_pgmajfault 1\n\
+             mapped_file 1000\ntotal_mapped_file 2000\n",
         );
+        write(&mem, "memory.max_usage_in_bytes", "115343360\n");
+        write(&mem, "memory.kmem.usage_in_bytes", "3000000\n");
+        write(&mem, "memory.memsw.limit_in_bytes", "9223372036854771712\n");
         write(
             &mem,
             "memory.oom_control",
@@ -297,6 +359,7 @@ mod tests {
                 cpu_shares: Some(512),
                 memory_failcnt: Some(3),
                 processes: Some(2),
+                pids: vec![10, 11],
                 io: vec![DeviceIo {
                     device: "8:0".into(),
                     read_bytes: 4096,
@@ -304,6 +367,11 @@ mod tests {
                     reads: 1,
                     writes: 2,
                 }],
+                memory_max_usage: Some(115343360),
+                memory_kernel: Some(3000000),
+                memory_mapped_file: Some(2000),
+                // v1's "unlimited" (a page-rounded i64::MAX) is reported as 0.
+                swap_limit: Some(0),
             }
         );
     }
@@ -333,8 +401,11 @@ mod tests {
         write(
             &dir,
             "memory.stat",
-            "anon 57671680\nfile 5242880\ninactive_file 1048576\npgfault 10\npgmajfault 0\n",
+            "anon 57671680\nfile 5242880\ninactive_file 1048576\npgfault 10\npgmajfault 0\n\
+             kernel_stack 16384\npagetables 8192\nslab 100000\nsock 0\nfile_mapped 4096\n",
         );
+        write(&dir, "memory.peak", "70000000\n");
+        write(&dir, "memory.swap.max", "67108864\n");
         write(
             &dir,
             "memory.events",
@@ -364,6 +435,7 @@ mod tests {
                 cpu_shares: Some(2 + 99 * 262142 / 9999),
                 memory_failcnt: Some(4),
                 processes: Some(3),
+                pids: vec![20, 21, 22],
                 io: vec![DeviceIo {
                     device: "8:16".into(),
                     read_bytes: 1024,
@@ -371,6 +443,11 @@ mod tests {
                     reads: 3,
                     writes: 4,
                 }],
+                memory_max_usage: Some(70000000),
+                // No `kernel` key (kernels before 6.1): its parts summed.
+                memory_kernel: Some(16384 + 8192 + 100000),
+                memory_mapped_file: Some(4096),
+                swap_limit: Some(67108864),
             }
         );
     }

@@ -233,6 +233,61 @@ pub const SPEC_CPU_SHARES: Family = gauge(
     "CPU share of the container.",
     &[],
 );
+pub const BLKIO_DEVICE_USAGE: Family = counter(
+    "container_blkio_device_usage_total",
+    "Blkio device bytes usage.",
+    &["device", "major", "minor", "operation"],
+);
+pub const FILE_DESCRIPTORS: Family = gauge(
+    "container_file_descriptors",
+    "Number of open file descriptors for the container.",
+    &[],
+);
+pub const SOCKETS: Family = gauge(
+    "container_sockets",
+    "Number of open sockets for the container.",
+    &[],
+);
+pub const FS_INODES_FREE: Family = gauge(
+    "container_fs_inodes_free",
+    "Number of available inodes on the filesystem of the container's writable layer.",
+    DEVICE,
+);
+pub const FS_INODES_TOTAL: Family = gauge(
+    "container_fs_inodes_total",
+    "Number of inodes on the filesystem of the container's writable layer.",
+    DEVICE,
+);
+pub const FS_LIMIT: Family = gauge(
+    "container_fs_limit_bytes",
+    "Number of bytes that can be consumed by the container on the filesystem of its writable layer.",
+    DEVICE,
+);
+pub const MEM_KERNEL: Family = gauge(
+    "container_memory_kernel_usage",
+    "Size of kernel memory allocated in bytes.",
+    &[],
+);
+pub const MEM_MAPPED_FILE: Family = gauge(
+    "container_memory_mapped_file",
+    "Size of memory mapped files in bytes.",
+    &[],
+);
+pub const MEM_MAX_USAGE: Family = gauge(
+    "container_memory_max_usage_bytes",
+    "Maximum memory usage recorded in bytes.",
+    &[],
+);
+pub const SPEC_SWAP_LIMIT: Family = gauge(
+    "container_spec_memory_swap_limit_bytes",
+    "Memory swap limit for the container (0 = unlimited).",
+    &[],
+);
+pub const START_TIME: Family = gauge(
+    "container_start_time_seconds",
+    "Start time of the container since unix epoch in seconds.",
+    &[],
+);
 pub const LAST_SEEN: Family = gauge(
     "container_last_seen",
     "Last time a container was seen by the exporter.",
@@ -275,6 +330,17 @@ pub const FAMILIES: &[&Family] = &[
     &SPEC_CPU_QUOTA,
     &SPEC_CPU_PERIOD,
     &SPEC_CPU_SHARES,
+    &BLKIO_DEVICE_USAGE,
+    &FILE_DESCRIPTORS,
+    &SOCKETS,
+    &FS_INODES_FREE,
+    &FS_INODES_TOTAL,
+    &FS_LIMIT,
+    &MEM_KERNEL,
+    &MEM_MAPPED_FILE,
+    &MEM_MAX_USAGE,
+    &SPEC_SWAP_LIMIT,
+    &START_TIME,
     &LAST_SEEN,
 ];
 
@@ -350,6 +416,19 @@ impl Builder<'_> {
         if let Some(failcnt) = s.extra.memory_failcnt {
             self.push(&MEM_FAILCNT, &[], failcnt);
         }
+        for (family, value) in [
+            (&MEM_MAX_USAGE, s.extra.memory_max_usage),
+            (&MEM_KERNEL, s.extra.memory_kernel),
+            (&MEM_MAPPED_FILE, s.extra.memory_mapped_file),
+            (&SPEC_SWAP_LIMIT, s.extra.swap_limit),
+        ] {
+            if let Some(value) = value {
+                self.push(family, &[], value);
+            }
+        }
+        let (fds, sockets) = open_files(&s.extra.pids);
+        self.push(&FILE_DESCRIPTORS, &[], fds);
+        self.push(&SOCKETS, &[], sockets);
         if let Some(p) = &s.stats.pids {
             self.push(&THREADS, &[], p.current);
             self.push(&THREADS_MAX, &[], p.limit.unwrap_or(0));
@@ -373,6 +452,17 @@ impl Builder<'_> {
                 .entry(io.device.clone())
                 .or_insert_with(|| cgroup::device_name(&io.device))
                 .clone();
+            let (major, minor) = io.device.split_once(':').unwrap_or((&io.device, ""));
+            self.push(
+                &BLKIO_DEVICE_USAGE,
+                &[&device, major, minor, "Read"],
+                io.read_bytes,
+            );
+            self.push(
+                &BLKIO_DEVICE_USAGE,
+                &[&device, major, minor, "Write"],
+                io.write_bytes,
+            );
             self.push(&FS_READ_BYTES, &[&device], io.read_bytes);
             self.push(&FS_WRITE_BYTES, &[&device], io.write_bytes);
             self.push(&FS_READS, &[&device], io.reads);
@@ -409,9 +499,51 @@ impl Builder<'_> {
         }
     }
 
+    /// Inodes and size of the filesystem holding the writable layer `upper`.
+    fn filesystem(&mut self, upper: &Path, device: &str) {
+        let Ok(fs) = nix::sys::statvfs::statvfs(upper) else {
+            return;
+        };
+        self.push(&FS_INODES_FREE, &[device], fs.files_free());
+        self.push(&FS_INODES_TOTAL, &[device], fs.files());
+        self.push(
+            &FS_LIMIT,
+            &[device],
+            fs.blocks().saturating_mul(fs.fragment_size()),
+        );
+    }
+
+    fn start_time(&mut self, nanos: i64) {
+        if nanos > 0 {
+            self.push(&START_TIME, &[], (nanos / 1_000_000_000) as u64);
+        }
+    }
+
     fn last_seen(&mut self) {
         self.push(&LAST_SEEN, &[], (self.at / 1_000_000_000).max(0) as u64);
     }
+}
+
+/// Open file descriptors and, of them, sockets, of the processes `pids`.
+fn open_files(pids: &[u32]) -> (u64, u64) {
+    let (mut fds, mut sockets) = (0, 0);
+    for pid in pids {
+        let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            fds += 1;
+            if std::fs::read_link(entry.path()).is_ok_and(|target| {
+                target
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .starts_with(b"socket:")
+            }) {
+                sockets += 1;
+            }
+        }
+    }
+    (fds, sockets)
 }
 
 /// What to read for one pod, gathered from the tables before any file is read.
@@ -419,6 +551,7 @@ struct PodTarget {
     id: String,
     base: [String; 6],
     cgroup: Option<String>,
+    created_at: i64,
     /// `/proc/<pid>/net/dev` of the pause process, when the pod has its own network namespace.
     net_dev: Option<PathBuf>,
     containers: Vec<ContainerTarget>,
@@ -429,6 +562,7 @@ struct ContainerTarget {
     base: [String; 6],
     cgroup: Option<String>,
     upper: PathBuf,
+    started_at: i64,
 }
 
 fn targets(engine: &Engine) -> Vec<PodTarget> {
@@ -470,6 +604,7 @@ fn targets(engine: &Engine) -> Vec<PodTarget> {
                 ],
                 cgroup: crate::oci::cgroup_dir(&record.cgroup_parent, &rec.id).ok(),
                 upper: engine.paths.container_dir(&rec.id).join("upper"),
+                started_at: rec.started_at,
                 id: rec.id,
             });
         }
@@ -485,6 +620,7 @@ fn targets(engine: &Engine) -> Vec<PodTarget> {
             cgroup: crate::oci::cgroup_dir(&record.cgroup_parent, &record.id).ok(),
             net_dev,
             containers,
+            created_at: record.created_at,
             id: record.id,
         });
     }
@@ -519,6 +655,7 @@ fn collect(
             if let Some(text) = pod.net_dev.and_then(|p| std::fs::read_to_string(p).ok()) {
                 b.network(&text);
             }
+            b.start_time(pod.created_at);
             b.last_seen();
             let metrics = b.out;
             let container_metrics = pod
@@ -539,7 +676,9 @@ fn collect(
                     {
                         let (bytes, _) = crate::container::stats::dir_usage(&c.upper);
                         b.push(&FS_USAGE, &[mountpoint], bytes);
+                        b.filesystem(&c.upper, mountpoint);
                     }
+                    b.start_time(c.started_at);
                     b.last_seen();
                     Some(api::ContainerMetrics {
                         container_id: c.id.clone(),
@@ -674,18 +813,21 @@ mod tests {
             base: base("POD", "p1"),
             cgroup: Some("/pods/p1".into()),
             net_dev: Some(net_dev),
+            created_at: 1_700_000_000_000_000_000,
             containers: vec![
                 ContainerTarget {
                     id: "c1".into(),
                     base: base("app", "c1"),
                     cgroup: Some("/pods/p1/c1".into()),
                     upper: root.path().join("upper"),
+                    started_at: 1_700_000_000_000_000_000,
                 },
                 ContainerTarget {
                     id: "gone".into(),
                     base: base("old", "gone"),
                     cgroup: Some("/pods/p1/gone".into()),
                     upper: root.path().join("none"),
+                    started_at: 0,
                 },
             ],
         }];
@@ -737,6 +879,37 @@ mod tests {
             .and_then(|m| m.value);
         assert!(layer.is_some_and(|v| v.value >= 10000), "{layer:?}");
         assert!(c.iter().all(|m| m.label_values[0] == "app"));
+        // The start times, the writable layer's filesystem, and the open files (the fixture's
+        // pids are not this host's processes' cgroup, but the family is always there).
+        assert_eq!(find(c, START_TIME.name, "pod"), Some(1_700_000_000));
+        assert_eq!(
+            find(&pod.metrics, START_TIME.name, "pod"),
+            Some(1_700_000_000)
+        );
+        for family in [&FS_INODES_TOTAL, &FS_LIMIT] {
+            let v = c
+                .iter()
+                .find(|m| m.name == family.name)
+                .and_then(|m| m.value);
+            assert!(v.is_some_and(|v| v.value > 0), "{}: {v:?}", family.name);
+        }
+        assert!(c.iter().any(|m| m.name == FILE_DESCRIPTORS.name));
+        assert!(c.iter().any(|m| m.name == SOCKETS.name));
+    }
+
+    #[test]
+    fn open_files_counts_descriptors_and_sockets() {
+        let me = std::process::id();
+        let (before_fds, before_sockets) = open_files(&[me]);
+        let _socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (fds, sockets) = open_files(&[me]);
+        assert!(fds > before_fds, "{before_fds} -> {fds}");
+        assert!(sockets > before_sockets, "{before_sockets} -> {sockets}");
+        assert_eq!(
+            open_files(&[u32::MAX]),
+            (0, 0),
+            "a gone process holds nothing"
+        );
     }
 
     #[tokio::test]
