@@ -33,7 +33,7 @@ STACK = [
     ("tables, names and paths", ["engine"]),
     ("records", ["store"]),
     ("leaves", ["runtimes", "image", "network", "oci", "monitor", "oci_runtime", "userns",
-                "config", "reference", "api", "logging", "proc_info", "telemetry"]),
+                "config", "reference", "api", "logging", "proc_info", "telemetry", "events"]),
 ]
 LEVEL = {m: len(STACK) - i for i, (_, mods) in enumerate(STACK) for m in mods}
 LEVEL_NAME = {len(STACK) - i: name for i, (name, _) in enumerate(STACK)}
