@@ -262,6 +262,33 @@ async fn a_subscriber_that_never_reads_blocks_nothing_and_loses_its_stream() {
 
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
+    print_event_costs(&env.crius.log());
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
+}
+
+/// What building and publishing each event cost the lifecycle call, from the daemon's debug
+/// lines (`container event ... cost_us=N`): a benchmark's report, no assertion.
+fn print_event_costs(log: &str) {
+    let mut costs: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("container event"))
+        .filter_map(|l| {
+            let at = l.find("cost_us=")? + "cost_us=".len();
+            l[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    costs.sort_unstable();
+    if let Some(max) = costs.last() {
+        println!(
+            "{} events built and published: p50 {} µs, p99 {} µs, max {max} µs",
+            costs.len(),
+            costs[costs.len() / 2],
+            costs[(costs.len() * 99 / 100).min(costs.len() - 1)],
+        );
+    }
 }

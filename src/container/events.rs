@@ -9,6 +9,8 @@
 //! Here rather than in `sandbox/` because a container's events need the pod's status
 //! (`pod::sandbox_status`, below both) and `container/` may not import `sandbox/`.
 
+use std::time::Instant;
+
 use super::status;
 use crate::api::{self, ContainerEventType};
 use crate::engine::{Container, Engine};
@@ -48,6 +50,7 @@ fn publish(
     container: Option<&Container>,
     kind: ContainerEventType,
 ) {
+    let started = Instant::now();
     let pod_status = match crate::pod::sandbox_status(pod) {
         Ok(s) => s,
         Err(e) => {
@@ -69,7 +72,6 @@ fn publish(
             }
         })
         .collect();
-    tracing::debug!(subject, ?kind, "container event");
     engine.events.publish(api::ContainerEventResponse {
         container_id: subject.to_owned(),
         container_event_type: kind as i32,
@@ -77,4 +79,7 @@ fn publish(
         pod_sandbox_status: Some(pod_status),
         containers_statuses,
     });
+    // What the event added to the lifecycle call (measured by e2e/tests/container_events.rs).
+    let cost_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::debug!(subject, ?kind, cost_us, "container event");
 }
