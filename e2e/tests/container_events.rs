@@ -292,3 +292,43 @@ fn print_event_costs(log: &str) {
         );
     }
 }
+
+#[tokio::test]
+async fn a_restart_ends_the_stream_and_a_new_one_sees_exits_of_surviving_containers() {
+    let mut env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("restart", &env.log_dir("restart"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    // Exits a while after the restart, by itself.
+    let late = shell_container("late", &env.image, "sleep 6; exit 7");
+    let id = flow.create_and_start(&pod_id, &late, &pod).await.unwrap();
+
+    let mut before = subscribe(&mut env.flow().await.unwrap()).await;
+    let stopping = std::time::Instant::now();
+    env.crius.restart().await.unwrap();
+    // The old stream ended with the daemon, cleanly (the kubelet reconnects and relists), and
+    // the stop did not wait for it.
+    let end = tokio::time::timeout(EVENT_WAIT, before.message())
+        .await
+        .expect("the stream outlived the daemon");
+    assert!(matches!(&end, Ok(None)), "{end:?}");
+    // The daemon's graceful stop gives running calls 10 s: an event stream must not be one.
+    let took = stopping.elapsed();
+    println!("restart with a subscriber: {took:?}, the stream ended with {end:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+
+    // A new subscriber sees the surviving container's exit: its monitor is watched again.
+    let mut flow = env.flow().await.unwrap();
+    let mut after = subscribe(&mut env.flow().await.unwrap()).await;
+    let stopped = next_event(&mut after).await;
+    assert_eq!(stopped.container_id, id);
+    assert_eq!(kind(&stopped), ContainerEventType::ContainerStoppedEvent);
+    let status = status_of(&stopped, &id).unwrap();
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(status.exit_code, 7);
+
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
