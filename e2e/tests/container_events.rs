@@ -1,8 +1,9 @@
 //! `GetContainerEvents` against the real daemon: a pod's whole life (run, create, start, a
 //! container exiting by itself, stop, remove) arrives as events in order, each with the pod's
 //! and its containers' statuses as they were then, at every subscriber; a hundred idle
-//! subscribers cost the daemon no CPU; and a subscriber that never reads holds up no lifecycle
-//! call — its stream ends with RESOURCE_EXHAUSTED once it is a ring behind.
+//! subscribers cost the daemon no CPU; a subscriber that never reads holds up no lifecycle
+//! call — its stream ends with RESOURCE_EXHAUSTED once it is a ring behind; and a restart ends
+//! every stream at once, after which a new subscriber sees the exits of surviving containers.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
