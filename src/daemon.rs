@@ -67,6 +67,7 @@ async fn serve(config: Config) -> Result<(), String> {
         crate::metrics::http::start(addr, engine.clone()).await?;
     }
     let listener = bind(&config.api.listen)?;
+    let events = engine.clone();
     let server = Arc::new(CriServer::new(engine, streaming));
 
     let runtime_service = RuntimeServiceServer::from_arc(server.clone())
@@ -87,6 +88,8 @@ async fn serve(config: Config) -> Result<(), String> {
             let stopping = stopping.clone();
             async move {
                 shutdown_signal().await;
+                // Event streams never end on their own; graceful stop waits for every call.
+                events.events.close();
                 stopping.notify_one();
             }
         });

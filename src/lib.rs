@@ -9,6 +9,7 @@ mod container;
 mod daemon;
 mod engine;
 mod error;
+mod events;
 mod image;
 mod layers;
 mod lifecycle;

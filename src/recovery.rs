@@ -5,7 +5,8 @@
 //! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
 //! runtime or plugin is spawned for a pod that is fine.
 //!
-//! Running containers need nothing: their monitors kept running, and a container that exited
+//! Running containers need nothing but a watcher of their monitor (`container::exit_watch`, for
+//! the STOPPED event of their exit): their monitors kept running, and a container that exited
 //! meanwhile left its exit file, which the status code reads.
 
 use std::collections::HashSet;
@@ -44,6 +45,9 @@ pub async fn recover(engine: &Arc<Engine>) {
             if let Err(e) = container::remove::remove(engine, &c).await {
                 tracing::error!(container = %c.id, "recovering: {e}");
             }
+        } else {
+            // Its exit, when it comes, is an event like any other.
+            container::exit_watch::watch(engine, c);
         }
     }
     // A hold whose owner has no record (a crash between its removal's last steps) is stale.

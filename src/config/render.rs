@@ -160,6 +160,10 @@ const DOCS: &[Doc] = &[
         "runtime.log_max_line",
         "Most content bytes in one container log entry; longer lines are split.",
     ),
+    key(
+        "runtime.container_events_buffer",
+        "Events GetContainerEvents keeps for a subscriber that is behind; one further behind loses its stream.",
+    ),
     Doc {
         path: "runtime.runtimes",
         comment: "OCI runtime handlers by name (the CRI runtime_handler); \"crius\" is crius' own.",

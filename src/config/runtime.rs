@@ -35,6 +35,9 @@ pub struct RuntimeConfig {
     pub shm_size: u64,
     /// Most content bytes in one CRI log entry; longer lines are split.
     pub log_max_line: usize,
+    /// Events `GetContainerEvents` keeps for a subscriber that is behind; one further behind
+    /// loses its stream (and relists).
+    pub container_events_buffer: usize,
     /// OCI runtime handlers by name (the CRI `runtime_handler`).
     pub runtimes: BTreeMap<String, RuntimeHandlerConfig>,
 }
@@ -60,6 +63,7 @@ impl Default for RuntimeConfig {
             pause_image: String::new(),
             shm_size: 64 * 1024 * 1024,
             log_max_line: 16 * 1024,
+            container_events_buffer: 1000,
             runtimes: BTreeMap::from([(
                 BUILTIN_RUNTIME.to_owned(),
                 RuntimeHandlerConfig::default(),

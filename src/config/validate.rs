@@ -273,6 +273,12 @@ impl Config {
             MIN_LOG_LINE,
             1 << 30,
         )?;
+        in_range(
+            key.key("container_events_buffer"),
+            rt.container_events_buffer,
+            1,
+            1 << 20,
+        )?;
         let runtimes = key.key("runtimes");
         for (name, handler) in &rt.runtimes {
             let entry = runtimes.key(name);

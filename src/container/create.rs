@@ -8,9 +8,8 @@ use std::sync::Arc;
 use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
-use super::image_name;
-use super::remove;
-use crate::api::{self, NamespaceMode};
+use super::{events, exit_watch, image_name, remove};
+use crate::api::{self, ContainerEventType, NamespaceMode};
 use crate::engine::{Container, Engine, PodError, new_id};
 use crate::image::ImageRecord;
 use crate::layers::image_volume::{self, ImageVolume};
@@ -121,7 +120,15 @@ pub async fn create(
         volumes,
     };
     match set_up(engine, &container, set).await {
-        Ok(()) => Ok(id),
+        Ok(()) => {
+            events::container_event(
+                engine,
+                &container,
+                ContainerEventType::ContainerCreatedEvent,
+            );
+            exit_watch::watch(engine, container.clone());
+            Ok(id)
+        }
         Err(err) => {
             tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
             if let Err(undo) = remove::remove_held(engine, &container).await {

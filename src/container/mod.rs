@@ -3,7 +3,9 @@
 //! and shown to the CRI. One module per lifecycle step.
 
 pub mod create;
+pub mod events;
 pub mod exec;
+pub mod exit_watch;
 pub mod image_name;
 pub mod remove;
 pub mod start;

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::stop;
+use super::{events, stop};
+use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::layers;
 use crate::store::{ContainerPhase, Kind};
@@ -15,8 +16,11 @@ use crate::store::{ContainerPhase, Kind};
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
     let result = remove_held(engine, container).await;
-    if let Err(e) = &result {
-        keep_failed(engine, container, format!("removing it failed: {e}")).await;
+    match &result {
+        Ok(()) => {
+            events::container_event(engine, container, ContainerEventType::ContainerDeletedEvent)
+        }
+        Err(e) => keep_failed(engine, container, format!("removing it failed: {e}")).await,
     }
     result
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use super::events;
 use super::status::exit_status;
+use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::store::{ContainerPhase, now_nanos};
 
@@ -44,5 +46,6 @@ pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), Po
             r.started_at = started_at;
         })
         .await?;
+    events::container_event(engine, container, ContainerEventType::ContainerStartedEvent);
     Ok(())
 }

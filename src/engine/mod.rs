@@ -22,6 +22,7 @@ pub use error::PodError;
 pub use paths::Paths;
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::image::ImageManager;
 use crate::network::cni::Cni;
 use crate::runtimes::Runtimes;
@@ -90,6 +91,8 @@ pub struct Engine {
     pub runtimes: Runtimes,
     /// Previous CPU samples, for ContainerStats' CPU rate.
     pub cpu_samples: CpuSamples,
+    /// The container events hub (`GetContainerEvents`); `container::events` publishes.
+    pub events: Events,
     sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     /// Reserved names → the id holding them.
@@ -103,6 +106,7 @@ impl Engine {
         let store = StateStore::open(&paths.state_dir())?;
         let cni = Cni::new(config.network.plugin_dirs.clone(), paths.cni_cache_dir());
         let runtimes = Runtimes::new(&config, &paths.exe, &paths.root)?;
+        let events = Events::new(config.runtime.container_events_buffer);
         Ok(Engine {
             config,
             images,
@@ -111,6 +115,7 @@ impl Engine {
             paths,
             runtimes,
             cpu_samples: Default::default(),
+            events,
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
             names: Mutex::new(HashMap::new()),

@@ -6,11 +6,13 @@
 
 mod bundle;
 mod context;
+mod status;
 
 use std::collections::HashMap;
 
 pub use bundle::write_spec;
 pub use context::{PodContextParts, PodFiles, is_node, namespace_options, pod_config, pod_userns};
+pub use status::{sandbox_state, sandbox_status};
 
 /// Whether `labels` has every key of a CRI label `selector` with the same value.
 pub fn labels_match(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {

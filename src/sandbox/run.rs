@@ -7,7 +7,8 @@ use std::sync::Arc;
 use prost::Message;
 
 use super::{files, namespaces, network, pause_process, teardown};
-use crate::api;
+use crate::api::{self, ContainerEventType};
+use crate::container::events::sandbox_event;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::libcontainer::cgroups::Driver;
 use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
@@ -59,7 +60,13 @@ pub async fn run(
     let _op = sandbox.op.lock().await;
     engine.insert_sandbox(sandbox.clone());
     match set_up(engine, &sandbox, &config, userns).await {
-        Ok(()) => Ok(id),
+        Ok(()) => {
+            // Made and started in one call: the pod is listed from here on.
+            let record = sandbox.record();
+            sandbox_event(engine, &record, ContainerEventType::ContainerCreatedEvent);
+            sandbox_event(engine, &record, ContainerEventType::ContainerStartedEvent);
+            Ok(id)
+        }
         Err(err) => {
             tracing::warn!(sandbox = %id, "RunPodSandbox failed, undoing: {err}");
             if let Err(undo) = teardown::destroy_held(engine, &sandbox).await {

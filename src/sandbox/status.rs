@@ -5,20 +5,12 @@ use std::collections::HashMap;
 
 use crate::api;
 use crate::engine::{Engine, PodError};
-use crate::pod::{labels_match, namespace_options, pod_config};
-use crate::proc_info;
+use crate::pod::{labels_match, pod_config};
 use crate::store::{SandboxPhase, SandboxRecord};
 
 /// READY while set up and the pause process lives; NOTREADY otherwise.
 pub fn state(record: &SandboxRecord) -> api::PodSandboxState {
-    let pause_alive = record
-        .pause
-        .is_some_and(|p| proc_info::is_alive(p.pid, p.start_time));
-    if record.phase == SandboxPhase::Ready && pause_alive {
-        api::PodSandboxState::SandboxReady
-    } else {
-        api::PodSandboxState::SandboxNotready
-    }
+    crate::pod::sandbox_state(record)
 }
 
 /// Half-made and half-removed sandboxes are not shown while that work is under way; one whose
@@ -49,34 +41,7 @@ pub fn status(
     record: &SandboxRecord,
     verbose: bool,
 ) -> Result<api::PodSandboxStatusResponse, PodError> {
-    let config = pod_config(record)?;
-    let network = record
-        .network
-        .as_ref()
-        .map(|n| api::PodSandboxNetworkStatus {
-            ip: n.ips.first().cloned().unwrap_or_default(),
-            additional_ips: n
-                .ips
-                .iter()
-                .skip(1)
-                .map(|ip| api::PodIp { ip: ip.clone() })
-                .collect(),
-        });
-    let status = api::PodSandboxStatus {
-        id: record.id.clone(),
-        metadata: config.metadata.clone(),
-        state: state(record) as i32,
-        created_at: record.created_at,
-        network: Some(network.unwrap_or_default()),
-        linux: Some(api::LinuxPodSandboxStatus {
-            namespaces: Some(api::Namespace {
-                options: Some(namespace_options(&config)),
-            }),
-        }),
-        labels: config.labels.clone(),
-        annotations: config.annotations.clone(),
-        runtime_handler: record.runtime_handler.clone(),
-    };
+    let status = crate::pod::sandbox_status(record)?;
     let mut info = HashMap::new();
     if verbose {
         let spec = std::fs::read(

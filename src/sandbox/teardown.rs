@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{files, namespaces, network, pause_process};
+use crate::api::ContainerEventType;
 use crate::container;
+use crate::container::events::sandbox_event;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::layers;
 use crate::pod::PodFiles;
@@ -34,9 +36,10 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
     network::detach(engine, sandbox).await?;
     pause_process::stop(engine, &sandbox.record()).await?;
     if sandbox.record().phase == SandboxPhase::Ready {
-        engine
+        let record = engine
             .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)
             .await?;
+        sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
     }
     Ok(())
 }
@@ -47,8 +50,13 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
 pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
     let result = destroy_held(engine, sandbox).await;
-    if let Err(e) = &result {
-        keep_failed(engine, sandbox, format!("removing it failed: {e}")).await;
+    match &result {
+        Ok(()) => sandbox_event(
+            engine,
+            &sandbox.record(),
+            ContainerEventType::ContainerDeletedEvent,
+        ),
+        Err(e) => keep_failed(engine, sandbox, format!("removing it failed: {e}")).await,
     }
     result
 }

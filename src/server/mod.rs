@@ -14,6 +14,7 @@ mod container_stats;
 mod container_status;
 mod create_container;
 mod exec_sync;
+mod get_container_events;
 mod image_convert;
 mod image_fs_info;
 mod image_list;

@@ -120,13 +120,6 @@ pub fn unsupported<T>(rpc: &'static str, why: &str) -> Result<T, Status> {
     )))
 }
 
-/// The answer of an RPC that a later piece of crius will implement.
-pub fn unimplemented<T>(rpc: &'static str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "{rpc} is not implemented by crius yet"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,11 +198,13 @@ mod tests {
         assert_eq!(sent, items);
     }
 
-    #[tokio::test]
-    async fn unimplemented_names_the_rpc() {
-        let status = unimplemented::<()>("RunPodSandbox").err();
-        assert!(status.is_some_and(
-            |s| s.code() == tonic::Code::Unimplemented && s.message().contains("RunPodSandbox")
-        ));
+    #[test]
+    fn unsupported_names_the_rpc_and_why() {
+        let status = unsupported::<()>("CheckpointContainer", "no CRIU").err();
+        assert!(
+            status.is_some_and(|s| s.code() == tonic::Code::Unimplemented
+                && s.message().contains("CheckpointContainer")
+                && s.message().contains("no CRIU"))
+        );
     }
 }

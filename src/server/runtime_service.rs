@@ -1,9 +1,6 @@
-//! Routes each RuntimeService RPC to its handler module. RPCs whose subsystem has not landed yet
-//! answer UNIMPLEMENTED naming themselves.
+//! Routes each RuntimeService RPC to its handler module. RPCs crius does not support
+//! (checkpoint/restore) answer UNIMPLEMENTED naming themselves and the reason.
 
-use std::pin::Pin;
-
-use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::CriServer;
@@ -452,13 +449,17 @@ impl api::RuntimeService for CriServer {
         .await
     }
 
-    type GetContainerEventsStream =
-        Pin<Box<dyn Stream<Item = Result<api::ContainerEventResponse, Status>> + Send + 'static>>;
+    type GetContainerEventsStream = rpc::ServerStream<api::ContainerEventResponse>;
 
     async fn get_container_events(
         &self,
-        _request: Request<api::GetEventsRequest>,
+        request: Request<api::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        rpc::unimplemented("GetContainerEvents")
+        rpc::serve(
+            "GetContainerEvents",
+            Kind::Query,
+            super::get_container_events::handle(self, request.into_inner()),
+        )
+        .await
     }
 }

@@ -16,6 +16,9 @@
 //! Ctrl-C. `--userns` gives every pod its own user namespace (mode POD, 65536 ids from 2^20),
 //! as the kubelet does for `hostUsers: false`.
 //!
+//! `--subscribers N` keeps N `GetContainerEvents` streams open and read throughout, so the
+//! lifecycle numbers include building and sending the events (compare with `--subscribers 0`).
+//!
 //! `--metrics N` measures instead what a `ListPodSandboxMetrics` scrape costs with N pods (one
 //! container each) running: the time of a call that collects (the first after the daemon's
 //! one-second cache has expired) and of a call the cache answers.
@@ -59,9 +62,10 @@ struct Options {
     daemon_pid: Option<u32>,
     userns: bool,
     metrics: usize,
+    subscribers: usize,
 }
 
-const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--bin PATH-TO-CRIUS]
+const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--subscribers N] [--bin PATH-TO-CRIUS]
        pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]";
 
 fn parse_args() -> Result<Options> {
@@ -75,6 +79,7 @@ fn parse_args() -> Result<Options> {
         daemon_pid: None,
         userns: false,
         metrics: 0,
+        subscribers: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -83,6 +88,9 @@ fn parse_args() -> Result<Options> {
             "--socket" => options.socket = Some(PathBuf::from(value("a path")?)),
             "--image" => options.image = Some(value("an image reference")?),
             "--metrics" => options.metrics = value("a number")?.parse().context("--metrics")?,
+            "--subscribers" => {
+                options.subscribers = value("a number")?.parse().context("--subscribers")?
+            }
             "--runs" => options.runs = value("a number")?.parse().context("--runs")?,
             "--concurrent" => {
                 options.concurrent = value("a number")?.parse().context("--concurrent")?
@@ -637,6 +645,7 @@ async fn bench(target: &Target, options: &Options) -> Result<()> {
     if options.metrics > 0 {
         return metrics_scrape(target, options.metrics).await;
     }
+    let readers = subscribe(target, options.subscribers).await?;
     eprintln!("sequential: {} runs", options.runs);
     let seq = sequential(target, options.runs).await?;
     eprintln!("concurrent: {} pods", options.concurrent);
@@ -645,6 +654,15 @@ async fn bench(target: &Target, options: &Options) -> Result<()> {
         let leaks = Leaks::collect(&own.crius, Some(&own.network), None);
         (!leaks.is_empty()).then(|| leaks.to_string())
     });
+    for reader in &readers {
+        reader.abort();
+    }
+    if !readers.is_empty() {
+        eprintln!(
+            "{} GetContainerEvents subscribers read throughout",
+            readers.len()
+        );
+    }
     let table = table(target, options.runs, &seq, &conc, &leaks);
     if options.json {
         eprint!("{table}");
@@ -656,6 +674,24 @@ async fn bench(target: &Target, options: &Options) -> Result<()> {
         print!("{table}");
     }
     Ok(())
+}
+
+/// `n` event subscribers, each on its own connection, reading until aborted.
+async fn subscribe(target: &Target, n: usize) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut readers = Vec::new();
+    for _ in 0..n {
+        let mut flow = PodFlow::connect(&target.socket).await?;
+        let mut stream = flow
+            .client
+            .get_container_events(crius_cri_api::v1::GetEventsRequest {})
+            .await
+            .context("GetContainerEvents")?
+            .into_inner();
+        readers.push(tokio::spawn(async move {
+            while let Ok(Some(_)) = stream.message().await {}
+        }));
+    }
+    Ok(readers)
 }
 
 #[tokio::main]
