@@ -182,22 +182,18 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
     Ok(v)
 }
 
-/// Creates `root/rel` component by component; `on_new` runs on each
-/// directory this call created (v1 cpuset must be seeded before use).
-pub(crate) fn create_dirs(
-    root: &Path,
-    rel: &Path,
-    mut on_new: impl FnMut(&Path, &Path) -> Result<(), CgroupError>,
-) -> Result<(), CgroupError> {
+/// Creates `root/rel` component by component; a directory that exists is
+/// fine (another creator may have made it a moment ago). What a new directory
+/// needs before use (v1 cpuset's cpus and mems) is the caller's, for every
+/// directory of the path: one made here or by another creator alike.
+pub(crate) fn create_dirs(root: &Path, rel: &Path) -> Result<(), CgroupError> {
     let mut cur = root.to_path_buf();
     for comp in rel.components() {
-        let parent = cur.clone();
         cur.push(comp);
         match fs::create_dir(&cur) {
             Ok(()) => {
                 #[cfg(test)]
                 super::testutil::simulate_mkdir(&cur);
-                on_new(&parent, &cur)?
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(source) => {

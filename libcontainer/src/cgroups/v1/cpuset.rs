@@ -1,6 +1,13 @@
 //! v1 `cpuset`: cpus and mems. A new v1 cpuset cgroup starts with empty
-//! cpus/mems and refuses tasks until they are filled, so every directory we
-//! create is first seeded from its parent.
+//! cpus/mems and refuses tasks (ENOSPC) until they are filled, so every
+//! directory on a container's path is seeded from its parent.
+//!
+//! The seeding is not tied to the mkdir: another creator may have made an
+//! ancestor a moment ago and not filled it yet (two `crius oci create` under
+//! the same new pod parent). So [`fill_path`] walks the whole path from the
+//! hierarchy root down, whoever made each directory, and fills every empty
+//! one from its (by then filled) parent — as runc's cpuset manager does.
+//! Two creators filling the same directory write the same values.
 
 use std::path::Path;
 
@@ -36,8 +43,20 @@ impl Controller for Cpuset {
     }
 }
 
-/// Copies the parent's cpus/mems into a freshly created `dir` when empty.
-pub(crate) fn seed_from_parent(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
+/// Fills `cpuset.cpus`/`cpuset.mems` in every directory of `root/rel`, top
+/// down, wherever they are still empty: each from its parent.
+pub(crate) fn fill_path(root: &Path, rel: &Path) -> Result<(), CgroupError> {
+    let mut dir = root.to_path_buf();
+    for comp in rel.components() {
+        let parent = dir.clone();
+        dir.push(comp);
+        seed_from_parent(&parent, &dir)?;
+    }
+    Ok(())
+}
+
+/// Copies the parent's cpus/mems into `dir` where empty.
+fn seed_from_parent(parent: &Path, dir: &Path) -> Result<(), CgroupError> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         if read_file(dir, file)?.trim().is_empty() {
             let v = read_file(parent, file)?;

@@ -228,13 +228,12 @@ impl V1Manager {
 impl Manager for V1Manager {
     fn create(&self) -> Result<(), CgroupError> {
         for (h, subs) in self.unique_hierarchies() {
-            let is_cpuset = subs.contains(&Subsystem::Cpuset);
-            common::create_dirs(&h, &self.rel, |parent, dir| {
-                if is_cpuset {
-                    cpuset::seed_from_parent(parent, dir)?;
-                }
-                Ok(())
-            })?;
+            common::create_dirs(&h, &self.rel)?;
+            // Every directory of the path, also those another creator made and may not have
+            // filled yet (see `cpuset`).
+            if subs.contains(&Subsystem::Cpuset) {
+                cpuset::fill_path(&h, &self.rel)?;
+            }
         }
         Ok(())
     }

@@ -3,7 +3,9 @@ use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
-use super::super::testutil::{self, V1_SUBSYSTEMS, fake_v1, get, lines, put, take_writes};
+use super::super::testutil::{
+    self, V1_SUBSYSTEMS, fake_v1, get, lines, populate_v1, put, take_writes,
+};
 use super::super::{CgroupError, CgroupVersion, Manager, OomSource, manager_for};
 use super::*;
 
@@ -31,6 +33,36 @@ fn create_makes_dirs_in_every_hierarchy_and_seeds_cpuset() {
         assert_eq!(get(&d, "cpuset.cpus"), "0-3");
         assert_eq!(get(&d, "cpuset.mems"), "0");
     }
+}
+
+/// Another creator made `crius/pod1` a moment ago and has not filled its cpus and mems yet
+/// (two creates under one new pod parent): this create fills them before using the path.
+#[test]
+fn create_fills_cpuset_dirs_another_creator_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fake_v1(root, &V1_SUBSYSTEMS);
+    for d in ["crius", "crius/pod1"] {
+        let d = root.join("cpuset").join(d);
+        fs::create_dir(&d).unwrap();
+        populate_v1("cpuset", &d);
+        assert_eq!(get(&d, "cpuset.cpus"), "");
+    }
+    // One ancestor the other creator already filled with its own values: kept as they are.
+    put(&root.join("cpuset/crius"), "cpuset.cpus", "1");
+    let m = manager_for(CgroupVersion::V1, "/crius/pod1/ctr2", root).unwrap();
+    m.create().unwrap();
+    let d = |p: &str| root.join("cpuset").join(p);
+    assert_eq!(get(&d("crius"), "cpuset.cpus"), "1");
+    assert_eq!(get(&d("crius"), "cpuset.mems"), "0");
+    for p in ["crius/pod1", "crius/pod1/ctr2"] {
+        assert_eq!(get(&d(p), "cpuset.cpus"), "1", "{p}");
+        assert_eq!(get(&d(p), "cpuset.mems"), "0", "{p}");
+    }
+    // Idempotent: a second create of the same path changes nothing and succeeds.
+    take_writes();
+    m.create().unwrap();
+    assert_eq!(take_writes(), Vec::<(String, String)>::new());
 }
 
 #[test]
@@ -615,6 +647,56 @@ pub(crate) mod real {
             assert!(!r.join(&path[1..]).exists(), "{} left behind", r.display());
         }
         m.destroy().unwrap();
+    }
+
+    /// Many creators at once under new nested parents none of them made before: each
+    /// container's cgroup takes its process (no ENOSPC from a cpuset ancestor another
+    /// creator made and had not filled yet).
+    #[test]
+    fn real_v1_concurrent_creates_under_a_new_parent() {
+        if let Some(r) = skip_reason() {
+            eprintln!("skipping real_v1_concurrent_creates_under_a_new_parent: {r}");
+            return;
+        }
+        const CREATORS: usize = 24;
+        let roots: Vec<PathBuf> = V1_SUBSYSTEMS
+            .iter()
+            .map(|s| Path::new(ROOT).join(s))
+            .filter(|p| p.is_dir())
+            .collect();
+        let mut guard = RealGuard::new(roots);
+        let pids: Vec<Pid> = (0..CREATORS)
+            .map(|_| {
+                let child = Command::new("sleep").arg("1000").spawn().unwrap();
+                guard.adopt(child)
+            })
+            .collect();
+        for round in 0..3 {
+            let barrier = std::sync::Barrier::new(CREATORS);
+            let failures: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = pids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, pid)| {
+                        let path = format!("/{}/r{round}/pod/c{i}", guard.name);
+                        let barrier = &barrier;
+                        s.spawn(move || {
+                            let m = manager(&path, Path::new(ROOT)).unwrap();
+                            barrier.wait();
+                            m.create()
+                                .and_then(|()| m.add_task(*pid))
+                                .err()
+                                .map(|e| format!("{path}: {e}"))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            assert!(failures.is_empty(), "round {round}: {failures:#?}");
+        }
     }
 
     /// A test failing half-way (cgroup created, child inside, frozen) must

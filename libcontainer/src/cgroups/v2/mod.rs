@@ -174,7 +174,7 @@ impl Manager for V2Manager {
             // Ancestors only: the leaf holds processes, and v2 forbids
             // processes in a cgroup that distributes controllers.
             enable_controllers(&parent)?;
-            common::create_dirs(&parent, Path::new(comp.as_os_str()), |_, _| Ok(()))?;
+            common::create_dirs(&parent, Path::new(comp.as_os_str()))?;
             parent.push(comp);
         }
         Ok(())
