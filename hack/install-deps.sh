@@ -34,6 +34,14 @@ if ((${#missing[@]})); then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# grpcio (gRPC's C core, for Python): e2e/tests/grpc_clients.rs calls crius with it.
+if ! python3 -c 'import grpc' >/dev/null 2>&1; then
+  echo "install-deps: installing grpcio (PyPI)" >&2
+  pip=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+  # A Debian python3 refuses pip installs into its own tree (PEP 668) unless told otherwise.
+  "${pip[@]}" grpcio || "${pip[@]}" --break-system-packages grpcio
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo not found: install a Rust toolchain (rustup) first" >&2
   exit 1

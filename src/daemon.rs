@@ -10,13 +10,14 @@ use std::sync::Arc;
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::{ImageServiceServer, RuntimeServiceServer};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::image::ImageManager;
-use crate::server::CriServer;
+use crate::server::{AuthorityFix, CriServer};
 use crate::streaming::Streaming;
 
 /// How long running calls may go on after SIGTERM/SIGINT.
@@ -67,6 +68,7 @@ async fn serve(config: Config) -> Result<(), String> {
         crate::metrics::http::start(addr, engine.clone()).await?;
     }
     let listener = bind(&config.api.listen)?;
+    let incoming = UnixListenerStream::new(listener);
     let events = engine.clone();
     let server = Arc::new(CriServer::new(engine, streaming));
 
@@ -84,7 +86,9 @@ async fn serve(config: Config) -> Result<(), String> {
         .layer(crate::server::OversizedRequests)
         .add_service(runtime_service)
         .add_service(image_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), {
+        // Each connection's client side goes through the `:authority` repair for gRPC C-core
+        // clients (server/authority.rs).
+        .serve_with_incoming_shutdown(incoming.map(|c| c.map(AuthorityFix::new)), {
             let stopping = stopping.clone();
             async move {
                 shutdown_signal().await;

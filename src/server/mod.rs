@@ -8,6 +8,7 @@
 //! RunPodSandbox and CreateContainer go through an in-flight table that hands a retry the object
 //! its first request made.
 
+mod authority;
 mod checkpoint_container;
 mod checkpoint_pod;
 mod container_stats;
@@ -56,6 +57,7 @@ mod update_pod_sandbox_resources;
 mod update_runtime_config;
 mod version;
 
+pub use authority::AuthorityFix;
 pub use log_unimplemented::LogUnimplemented;
 pub use oversized::OversizedRequests;
 
