@@ -22,6 +22,7 @@ mod network;
 mod oci;
 mod oci_cli;
 pub mod oci_runtime;
+mod phases;
 mod pod;
 pub mod proc_info;
 mod recovery;

@@ -34,7 +34,7 @@ where
     T: Send + 'static,
     F: Future<Output = Result<T, PodError>> + Send + 'static,
 {
-    joined(tokio::spawn(work.in_current_span()).await)
+    joined(tokio::spawn(crate::phases::carry(work).in_current_span()).await)
 }
 
 /// A task's answer. A panic in it goes on in the caller, as if the work had run inline: the
@@ -126,14 +126,14 @@ impl InFlight {
                 }
                 Begin::Run(token) => {
                     let work = make();
-                    let task = tokio::spawn(
+                    let task = tokio::spawn(crate::phases::carry(
                         async move {
                             let result = work.await;
                             token.finish(&result);
                             result
                         }
                         .in_current_span(),
-                    );
+                    ));
                     let result = joined(task.await);
                     if let Ok(id) = &result {
                         self.claim(key, id);

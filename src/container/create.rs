@@ -16,6 +16,7 @@ use crate::layers::image_volume::{self, ImageVolume};
 use crate::layers::{self, Mounts};
 use crate::monitor::{self, Launch};
 use crate::oci::{self, ContainerContext};
+use crate::phases;
 use crate::pod::{PodContextParts, pod_config};
 use crate::proc_info;
 use crate::store::{
@@ -79,6 +80,7 @@ pub async fn create(
         image_name::reported(&image, config.image.as_ref().unwrap_or(&Default::default()));
     let volumes = image_volume::resolve(engine, &config)?;
     image_volume::record_digests(&mut config, &volumes);
+    phases::lap("image");
 
     let id = new_id();
     engine.reserve_name(&name, &id)?;
@@ -106,6 +108,7 @@ pub async fn create(
         engine.release_name(&name, &id);
         return Err(e.into());
     }
+    phases::lap("state");
     // What the log directory held before: a failed create must leave it as it was, since the
     // kubelet counts a container's attempts by the files there.
     let log_left = LogLeftovers::before(&record.log_path);
@@ -213,6 +216,7 @@ async fn set_up(
         let images = engine.images.clone();
         tokio::task::spawn_blocking(move || mounts.mount(&images, idmapped.as_ref())).await??;
     }
+    phases::lap("rootfs");
 
     let target_pid = target_pid_ns(engine, config)?;
     let rec = container.record();
@@ -244,6 +248,7 @@ async fn set_up(
         fs::create_dir_all(parent)
             .map_err(|e| PodError::internal(format!("creating {}", parent.display()), e))?;
     }
+    phases::lap("spec");
     let exit_file = engine.paths.exit_file(&id);
     let attach = engine.paths.attach_socket(&id);
     let control = engine.paths.control_socket(&id);
@@ -266,6 +271,7 @@ async fn set_up(
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
     monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
+    phases::lap("monitor.cgroup");
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
@@ -278,6 +284,7 @@ async fn set_up(
             r.user = user;
         })
         .await?;
+    phases::lap("state");
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use super::{events, stop};
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::layers;
+use crate::phases;
 use crate::store::{ContainerPhase, Kind};
 
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
@@ -37,11 +38,13 @@ pub(super) async fn remove_held(
         engine
             .save_container(container, |r| r.phase = ContainerPhase::Removing)
             .await?;
+        phases::lap("state");
     }
     rec.runtime
         .delete(&rec.id, true)
         .await
         .map_err(|e| PodError::internal("deleting the container from the runtime", e))?;
+    phases::lap("runtime.delete");
     let run_dir = engine.paths.container_run_dir(&rec.id);
     let dir = engine.paths.container_dir(&rec.id);
     let sockets = [
@@ -61,7 +64,9 @@ pub(super) async fn remove_held(
         layers::release(&images, &id)
     })
     .await??;
+    phases::lap("rootfs");
     engine.store.remove(Kind::Container, &rec.id).await?;
+    phases::lap("state");
     engine.forget_container(&rec.id);
     engine.release_name(&rec.name, &rec.id);
     Ok(())

@@ -6,6 +6,7 @@ use super::events;
 use super::status::exit_status;
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
+use crate::phases;
 use crate::store::{ContainerPhase, now_nanos};
 
 pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
@@ -40,12 +41,14 @@ pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), Po
         .start(&rec.id)
         .await
         .map_err(|e| PodError::internal("starting the container", e))?;
+    phases::lap("runtime.start");
     engine
         .save_container(container, |r| {
             r.phase = ContainerPhase::Started;
             r.started_at = started_at;
         })
         .await?;
+    phases::lap("state");
     events::container_event(engine, container, ContainerEventType::ContainerStartedEvent);
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::status::exit_status;
 use crate::engine::{Container, Engine, PodError};
 use crate::monitor;
+use crate::phases;
 use crate::proc_info;
 use crate::store::ContainerPhase;
 
@@ -38,23 +39,28 @@ pub(super) async fn stop_held(
     let exit_file = engine.paths.exit_file(&rec.id);
     // A container never started only waits for `start`: nothing to be graceful with.
     let graceful = !grace.is_zero() && rec.phase == ContainerPhase::Started;
-    if graceful
-        && proc_info::signal_if_same(process.pid, process.start_time, rec.stop_signal)
+    if graceful {
+        let exited = proc_info::signal_if_same(process.pid, process.start_time, rec.stop_signal)
             .unwrap_or(false)
-        && monitor::wait_exit_file(&exit_file, grace)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-    {
-        return Ok(());
+            && monitor::wait_exit_file(&exit_file, grace)
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+        phases::lap("stop.signal");
+        if exited {
+            return Ok(());
+        }
     }
     let _ = proc_info::signal_if_same(process.pid, process.start_time, libc::SIGKILL);
     // Processes outside the container's own pid namespace (shared pod or host pid ns).
     if let Err(e) = rec.runtime.kill(&rec.id, libc::SIGKILL, true).await {
         tracing::debug!(container = %rec.id, "kill --all: {e}");
     }
-    match monitor::wait_exit_file(&exit_file, KILL_WAIT).await {
+    phases::lap("stop.kill");
+    let exited = monitor::wait_exit_file(&exit_file, KILL_WAIT).await;
+    phases::lap("stop.exit");
+    match exited {
         Ok(Some(_)) => Ok(()),
         // The process is gone but its monitor did not write the exit file (it was killed).
         _ if !proc_info::is_alive(process.pid, process.start_time) => Ok(()),

@@ -97,6 +97,7 @@ pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> 
             path: l.monitor.to_path_buf(),
             source,
         })?;
+    crate::phases::lap("monitor.spawn");
     let stdout = child.stdout.take();
     let outcome = tokio::time::timeout(LAUNCH_TIMEOUT, async {
         // The launcher exits right after forking; the monitor writes the line once `create` is
@@ -115,6 +116,8 @@ pub async fn launch_container(l: &Launch<'_>) -> Result<Launched, MonitorError> 
         what: "container create",
         timeout: LAUNCH_TIMEOUT,
     })?;
+    // The monitor answers once the runtime's `create` is done.
+    crate::phases::lap("runtime.create");
     let status = status.map_err(|source| MonitorError::Spawn {
         path: l.monitor.to_path_buf(),
         source,

@@ -54,7 +54,8 @@ pub async fn attach(
     let engine2 = engine.clone();
     let config = config.clone();
     let id = record.id.clone();
-    let result = tokio::task::spawn_blocking(move || {
+    // Each plugin run is a part of the request's phases (`cni.<type>`).
+    let result = tokio::task::spawn_blocking(crate::phases::carry_blocking(move || {
         let a = attachment(&id, &netns, &config);
         engine2
             .cni
@@ -64,7 +65,7 @@ pub async fn attach(
             .cni
             .add(&net, &a)
             .map_err(|e| PodError::internal(format!("CNI network {:?}", net.name), e))
-    })
+    }))
     .await??;
     let ips: Vec<IpAddr> = [false, true]
         .into_iter()
@@ -88,7 +89,10 @@ pub async fn detach(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodEr
     };
     let engine2 = engine.clone();
     let rec = record.clone();
-    tokio::task::spawn_blocking(move || del(&engine2, &rec, &state.network)).await??;
+    tokio::task::spawn_blocking(crate::phases::carry_blocking(move || {
+        del(&engine2, &rec, &state.network)
+    }))
+    .await??;
     engine
         .save_sandbox(sandbox, |r| {
             if let Some(n) = r.network.as_mut() {

@@ -10,6 +10,7 @@ use crate::engine::{Engine, PodError};
 use crate::layers::{self, Mounts};
 use crate::monitor::{self, Launch};
 use crate::oci::{self, PauseContext};
+use crate::phases;
 use crate::pod::PodContextParts;
 use crate::proc_info;
 use crate::store::{ProcessRef, SandboxRecord};
@@ -48,6 +49,7 @@ pub async fn start(
         engine.runtimes.spec_options(),
     )?;
     crate::pod::write_spec(&bundle, spec)?;
+    phases::lap("pause.spec");
     let exit_file = engine.paths.exit_file(&record.id);
     let monitor_log = engine.paths.monitor_log(&record.id);
     let launched = monitor::launch_container(&Launch {
@@ -68,11 +70,13 @@ pub async fn start(
     .await
     .map_err(|e| PodError::internal("creating the pause container", e))?;
     monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
+    phases::lap("monitor.cgroup");
     record
         .runtime
         .start(&record.id)
         .await
         .map_err(|e| PodError::internal("starting the pause container", e))?;
+    phases::lap("runtime.start");
     Ok(ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),

@@ -11,6 +11,7 @@ use crate::api::{self, ContainerEventType};
 use crate::container::events::sandbox_event;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::libcontainer::cgroups::Driver;
+use crate::phases;
 use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
@@ -56,6 +57,7 @@ pub async fn run(
         engine.release_name(&name, &id);
         return Err(e.into());
     }
+    phases::lap("state");
     let sandbox = Sandbox::new(record);
     let _op = sandbox.op.lock().await;
     engine.insert_sandbox(sandbox.clone());
@@ -96,15 +98,20 @@ async fn set_up(
         let hostname = hostname.clone();
         let id = id.clone();
         let userns = userns.clone();
-        tokio::task::spawn_blocking(move || prepare(&engine, &id, &config, &hostname, userns))
-            .await??
+        tokio::task::spawn_blocking(phases::carry_blocking(move || {
+            prepare(&engine, &id, &config, &hostname, userns)
+        }))
+        .await??
     };
     engine.save_sandbox(sandbox, |r| r.pinned = pinned).await?;
+    phases::lap("state");
 
     let ip = if host_network {
         None
     } else {
-        network::attach(engine, sandbox, config).await?
+        let ip = network::attach(engine, sandbox, config).await?;
+        phases::lap("net");
+        ip
     };
     let files = PodFiles::new(engine, &id);
     files::write_hosts(
@@ -118,6 +125,7 @@ async fn set_up(
     if let Some(maps) = &userns {
         give_to_pod_root(&files, maps, !is_node(ns.ipc))?;
     }
+    phases::lap("hosts");
 
     let record = sandbox.record();
     let parts = PodContextParts::new(engine, &record)?;
@@ -128,6 +136,7 @@ async fn set_up(
             r.phase = SandboxPhase::Ready;
         })
         .await?;
+    phases::lap("state");
     Ok(())
 }
 
@@ -159,6 +168,7 @@ fn prepare(
         (!host_network).then_some(hostname),
     )
     .map_err(|e| PodError::internal("pinning the pod namespaces", e))?;
+    phases::lap("ns");
     files::write_resolv_conf(
         &files.resolv_conf,
         config.dns_config.as_ref(),
@@ -174,6 +184,7 @@ fn prepare(
         files::mount_shm(&files.shm(), engine.config.runtime.shm_size)
             .map_err(|e| PodError::internal("mounting the pod's /dev/shm", e))?;
     }
+    phases::lap("files");
     Ok(pinned)
 }
 

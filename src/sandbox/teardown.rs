@@ -15,6 +15,7 @@ use crate::container;
 use crate::container::events::sandbox_event;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::layers;
+use crate::phases;
 use crate::pod::PodFiles;
 use crate::store::{Kind, SandboxPhase};
 
@@ -29,16 +30,23 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
     let stops = engine
         .containers_of(&sandbox.id)
         .into_iter()
-        .map(|c| async move { container::stop::stop(engine, &c, CONTAINER_GRACE).await });
+        // At once: their phases are this one lap.
+        .map(|c| {
+            phases::muted(async move { container::stop::stop(engine, &c, CONTAINER_GRACE).await })
+        });
     for result in futures::future::join_all(stops).await {
         result?;
     }
+    phases::lap("containers");
     network::detach(engine, sandbox).await?;
+    phases::lap("net");
     pause_process::stop(engine, &sandbox.record()).await?;
+    phases::lap("pause.stop");
     if sandbox.record().phase == SandboxPhase::Ready {
         let record = engine
             .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)
             .await?;
+        phases::lap("state");
         sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
     }
     Ok(())
@@ -63,21 +71,32 @@ pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodE
 
 /// [`destroy`] with the sandbox's `op` lock already held (a failed RunPodSandbox undoing itself).
 pub(super) async fn destroy_held(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
-    for c in engine.containers_of(&sandbox.id) {
-        container::remove::remove(engine, &c).await?;
-    }
+    // The containers' own phases are this one lap.
+    phases::muted(async {
+        for c in engine.containers_of(&sandbox.id) {
+            container::remove::remove(engine, &c).await?;
+        }
+        Ok::<_, PodError>(())
+    })
+    .await?;
+    phases::lap("containers");
     network::detach(engine, sandbox).await?;
+    phases::lap("net");
     let record = sandbox.record();
     pause_process::stop(engine, &record).await?;
+    phases::lap("pause.stop");
     if record.phase != SandboxPhase::Removing {
         engine
             .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Removing)
             .await?;
+        phases::lap("state");
     }
     let engine2 = engine.clone();
     let id = sandbox.id.clone();
     tokio::task::spawn_blocking(move || release_host_resources(&engine2, &id)).await??;
+    phases::lap("host");
     engine.store.remove(Kind::Sandbox, &sandbox.id).await?;
+    phases::lap("state");
     engine.forget_sandbox(&sandbox.id);
     engine.release_name(&record.name, &sandbox.id);
     Ok(())

@@ -1,5 +1,5 @@
-//! What every RPC shares: a request id in the tracing span, a panic fence, and one info line per
-//! mutating call with its duration.
+//! What every RPC shares: a request id in the tracing span, a panic fence, one info line per
+//! mutating call with its duration, and at debug level its phases (`crate::phases`).
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -31,7 +31,7 @@ where
     let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("rpc", rpc, id);
     let started = Instant::now();
-    let outcome = AssertUnwindSafe(handler)
+    let outcome = AssertUnwindSafe(crate::phases::traced(rpc, &span, handler))
         .catch_unwind()
         .instrument(span.clone())
         .await;

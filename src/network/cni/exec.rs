@@ -87,6 +87,7 @@ pub fn run_plugin(
     conf: &Value,
 ) -> Result<Option<Value>, CniError> {
     let _timer = crate::telemetry::cni_plugin_timer(plugin_type, command.as_str());
+    let _phase = crate::phases::timer("cni", plugin_type);
     let binary = find_plugin(dirs, plugin_type)?;
     let exec_err = |source| CniError::Exec {
         plugin: plugin_type.to_string(),

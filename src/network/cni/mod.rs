@@ -137,14 +137,17 @@ impl Cni {
                 });
             }
         };
-        if let Err(err) = cache::write(
+        let cache_phase = crate::phases::timer("cni", "cache");
+        let cached = cache::write(
             &self.cache_dir,
             &net.name,
             a.container_id,
             a.ifname,
             &raw,
             &a.capability_args,
-        ) {
+        );
+        drop(cache_phase);
+        if let Err(err) = cached {
             self.rollback(net, a, last, Some(&raw));
             return Err(err);
         }
