@@ -124,9 +124,21 @@ impl Fixer {
         matches!(self.state, State::PassThrough)
     }
 
+    /// Whether the input so far goes on the connection preface (`left` bytes of it to come).
+    fn preface_matches(&self, left: usize) -> bool {
+        let seen = PREFACE.len() - left;
+        let n = left.min(self.input.len());
+        self.input[..n] == PREFACE[seen..seen + n]
+    }
+
     /// Moves what it can from `input` to `output`; false when it needs more input.
     fn process(&mut self) -> io::Result<bool> {
         match self.state {
+            State::Preface(left) if !self.preface_matches(left) => {
+                // Not HTTP/2: h2 refuses it on its own.
+                self.state = State::PassThrough;
+                Ok(true)
+            }
             State::Preface(left) | State::Forward(left) => {
                 let n = left.min(self.input.len());
                 if n == 0 && left > 0 {

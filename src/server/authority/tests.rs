@@ -224,3 +224,11 @@ async fn reads_through_the_adapter_give_the_fixed_stream() {
             .all(|b| header(b, ":authority") == "localhost")
     );
 }
+
+#[test]
+fn a_connection_that_is_not_http2_passes_untouched() {
+    let mut input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    // Bytes that would read as a HEADERS frame header without END_HEADERS.
+    input.extend(frame(HEADERS, 0, 1, &[0x83]));
+    assert_eq!(run(&input, 3), input);
+}
