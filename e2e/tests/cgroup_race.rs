@@ -16,9 +16,9 @@ use crius_e2e::pods::{PodEnv, pod_config, with_namespaces};
 use oci_common::*;
 
 /// `crius oci create` processes started together, per round.
-const CREATES: usize = 60;
+const CREATES: usize = 48;
 /// Rounds, each under new parents.
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 4;
 /// Pods run together through the daemon, in groups under parents of their own.
 const PODS: usize = 64;
 const GROUPS: usize = 16;
