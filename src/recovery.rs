@@ -5,9 +5,9 @@
 //! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
 //! runtime or plugin is spawned for a pod that is fine.
 //!
-//! Running containers need nothing but a watcher of their monitor (`container::exit_watch`, for
-//! the STOPPED event of their exit): their monitors kept running, and a container that exited
-//! meanwhile left its exit file, which the status code reads.
+//! Running containers and pods need nothing but a watcher of their monitor
+//! (`container::exit_watch`, `sandbox::pause_watch`, for the STOPPED event of their exit): their
+//! monitors kept running, and a process that exited meanwhile left its exit file.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -66,7 +66,11 @@ pub async fn recover(engine: &Arc<Engine>) {
             }
             // `Stopped` is recorded only after the CNI DEL and the pause delete, so nothing is
             // owed; a stop interrupted earlier left `Ready`, and the kubelet repeats the stop.
-            SandboxPhase::Stopped | SandboxPhase::Ready => Ok(()),
+            SandboxPhase::Stopped => Ok(()),
+            SandboxPhase::Ready => {
+                sandbox::pause_watch::watch(engine, s.clone());
+                Ok(())
+            }
         };
         if let Err(e) = result {
             tracing::error!(sandbox = %s.id, "recovering: {e}");

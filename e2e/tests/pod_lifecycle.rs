@@ -2,7 +2,7 @@
 //! client's deadline (a slow CNI plugin, a slow runtime) finish anyway and hand their retry the
 //! same id; a pod whose CNI ADD and DEL both fail, and a container whose create and undo both
 //! fail, stay listed and removable, across a restart, until their teardown works — and then
-//! nothing is left on the host.
+//! nothing is left on the host; a kill -9 while a runtime `create` runs leaks nothing either.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -415,4 +415,56 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
     flow.remove_pod(&pod_id).await.unwrap();
     assert!(!Path::new(&env.crius.runroot().join("containers").join(&id)).exists());
     assert_nothing_left(env);
+}
+
+/// The daemon killed while a monitor is still inside the runtime's `create` (the record names
+/// no process yet): recovery lets that launch settle before it deletes, so the create that
+/// finishes after the restart leaves no init process waiting on its exec fifo in a cgroup
+/// nobody owns — for a container and for a pod's pause.
+#[tokio::test]
+async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
+    let mut lab = start().await;
+    let mut flow = lab.env.flow().await.unwrap();
+    let pod = pod_config("crash-in-create", &lab.env.log_dir("crash-in-create"));
+    let pod_id = run_pod(&mut flow, &pod, SLOW, PATIENT).await.unwrap();
+
+    // A container: its create stalled half-way (init made, state not written) when the daemon
+    // dies, so a forced delete then finds nothing to delete.
+    lab.runtime.stall_create(Some(SLOW_SECS)).unwrap();
+    let sleeper = sleep_container("crash-in-create", &lab.env.image, 3600);
+    assert_cut(
+        create_container(&mut flow, &pod_id, &sleeper, &pod, CUT).await,
+        "CreateContainer in create",
+    );
+    lab.env.crius.kill9().await.unwrap();
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
+    let listed: Vec<_> = flow
+        .list_containers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.pod_sandbox_id == pod_id)
+        .collect();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    // A pod: its pause's create stalled the same way.
+    let doomed = pod_config("crash-in-pause", &lab.env.log_dir("crash-in-pause"));
+    let cut = Instant::now();
+    assert_cut(
+        run_pod(&mut flow, &doomed, SLOW, CUT).await,
+        "RunPodSandbox in the pause's create",
+    );
+    lab.env.crius.kill9().await.unwrap();
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
+    assert!(listed_pods(&mut flow, "crash-in-pause").await.is_empty());
+
+    // Past the stall: a create that recovery missed has finished by now.
+    let settled = cut + Duration::from_secs_f64(SLOW_SECS) + 2 * SECOND;
+    tokio::time::sleep_until(settled.into()).await;
+    lab.runtime.stall_create(None).unwrap();
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    assert_nothing_left(&lab.env);
 }

@@ -13,6 +13,9 @@ use crate::engine::{Container, Engine, PodError};
 use crate::layers;
 use crate::store::{ContainerPhase, Kind};
 
+/// How long a removal waits for a launch that a crash interrupted (`monitor::settle_launch`).
+const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
+
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
     let result = remove_held(engine, container).await;
@@ -37,6 +40,11 @@ pub(super) async fn remove_held(
         engine
             .save_container(container, |r| r.phase = ContainerPhase::Removing)
             .await?;
+    }
+    if rec.process.is_none() {
+        // A launch nobody saw finish (a crash during CreateContainer) must not create the
+        // container after this delete.
+        crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
     }
     rec.runtime
         .delete(&rec.id, true)

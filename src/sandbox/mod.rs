@@ -6,6 +6,7 @@ pub mod namespaces;
 mod network;
 pub mod pause;
 mod pause_process;
+pub mod pause_watch;
 pub mod resources;
 pub mod run;
 pub mod stats;

@@ -129,6 +129,9 @@ async fn mount_pause_image(
         .collect())
 }
 
+/// How long a teardown waits for a pause launch that a crash interrupted.
+const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
+
 /// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent.
 pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodError> {
     let exit_file = engine.paths.exit_file(&record.id);
@@ -144,6 +147,11 @@ pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodErro
             let _ = proc_info::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
             let _ = monitor::wait_exit_file(&exit_file, Duration::from_secs(5)).await;
         }
+    }
+    if record.pause.is_none() {
+        // A launch nobody saw finish (a crash during RunPodSandbox) must not create the pause
+        // after this delete.
+        monitor::settle_launch(&record.runtime, &record.id, LAUNCH_SETTLE).await;
     }
     record
         .runtime

@@ -26,6 +26,10 @@ const CONTAINER_GRACE: Duration = Duration::from_secs(2);
 /// StopPodSandbox: containers, network, pause. The namespaces stay pinned until removal.
 pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
+    // A pause that died by itself was reported then (`pause_watch`), or while the daemon was
+    // down, which the kubelet learns by relisting: STOPPED is sent once.
+    let pause_was_alive =
+        crate::pod::sandbox_state(&sandbox.record()) == crate::api::PodSandboxState::SandboxReady;
     let stops = engine
         .containers_of(&sandbox.id)
         .into_iter()
@@ -39,7 +43,9 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
         let record = engine
             .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)
             .await?;
-        sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
+        if pause_was_alive {
+            sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
+        }
     }
     Ok(())
 }
