@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::container;
 use crate::engine::{Container, Engine, Sandbox};
 use crate::sandbox;
-use crate::store::{ContainerPhase, ContainerRecord, Kind, SandboxPhase, SandboxRecord};
+use crate::store::{
+    ContainerPhase, ContainerRecord, Kind, SandboxPhase, SandboxRecord, StoreError,
+};
 
 pub async fn recover(engine: &Arc<Engine>) {
     let sandboxes = load::<SandboxRecord>(engine, Kind::Sandbox);
@@ -83,13 +85,32 @@ pub async fn recover(engine: &Arc<Engine>) {
     );
 }
 
+/// Every readable record of `kind`. One that cannot be parsed (truncated, corrupted) is
+/// reported and quarantined (`StateStore::quarantine`); start-up goes on without it.
 fn load<T: serde::de::DeserializeOwned>(engine: &Engine, kind: Kind) -> Vec<T> {
     match engine.store.load_all::<T>(kind) {
         Ok(all) => all
             .into_iter()
-            .filter_map(|r| {
-                r.map_err(|e| tracing::error!("recovering: skipping a record: {e}"))
-                    .ok()
+            .filter_map(|r| match r {
+                Ok(record) => Some(record),
+                Err(StoreError::Json { path, source }) => {
+                    match engine.store.quarantine(kind, &path) {
+                        Ok(to) => tracing::error!(
+                            "recovering: the record {} is unreadable ({source}); moved to {}",
+                            path.display(),
+                            to.display()
+                        ),
+                        Err(e) => tracing::error!(
+                            "recovering: the record {} is unreadable ({source}); quarantining it: {e}",
+                            path.display()
+                        ),
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("recovering: skipping a record: {e}");
+                    None
+                }
             })
             .collect(),
         Err(e) => {

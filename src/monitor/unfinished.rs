@@ -68,7 +68,14 @@ mod tests {
         let id = "0123abcd";
         let line = |args: &[&str]| args.join("\0").into_bytes();
         assert!(launches(
-            &line(&["/usr/bin/crius-monitor", "container", "--id", id, "--bundle", "/b"]),
+            &line(&[
+                "/usr/bin/crius-monitor",
+                "container",
+                "--id",
+                id,
+                "--bundle",
+                "/b"
+            ]),
             id
         ));
         assert!(!launches(

@@ -197,10 +197,8 @@ exec {crius} oci "$@"
     /// `create` stalls this long after its init is made, before the runtime's state is
     /// written (`None`: not at all).
     pub fn stall_create(&self, seconds: Option<f64>) -> Result<()> {
-        self.flags.set(
-            "stall-create",
-            seconds.map(|s| s.to_string()).as_deref(),
-        )
+        self.flags
+            .set("stall-create", seconds.map(|s| s.to_string()).as_deref())
     }
 
     /// `subcommand` fails (`true`) or works.
