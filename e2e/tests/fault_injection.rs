@@ -109,7 +109,7 @@ async fn kill9_at_random_points_of_eight_clients_churning_loses_and_leaks_nothin
             .into_iter()
             .map(|c| c.id)
             .collect();
-        let acked = acked.lock().unwrap();
+        let acked = std::mem::take(&mut *acked.lock().unwrap());
         println!(
             "round {round}: killed after {delay:?}; {} pods and {} containers acknowledged and listed",
             acked.pods.len(),
@@ -299,7 +299,7 @@ async fn a_truncated_or_corrupted_record_is_quarantined_and_startup_goes_on() {
         .into_iter()
         .map(|c| c.id)
         .collect();
-    assert_eq!(listed, [intact.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&intact));
     assert!(!record(&truncated).exists() && !record(&corrupted).exists());
     let quarantine = env.crius.root().join("state/quarantine/containers");
     let kept = files(&quarantine);
