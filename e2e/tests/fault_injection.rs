@@ -339,3 +339,148 @@ async fn a_truncated_or_corrupted_record_is_quarantined_and_startup_goes_on() {
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }
+
+/// A tmpfs of `mib` MiB mounted over `dir` (hiding what is there) until dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mib: u64) -> Tmpfs {
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={mib}m,mode=0700").as_str()),
+        )
+        .unwrap();
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn resize(&self, mib: u64) {
+        nix::mount::mount(
+            None::<&str>,
+            &self.0,
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(format!("size={mib}m").as_str()),
+        )
+        .unwrap();
+    }
+
+    /// Bytes in use.
+    fn used(&self) -> u64 {
+        let s = nix::sys::statvfs::statvfs(&self.0).unwrap();
+        (s.blocks() - s.blocks_free()) * s.fragment_size()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// What the environment leaks, but for the test's own tmpfs root.
+fn leaks_besides(env: &PodEnv, root: &Tmpfs) -> String {
+    let ours = format!("mount {} ", root.0.display());
+    env.leaks()
+        .to_string()
+        .lines()
+        .filter(|l| !l.starts_with(&ours))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Writes into `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0x5a_u8; 1 << 20];
+    loop {
+        if let Err(e) = file.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(nix::libc::ENOSPC), "{e}");
+            break;
+        }
+    }
+    // What did not fit in the last whole chunk.
+    while file.write_all(&chunk[..4096]).is_ok() {}
+}
+
+#[tokio::test]
+async fn a_full_root_fails_pulls_and_pod_starts_cleanly_and_they_work_once_space_is_back() {
+    use crius_e2e::images::{self, ConfigSpec, Format, ImageBuild};
+    use crius_e2e::layer::{Compression, Layer};
+    use tonic::Code;
+
+    let mut env = PodEnv::start().await.unwrap();
+    // The daemon's root on a small file system of its own (the image store comes back empty).
+    env.crius.stop().await.unwrap();
+    let root = Tmpfs::mount(env.crius.root(), 48);
+    env.crius.restart().await.unwrap();
+    let mut images_client = env.crius.images().await.unwrap();
+    images_client.pull(&env.image).await.unwrap();
+
+    // 64 MiB that do not compress: more than the root holds (blob and unpacked layer).
+    let mut data = vec![0u8; 64 << 20];
+    images::fill_random(&mut data, 14);
+    let layer = Layer::from_tar(
+        &{
+            let mut tar = crius_e2e::layer::TarBuilder::new();
+            tar.file("big.bin", 0o644, &data).unwrap();
+            tar.finish().unwrap()
+        },
+        Compression::Gzip(1),
+    )
+    .unwrap();
+    let build = ImageBuild::new(Format::Oci, &ConfigSpec::new("full"), vec![layer]).unwrap();
+    let pushed = images::push_image(&env.registry, "e2e/too-big", "v1", &build)
+        .await
+        .unwrap();
+    let reference = format!("{}/e2e/too-big:v1", env.registry.host());
+    let used = root.used();
+    let layers = env.crius.layer_dirs();
+    let error = images_client.pull(&reference).await.unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
+    assert!(error.message().contains("No space left"), "{error:?}");
+    // Nothing half-written: no new layer, no image, the space given back.
+    assert_eq!(env.crius.layer_dirs(), layers);
+    assert_eq!(images_client.list(None).await.unwrap().len(), 1);
+    let after = root.used();
+    assert!(
+        after <= used + (1 << 20),
+        "{used} bytes in use before, {after} after"
+    );
+
+    // Space back: the same pull works.
+    root.resize(512);
+    assert_eq!(
+        images_client.pull(&reference).await.unwrap(),
+        pushed.config_digest
+    );
+    images_client.remove(&reference).await.unwrap();
+    root.resize(48);
+
+    // A pod started on a full root fails with the reason and leaves nothing.
+    let filler = env.crius.root().join("filler");
+    fill(&filler);
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("full", &env.log_dir("full"));
+    let error = flow.run_pod(&pod).await.unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error:?}");
+    let listed = flow.list_pods().await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+    let leaks = leaks_besides(&env, &root);
+    assert!(leaks.is_empty(), "{leaks}");
+
+    // Space back: the same request works.
+    std::fs::remove_file(&filler).unwrap();
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    flow.create_and_start(&pod_id, &sleep_container("c", &env.image, 3600), &pod)
+        .await
+        .unwrap();
+    flow.cleanup_all().await.unwrap();
+    let leaks = leaks_besides(&env, &root);
+    assert!(leaks.is_empty(), "{leaks}");
+    env.crius.stop().await.unwrap();
+    drop(root);
+}
