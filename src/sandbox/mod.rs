@@ -4,7 +4,6 @@
 pub mod files;
 pub mod namespaces;
 mod network;
-pub mod pause;
 mod pause_process;
 pub mod pause_watch;
 pub mod resources;

@@ -1,4 +1,5 @@
-//! The pod's pause process: the built-in `crius pause`, run as an OCI container (same runtime
+//! The pod's pause process: the built-in pause (`pause/pause.rs`, a static ~2 KB executable
+//! written to `<runroot>/pause` at start-up), run as an OCI container (same runtime
 //! handler as the pod's containers) under a crius-monitor like any container, so it survives a
 //! daemon restart and its exit is recorded. With pid mode POD it is pid 1 of the pod and reaps.
 
@@ -42,7 +43,7 @@ pub async fn start(
         &PauseContext {
             id: &record.id,
             rootfs: &rootfs,
-            exe: &engine.paths.exe,
+            pause: &engine.paths.pause,
             image_args,
         },
         engine.runtimes.spec_options(),
