@@ -468,3 +468,38 @@ async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
     flow.remove_pod(&pod_id).await.unwrap();
     assert_nothing_left(&lab.env);
 }
+
+/// The kubelet's garbage collector and a user may remove the same things at once: every
+/// RemoveContainer and RemovePodSandbox succeeds, and nothing of them is written again once
+/// they are gone (a late call must not bring a record back).
+#[tokio::test]
+async fn concurrent_removals_of_one_pod_all_succeed_and_leave_nothing() {
+    let lab = start().await;
+    let env = &lab.env;
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("removed-at-once", &env.log_dir("removed-at-once"));
+    let pod_id = run_pod(&mut flow, &pod, "", PATIENT).await.unwrap();
+    let mut containers = Vec::new();
+    for name in ["a", "b"] {
+        let c = sleep_container(name, &env.image, 3600);
+        containers.push(flow.create_and_start(&pod_id, &c, &pod).await.unwrap());
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for id in &containers {
+            let (mut flow, id) = (env.flow().await.unwrap(), id.clone());
+            calls.spawn(async move { flow.remove_container(&id).await.map_err(|s| (round, s)) });
+        }
+        let (mut flow, id) = (env.flow().await.unwrap(), pod_id.clone());
+        calls.spawn(async move {
+            flow.stop_pod(&id).await.map_err(|s| (round, s))?;
+            flow.remove_pod(&id).await.map_err(|s| (round, s))
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap().unwrap();
+    }
+    assert!(flow.list_pods().await.unwrap().is_empty());
+    assert!(flow.list_containers().await.unwrap().is_empty());
+    assert_nothing_left(env);
+}

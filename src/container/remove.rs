@@ -18,6 +18,11 @@ const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
 
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
+    // Removed while this call waited for the lock (a concurrent RemoveContainer or
+    // RemovePodSandbox): done, and nothing of it may be written again.
+    if engine.container(&container.id).is_err() {
+        return Ok(());
+    }
     let result = remove_held(engine, container).await;
     match &result {
         Ok(()) => {

@@ -26,6 +26,8 @@ const CONTAINER_GRACE: Duration = Duration::from_secs(2);
 /// StopPodSandbox: containers, network, pause. The namespaces stay pinned until removal.
 pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
+    // Removed while this call waited for the lock: no record may be written again.
+    engine.sandbox(&sandbox.id)?;
     // A pause that died by itself was reported then (`pause_watch`), or while the daemon was
     // down, which the kubelet learns by relisting: STOPPED is sent once.
     let pause_was_alive =
@@ -55,6 +57,10 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
 /// sandbox stays listed with the reason ([`keep_failed`]) and the next call tries again.
 pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
+    // Removed while this call waited for the lock: done, and nothing of it may be written again.
+    if engine.sandbox(&sandbox.id).is_err() {
+        return Ok(());
+    }
     let result = destroy_held(engine, sandbox).await;
     match &result {
         Ok(()) => sandbox_event(
