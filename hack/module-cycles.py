@@ -34,7 +34,7 @@ STACK = [
     ("records", ["store"]),
     ("leaves", ["runtimes", "image", "network", "oci", "monitor", "oci_runtime", "userns",
                 "config", "reference", "api", "logging", "proc_info", "telemetry",
-                "validate", "events", "phases"]),
+                "validate", "events", "heap", "phases"]),
 ]
 LEVEL = {m: len(STACK) - i for i, (_, mods) in enumerate(STACK) for m in mods}
 LEVEL_NAME = {len(STACK) - i: name for i, (name, _) in enumerate(STACK)}

@@ -51,13 +51,6 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-    /// The pod infra process, like Kubernetes' pause: waits for SIGINT or SIGTERM and reaps
-    /// children.
-    #[command(disable_help_flag = true)]
-    Pause {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<std::ffi::OsString>,
-    },
 }
 
 impl Cli {
@@ -79,19 +72,14 @@ impl Cli {
 pub fn main() -> ExitCode {
     // `crius oci ...` takes runc's global flags (its `--root` is the state dir, not the daemon's
     // root), so it is dispatched before the daemon's parser sees them. It stays single-threaded:
-    // no runtime, no logging setup. `crius pause` (the pod infra process) is dispatched the same
-    // way, so that it starts cheaply and reads no configuration.
+    // no runtime, no logging setup.
     let mut argv = std::env::args_os();
-    match argv.nth(1) {
-        Some(a) if a == "oci" => return crate::oci_cli::main(argv.collect()),
-        Some(a) if a == "pause" => return crate::sandbox::pause::main(argv.collect()),
-        _ => {}
+    if argv.nth(1).is_some_and(|a| a == "oci") {
+        return crate::oci_cli::main(argv.collect());
     }
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Oci { args }) => return crate::oci_cli::main(args),
-        Some(Command::Pause { args }) => return crate::sandbox::pause::main(args),
-        _ => {}
+    if let Some(Command::Oci { args }) = cli.command {
+        return crate::oci_cli::main(args);
     }
     if let Some(Command::Version) = cli.command {
         println!("crius version {}", env!("CARGO_PKG_VERSION"));

@@ -10,6 +10,7 @@ mod daemon;
 mod engine;
 mod error;
 mod events;
+mod heap;
 mod image;
 mod layers;
 mod lifecycle;
@@ -35,3 +36,7 @@ mod streaming;
 mod telemetry;
 mod userns;
 mod validate;
+
+/// Counted, for the heap metrics (`heap.rs`).
+#[global_allocator]
+static ALLOCATOR: heap::Counted = heap::Counted;

@@ -5,9 +5,9 @@
 //! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
 //! runtime or plugin is spawned for a pod that is fine.
 //!
-//! Running containers need nothing but a watcher of their monitor (`container::exit_watch`, for
-//! the STOPPED event of their exit): their monitors kept running, and a container that exited
-//! meanwhile left its exit file, which the status code reads.
+//! Running containers and pods need nothing but a watcher of their monitor
+//! (`container::exit_watch`, `sandbox::pause_watch`, for the STOPPED event of their exit): their
+//! monitors kept running, and a process that exited meanwhile left its exit file.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,7 +15,9 @@ use std::sync::Arc;
 use crate::container;
 use crate::engine::{Container, Engine, Sandbox};
 use crate::sandbox;
-use crate::store::{ContainerPhase, ContainerRecord, Kind, SandboxPhase, SandboxRecord};
+use crate::store::{
+    ContainerPhase, ContainerRecord, Kind, SandboxPhase, SandboxRecord, StoreError,
+};
 
 pub async fn recover(engine: &Arc<Engine>) {
     let sandboxes = load::<SandboxRecord>(engine, Kind::Sandbox);
@@ -66,7 +68,11 @@ pub async fn recover(engine: &Arc<Engine>) {
             }
             // `Stopped` is recorded only after the CNI DEL and the pause delete, so nothing is
             // owed; a stop interrupted earlier left `Ready`, and the kubelet repeats the stop.
-            SandboxPhase::Stopped | SandboxPhase::Ready => Ok(()),
+            SandboxPhase::Stopped => Ok(()),
+            SandboxPhase::Ready => {
+                sandbox::pause_watch::watch(engine, s.clone());
+                Ok(())
+            }
         };
         if let Err(e) = result {
             tracing::error!(sandbox = %s.id, "recovering: {e}");
@@ -79,13 +85,32 @@ pub async fn recover(engine: &Arc<Engine>) {
     );
 }
 
+/// Every readable record of `kind`. One that cannot be parsed (truncated, corrupted) is
+/// reported and quarantined (`StateStore::quarantine`); start-up goes on without it.
 fn load<T: serde::de::DeserializeOwned>(engine: &Engine, kind: Kind) -> Vec<T> {
     match engine.store.load_all::<T>(kind) {
         Ok(all) => all
             .into_iter()
-            .filter_map(|r| {
-                r.map_err(|e| tracing::error!("recovering: skipping a record: {e}"))
-                    .ok()
+            .filter_map(|r| match r {
+                Ok(record) => Some(record),
+                Err(StoreError::Json { path, source }) => {
+                    match engine.store.quarantine(kind, &path) {
+                        Ok(to) => tracing::error!(
+                            "recovering: the record {} is unreadable ({source}); moved to {}",
+                            path.display(),
+                            to.display()
+                        ),
+                        Err(e) => tracing::error!(
+                            "recovering: the record {} is unreadable ({source}); quarantining it: {e}",
+                            path.display()
+                        ),
+                    }
+                    None
+                }
+                Err(e) => {
+                    tracing::error!("recovering: skipping a record: {e}");
+                    None
+                }
             })
             .collect(),
         Err(e) => {

@@ -311,6 +311,13 @@ impl Collector for ProcessCollector {
             None,
             cpu.metric_type(),
         )?)?;
+        let allocations = ConstCounter::new(crate::heap::allocations());
+        allocations.encode(encoder.encode_descriptor(
+            "crius_heap_allocations",
+            "Heap allocations the daemon has made (reallocations included)",
+            None,
+            allocations.metric_type(),
+        )?)?;
         let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64);
         for (name, help, value) in [
             (
@@ -329,6 +336,11 @@ impl Collector for ProcessCollector {
                 fds as f64,
             ),
             ("process_threads", "Number of OS threads", p.threads as f64),
+            (
+                "crius_heap_bytes",
+                "Heap bytes the daemon has allocated and not freed",
+                crate::heap::in_use() as f64,
+            ),
             (
                 "process_start_time_seconds",
                 "Start time of the process since the Unix epoch in seconds",

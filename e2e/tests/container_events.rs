@@ -3,7 +3,8 @@
 //! and its containers' statuses as they were then, at every subscriber; a hundred idle
 //! subscribers cost the daemon no CPU; a subscriber that never reads holds up no lifecycle
 //! call — its stream ends with RESOURCE_EXHAUSTED once it is a ring behind; and a restart ends
-//! every stream at once, after which a new subscriber sees the exits of surviving containers.
+//! every stream at once, after which a new subscriber sees the exits of surviving containers;
+//! a pause process that dies by itself, before or after a restart, is reported once.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -330,6 +331,62 @@ async fn a_restart_ends_the_stream_and_a_new_one_sees_exits_of_surviving_contain
 
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+/// Kills the pod's pause process (ours: the daemon under test started it) with SIGKILL.
+async fn kill_pause(flow: &mut PodFlow, pod_id: &str) {
+    let info = flow.pod_info(pod_id).await.unwrap();
+    let pid = info["pid"].as_i64().unwrap();
+    assert!(pid > 1, "{info}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_pause_that_dies_by_itself_is_reported_once_before_and_after_a_restart() {
+    let mut env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("pause-dies", &env.log_dir("pause-dies"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let second = pod_config("pause-dies-later", &env.log_dir("pause-dies-later"));
+    let second_id = flow.run_pod(&second).await.unwrap();
+
+    // Killed while the daemon runs: STOPPED at once, the pod NOTREADY in it.
+    let mut events = subscribe(&mut env.flow().await.unwrap()).await;
+    kill_pause(&mut flow, &pod_id).await;
+    let stopped = next_event(&mut events).await;
+    assert_eq!(stopped.container_id, pod_id);
+    assert_eq!(kind(&stopped), ContainerEventType::ContainerStoppedEvent);
+    assert_eq!(pod_state(&stopped), PodSandboxState::SandboxNotready);
+    // The kubelet's StopPodSandbox after it sends no second STOPPED: the next is the DELETED.
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    let deleted = next_event(&mut events).await;
+    assert_eq!(deleted.container_id, pod_id);
+    assert_eq!(kind(&deleted), ContainerEventType::ContainerDeletedEvent);
+
+    // Killed after a restart: the recovered pod's pause is watched again.
+    env.crius.restart().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let mut events = subscribe(&mut env.flow().await.unwrap()).await;
+    kill_pause(&mut flow, &second_id).await;
+    let stopped = next_event(&mut events).await;
+    assert_eq!(stopped.container_id, second_id);
+    assert_eq!(kind(&stopped), ContainerEventType::ContainerStoppedEvent);
+    assert_eq!(pod_state(&stopped), PodSandboxState::SandboxNotready);
+    assert_eq!(
+        flow.pod_status(&second_id).await.unwrap().state,
+        PodSandboxState::SandboxNotready as i32
+    );
+    flow.stop_pod(&second_id).await.unwrap();
+    flow.remove_pod(&second_id).await.unwrap();
+    let deleted = next_event(&mut events).await;
+    assert_eq!(kind(&deleted), ContainerEventType::ContainerDeletedEvent);
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }

@@ -371,6 +371,8 @@ async fn the_prometheus_endpoint_counts_concurrent_lifecycle_calls() {
         "process_resident_memory_bytes",
         "process_open_fds",
         "process_threads",
+        "crius_heap_bytes",
+        "crius_heap_allocations_total",
     ] {
         assert!(sample(&before, name) > 0.0, "{name}");
     }

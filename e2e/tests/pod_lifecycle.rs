@@ -2,7 +2,7 @@
 //! client's deadline (a slow CNI plugin, a slow runtime) finish anyway and hand their retry the
 //! same id; a pod whose CNI ADD and DEL both fail, and a container whose create and undo both
 //! fail, stay listed and removable, across a restart, until their teardown works — and then
-//! nothing is left on the host.
+//! nothing is left on the host; a kill -9 while a runtime `create` runs leaks nothing either.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -414,5 +414,92 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
     assert!(!Path::new(&env.crius.runroot().join("containers").join(&id)).exists());
+    assert_nothing_left(env);
+}
+
+/// The daemon killed while a monitor is still inside the runtime's `create` (the record names
+/// no process yet): recovery lets that launch settle before it deletes, so the create that
+/// finishes after the restart leaves no init process waiting on its exec fifo in a cgroup
+/// nobody owns — for a container and for a pod's pause.
+#[tokio::test]
+async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
+    let mut lab = start().await;
+    let mut flow = lab.env.flow().await.unwrap();
+    let pod = pod_config("crash-in-create", &lab.env.log_dir("crash-in-create"));
+    let pod_id = run_pod(&mut flow, &pod, SLOW, PATIENT).await.unwrap();
+
+    // A container: its create stalled half-way (init made, state not written) when the daemon
+    // dies, so a forced delete then finds nothing to delete.
+    lab.runtime.stall_create(Some(SLOW_SECS)).unwrap();
+    let sleeper = sleep_container("crash-in-create", &lab.env.image, 3600);
+    assert_cut(
+        create_container(&mut flow, &pod_id, &sleeper, &pod, CUT).await,
+        "CreateContainer in create",
+    );
+    lab.env.crius.kill9().await.unwrap();
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
+    let listed: Vec<_> = flow
+        .list_containers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.pod_sandbox_id == pod_id)
+        .collect();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    // A pod: its pause's create stalled the same way.
+    let doomed = pod_config("crash-in-pause", &lab.env.log_dir("crash-in-pause"));
+    let cut = Instant::now();
+    assert_cut(
+        run_pod(&mut flow, &doomed, SLOW, CUT).await,
+        "RunPodSandbox in the pause's create",
+    );
+    lab.env.crius.kill9().await.unwrap();
+    lab.env.crius.restart().await.unwrap();
+    let mut flow = lab.env.flow().await.unwrap();
+    assert!(listed_pods(&mut flow, "crash-in-pause").await.is_empty());
+
+    // Past the stall: a create that recovery missed has finished by now.
+    let settled = cut + Duration::from_secs_f64(SLOW_SECS) + 2 * SECOND;
+    tokio::time::sleep_until(settled.into()).await;
+    lab.runtime.stall_create(None).unwrap();
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    assert_nothing_left(&lab.env);
+}
+
+/// The kubelet's garbage collector and a user may remove the same things at once: every
+/// RemoveContainer and RemovePodSandbox succeeds, and nothing of them is written again once
+/// they are gone (a late call must not bring a record back).
+#[tokio::test]
+async fn concurrent_removals_of_one_pod_all_succeed_and_leave_nothing() {
+    let lab = start().await;
+    let env = &lab.env;
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("removed-at-once", &env.log_dir("removed-at-once"));
+    let pod_id = run_pod(&mut flow, &pod, "", PATIENT).await.unwrap();
+    let mut containers = Vec::new();
+    for name in ["a", "b"] {
+        let c = sleep_container(name, &env.image, 3600);
+        containers.push(flow.create_and_start(&pod_id, &c, &pod).await.unwrap());
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for id in &containers {
+            let (mut flow, id) = (env.flow().await.unwrap(), id.clone());
+            calls.spawn(async move { flow.remove_container(&id).await.map_err(|s| (round, s)) });
+        }
+        let (mut flow, id) = (env.flow().await.unwrap(), pod_id.clone());
+        calls.spawn(async move {
+            flow.stop_pod(&id).await.map_err(|s| (round, s))?;
+            flow.remove_pod(&id).await.map_err(|s| (round, s))
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        done.unwrap().unwrap();
+    }
+    assert!(flow.list_pods().await.unwrap().is_empty());
+    assert!(flow.list_containers().await.unwrap().is_empty());
     assert_nothing_left(env);
 }

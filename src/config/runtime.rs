@@ -29,7 +29,7 @@ pub struct RuntimeConfig {
     /// service manager stopping the daemon does not kill them; empty: they stay.
     pub monitor_cgroup: String,
     /// Image whose command is the pod's pause process, pulled if missing; empty: crius' built-in
-    /// pause (`crius pause`, nothing to pull).
+    /// pause (`<runroot>/pause`, embedded in crius; nothing to pull).
     pub pause_image: String,
     /// Size of each pod's `/dev/shm` tmpfs, in bytes.
     pub shm_size: u64,

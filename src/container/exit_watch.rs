@@ -1,64 +1,66 @@
 //! Notices a container's exit when it happens, not when someone next asks: one task per
-//! container waits on a pidfd of its crius-monitor (readable once the monitor has exited,
-//! which it does right after writing the exit file), then reads the exit file and publishes
-//! CONTAINER_STOPPED. No polling: an idle watcher is a parked task and one file descriptor.
+//! container waits for its crius-monitor to exit (`monitor::MonitorExit`, a pidfd), then reads
+//! the exit file and publishes CONTAINER_STOPPED.
+//!
+//! A monitor that is killed (no exit file) leaves its container running unwatched: no log is
+//! written and no exit status will come. That container is killed here, so it is reported
+//! exited — with the reason — and can be removed, as after any other exit; the same is done at
+//! start-up for a container whose monitor died while the daemon was down.
 //!
 //! Started when CreateContainer has launched the monitor (so a created container killed before
 //! it starts is noticed too) and, at start-up, for every container whose monitor still runs.
 //! Exits while the daemon was down produce no event: the kubelet relists when it reconnects.
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
-
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
+use std::time::{Duration, Instant};
 
 use super::{events, status};
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine};
+use crate::monitor::MonitorExit;
 use crate::proc_info;
 
+/// How long a container whose monitor is gone gets to die of SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
 /// Watches `container`'s monitor until it exits, then publishes STOPPED. Nothing to watch
-/// (no monitor, or already exited with its status known) is nothing to do.
+/// (no monitor, or already exited with its status known) is nothing to do, unless the
+/// container outlived its monitor.
 pub fn watch(engine: &Arc<Engine>, container: Arc<Container>) {
-    let Some(process) = container.record().process else {
+    let record = container.record();
+    let Some(process) = record.process else {
         return;
     };
-    if container.record().exit.is_some() {
+    if record.exit.is_some() {
         return;
     }
-    let pidfd = match pidfd_open(process.monitor_pid) {
-        Ok(fd) => fd,
+    let exit = match MonitorExit::watch(process.monitor_pid) {
+        Ok(exit) => exit,
         Err(e) => {
-            tracing::debug!(container = %container.id, "monitor {} gone: {e}", process.monitor_pid);
+            tracing::warn!(container = %container.id, "watching the monitor: {e}");
             return;
         }
     };
-    // Opened before this check, so a pid reused since would fail it rather than be watched.
-    if !proc_info::is_named(process.monitor_pid, "crius-monitor") {
+    if exit.is_none() && !proc_info::is_alive(process.pid, process.start_time) {
         return;
     }
     let engine = engine.clone();
     tokio::spawn(async move {
-        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the same until dropped.
-        match unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) } {
-            Ok(fd) => {
-                if let Err(e) = fd.readable().await {
-                    tracing::warn!(container = %container.id, "watching the monitor: {e}");
-                    return;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(container = %container.id, "watching the monitor: {e}");
-                return;
-            }
+        if let Some(exit) = exit
+            && let Err(e) = exit.exited().await
+        {
+            tracing::warn!(container = %container.id, "watching the monitor: {e}");
+            return;
         }
+        let _op = container.op.lock().await;
         // Removed meanwhile (its removal killed it and is done): DELETED says it all.
         if engine.container(&container.id).is_err() {
             return;
         }
         // Reads and caches the exit status, so the event carries it.
-        let _ = status::exit_status(&engine, &container);
+        if status::exit_status(&engine, &container).is_none() {
+            stop_unmonitored(&container).await;
+        }
         events::container_event(
             &engine,
             &container,
@@ -67,13 +69,30 @@ pub fn watch(engine: &Arc<Engine>, container: Arc<Container>) {
     });
 }
 
-fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+/// The monitor is gone without an exit file: kills what still runs of the container.
+async fn stop_unmonitored(container: &Container) {
+    let record = container.record();
+    let Some(process) = record.process else {
+        return;
+    };
+    if !proc_info::is_alive(process.pid, process.start_time) {
+        return;
     }
-    let fd = i32::try_from(fd).map_err(std::io::Error::other)?;
-    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    tracing::warn!(
+        container = %container.id,
+        "its monitor ({}) is gone: killing the container, whose exit status is lost",
+        process.monitor_pid
+    );
+    if let Err(e) = record
+        .runtime
+        .kill(&container.id, libc::SIGKILL, true)
+        .await
+    {
+        tracing::warn!(container = %container.id, "killing it: {e}");
+        let _ = proc_info::signal_if_same(process.pid, process.start_time, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    while proc_info::is_alive(process.pid, process.start_time) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -14,8 +14,16 @@ use crate::layers;
 use crate::phases;
 use crate::store::{ContainerPhase, Kind};
 
+/// How long a removal waits for a launch that a crash interrupted (`monitor::settle_launch`).
+const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
+
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
+    // Removed while this call waited for the lock (a concurrent RemoveContainer or
+    // RemovePodSandbox): done, and nothing of it may be written again.
+    if engine.container(&container.id).is_err() {
+        return Ok(());
+    }
     let result = remove_held(engine, container).await;
     match &result {
         Ok(()) => {
@@ -39,6 +47,11 @@ pub(super) async fn remove_held(
             .save_container(container, |r| r.phase = ContainerPhase::Removing)
             .await?;
         phases::lap("state");
+    }
+    if rec.process.is_none() {
+        // A launch nobody saw finish (a crash during CreateContainer) must not create the
+        // container after this delete.
+        crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
     }
     rec.runtime
         .delete(&rec.id, true)

@@ -11,6 +11,8 @@ use crate::store::{ContainerPhase, now_nanos};
 
 pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
+    // Removed while this call waited for the lock.
+    engine.container(&container.id)?;
     let rec = container.record();
     match rec.phase {
         ContainerPhase::Created => {}

@@ -20,6 +20,10 @@ pub async fn stop(
     grace: Duration,
 ) -> Result<(), PodError> {
     let _op = container.op.lock().await;
+    // Removed while this call waited for the lock (so stopped): no record may be written again.
+    if engine.container(&container.id).is_err() {
+        return Ok(());
+    }
     stop_held(engine, container, grace).await
 }
 

@@ -13,6 +13,7 @@
 mod cpu_samples;
 mod error;
 mod paths;
+mod pause_bin;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -5,7 +5,8 @@
 //! `sandboxes/<id>/` (resolv.conf, hostname, hosts, shm, the pause bundle and exit file),
 //! `containers/<id>/` (bundle and rootfs mount point), `ns/` (pinned namespaces), `sock/`
 //! (monitor sockets, under a short name: unix socket paths are limited to 107 bytes),
-//! `runtimes/<name>/` (OCI runtime state), `cni/` (CNI result cache).
+//! `runtimes/<name>/` (OCI runtime state), `cni/` (CNI result cache), `pause` (the built-in
+//! pause executable).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub struct Paths {
     pub exe: PathBuf,
     /// The crius-monitor binary.
     pub monitor: PathBuf,
+    /// The built-in pause executable (`<runroot>/pause`, written by [`Paths::create`]).
+    pub pause: PathBuf,
 }
 
 /// How much of an id names its sockets: 24 hex digits make collisions a non-issue.
@@ -40,6 +43,7 @@ impl Paths {
             runroot: config.runroot.clone(),
             exe,
             monitor,
+            pause: config.runroot.join("pause"),
         })
     }
 
@@ -55,7 +59,8 @@ impl Paths {
             fs::create_dir_all(&dir)
                 .map_err(|e| PodError::internal(format!("creating {}", dir.display()), e))?;
         }
-        Ok(())
+        super::pause_bin::install(&self.pause)
+            .map_err(|e| PodError::internal(format!("writing {}", self.pause.display()), e))
     }
 
     pub fn state_dir(&self) -> PathBuf {

@@ -8,7 +8,9 @@ mod control;
 mod exec;
 mod exec_sync;
 mod exit_file;
+mod exit_watch;
 mod launch;
+mod unfinished;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +19,9 @@ pub use control::{monitor_alive, reopen_log, resize};
 pub use exec::{ExecLaunch, PendingExec, launch_exec};
 pub use exec_sync::{ExecSyncResult, exec_sync};
 pub use exit_file::{ExitStatus, read_exit_file, wait_exit_file};
+pub use exit_watch::MonitorExit;
 pub use launch::{Launch, Launched, launch_container};
+pub use unfinished::settle_launch;
 
 use crate::oci_runtime::OciRuntime;
 

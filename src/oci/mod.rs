@@ -103,8 +103,9 @@ pub struct PauseContext<'a> {
     pub id: &'a str,
     /// An empty directory the caller made.
     pub rootfs: &'a Path,
-    /// The crius binary on the host; bind-mounted read-only at /pause, run as ["/pause","pause"].
-    pub exe: &'a Path,
+    /// The built-in pause executable on the host (static, needing no library); bind-mounted
+    /// read-only at /pause, run as ["/pause"].
+    pub pause: &'a Path,
     /// With a configured pause image: its command (entrypoint + cmd); `rootfs` is then the
     /// image's mounted root and nothing of the host is bound in.
     pub image_args: Option<Vec<String>>,

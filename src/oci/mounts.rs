@@ -366,13 +366,7 @@ pub fn pause_mounts(p: &PauseContext) -> Vec<Mount> {
     if p.image_args.is_some() {
         return v;
     }
-    v.push(bind("/usr", Path::new("/usr"), &["ro", "nosuid", "nodev"]));
-    for lib in ["/lib", "/lib64"] {
-        // A symlinked /lib (merged /usr) is followed by the kernel at mount time.
-        if Path::new(lib).exists() {
-            v.push(bind(lib, Path::new(lib), &["ro", "nosuid", "nodev"]));
-        }
-    }
-    v.push(bind("/pause", p.exe, &["ro", "nosuid", "nodev"]));
+    // Static: nothing of the host's /usr or /lib is needed.
+    v.push(bind("/pause", p.pause, &["ro", "nosuid", "nodev"]));
     v
 }

@@ -269,7 +269,7 @@ pub fn container_process(
     Ok(p)
 }
 
-/// ["/pause","pause"] as the pod's run_as_user/run_as_group (root by default), with no
+/// ["/pause"] as the pod's run_as_user/run_as_group (root by default), with no
 /// capabilities at all.
 pub fn pause_process(
     psc: &api::LinuxSandboxSecurityContext,
@@ -295,7 +295,7 @@ pub fn pause_process(
             ));
         }
         Some(args) => args,
-        None => vec!["/pause".into(), "pause".into()],
+        None => vec!["/pause".into()],
     };
     p.set_args(Some(args))
         .set_user(u)

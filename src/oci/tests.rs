@@ -731,12 +731,12 @@ fn pause_spec_shape() {
     let p = PauseContext {
         id: "sb1",
         rootfs: &f.rootfs,
-        exe: Path::new("/usr/bin/crius"),
+        pause: Path::new("/run/crius/pause"),
         image_args: None,
     };
     let spec = pause_spec(&f.pod(), &p, &opts()).unwrap();
     let proc = spec.process().clone().unwrap();
-    assert_eq!(proc.args().clone().unwrap(), s(&["/pause", "pause"]));
+    assert_eq!(proc.args().clone().unwrap(), s(&["/pause"]));
     assert_eq!((proc.user().uid(), proc.user().gid()), (65535, 0));
     assert_eq!(proc.no_new_privileges(), Some(true));
     assert_eq!(proc.oom_score_adj(), Some(-998));
@@ -747,9 +747,12 @@ fn pause_spec_shape() {
     );
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
     let pause = find(&spec, "/pause").unwrap();
-    assert_eq!(pause.source().as_deref(), Some(Path::new("/usr/bin/crius")));
+    assert_eq!(
+        pause.source().as_deref(),
+        Some(Path::new("/run/crius/pause"))
+    );
     assert!(opts_of(pause).contains(&"ro".to_string()));
-    assert!(find(&spec, "/usr").is_some() && find(&spec, "/proc").is_some());
+    assert!(find(&spec, "/usr").is_none() && find(&spec, "/proc").is_some());
     let linux = spec.linux().clone().unwrap();
     assert!(
         linux.seccomp().is_some(),

@@ -4,8 +4,8 @@
 pub mod files;
 pub mod namespaces;
 mod network;
-pub mod pause;
 mod pause_process;
+pub mod pause_watch;
 pub mod resources;
 pub mod run;
 pub mod stats;

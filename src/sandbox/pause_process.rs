@@ -1,4 +1,5 @@
-//! The pod's pause process: the built-in `crius pause`, run as an OCI container (same runtime
+//! The pod's pause process: the built-in pause (`pause/pause.rs`, a static ~2 KB executable
+//! written to `<runroot>/pause` at start-up), run as an OCI container (same runtime
 //! handler as the pod's containers) under a crius-monitor like any container, so it survives a
 //! daemon restart and its exit is recorded. With pid mode POD it is pid 1 of the pod and reaps.
 
@@ -43,7 +44,7 @@ pub async fn start(
         &PauseContext {
             id: &record.id,
             rootfs: &rootfs,
-            exe: &engine.paths.exe,
+            pause: &engine.paths.pause,
             image_args,
         },
         engine.runtimes.spec_options(),
@@ -133,6 +134,9 @@ async fn mount_pause_image(
         .collect())
 }
 
+/// How long a teardown waits for a pause launch that a crash interrupted.
+const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
+
 /// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent.
 pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodError> {
     let exit_file = engine.paths.exit_file(&record.id);
@@ -148,6 +152,11 @@ pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodErro
             let _ = proc_info::signal_if_same(p.pid, p.start_time, libc::SIGKILL);
             let _ = monitor::wait_exit_file(&exit_file, Duration::from_secs(5)).await;
         }
+    }
+    if record.pause.is_none() {
+        // A launch nobody saw finish (a crash during RunPodSandbox) must not create the pause
+        // after this delete.
+        monitor::settle_launch(&record.runtime, &record.id, LAUNCH_SETTLE).await;
     }
     record
         .runtime

@@ -67,6 +67,7 @@ pub async fn run(
             let record = sandbox.record();
             sandbox_event(engine, &record, ContainerEventType::ContainerCreatedEvent);
             sandbox_event(engine, &record, ContainerEventType::ContainerStartedEvent);
+            super::pause_watch::watch(engine, sandbox.clone());
             Ok(id)
         }
         Err(err) => {

@@ -27,6 +27,12 @@ const CONTAINER_GRACE: Duration = Duration::from_secs(2);
 /// StopPodSandbox: containers, network, pause. The namespaces stay pinned until removal.
 pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
+    // Removed while this call waited for the lock: no record may be written again.
+    engine.sandbox(&sandbox.id)?;
+    // A pause that died by itself was reported then (`pause_watch`), or while the daemon was
+    // down, which the kubelet learns by relisting: STOPPED is sent once.
+    let pause_was_alive =
+        crate::pod::sandbox_state(&sandbox.record()) == crate::api::PodSandboxState::SandboxReady;
     let stops = engine
         .containers_of(&sandbox.id)
         .into_iter()
@@ -47,7 +53,9 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
             .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Stopped)
             .await?;
         phases::lap("state");
-        sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
+        if pause_was_alive {
+            sandbox_event(engine, &record, ContainerEventType::ContainerStoppedEvent);
+        }
     }
     Ok(())
 }
@@ -57,6 +65,10 @@ pub async fn stop(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodErro
 /// sandbox stays listed with the reason ([`keep_failed`]) and the next call tries again.
 pub async fn destroy(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodError> {
     let _op = sandbox.op.lock().await;
+    // Removed while this call waited for the lock: done, and nothing of it may be written again.
+    if engine.sandbox(&sandbox.id).is_err() {
+        return Ok(());
+    }
     let result = destroy_held(engine, sandbox).await;
     match &result {
         Ok(()) => sandbox_event(

@@ -130,6 +130,18 @@ impl StateStore {
         .await
     }
 
+    /// Moves an unreadable record out of the way, to `<dir>/quarantine/<kind>/<file>`: kept
+    /// for a person to look at, never read again (the next start-up is not hindered by it).
+    pub fn quarantine(&self, kind: Kind, path: &Path) -> Result<PathBuf, StoreError> {
+        let dir = self.dir.join("quarantine").join(kind.dir_name());
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let to = dir.join(format!("{name}.{}", now_nanos()));
+        fs::rename(path, &to).map_err(io_err(path))?;
+        sync_dir(&self.kind_dir(kind))?;
+        Ok(to)
+    }
+
     /// Every record of a kind; unreadable ones come back as errors so the caller can log them.
     pub fn load_all<T: DeserializeOwned>(
         &self,

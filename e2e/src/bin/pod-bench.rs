@@ -166,6 +166,8 @@ struct Target {
     log_dir: TempDir,
     run_id: String,
     userns: bool,
+    /// Own daemon with `--metrics`: its Prometheus port, for the heap allocation counter.
+    metrics_port: Option<u16>,
 }
 
 async fn setup(options: &Options) -> Result<Target> {
@@ -190,6 +192,7 @@ async fn setup(options: &Options) -> Result<Target> {
             log_dir,
             run_id,
             userns: options.userns,
+            metrics_port: None,
         };
         return Ok(target);
     }
@@ -205,7 +208,17 @@ async fn setup(options: &Options) -> Result<Target> {
         network.subnet()
     );
     let cgroup_parent = format!("/crius-bench-{}", crius_e2e::pods::requests::unique_uid());
-    let crius = Crius::builder()
+    let metrics_port = match options.metrics {
+        0 => None,
+        _ => Some(crius_e2e::util::free_port()?),
+    };
+    let mut builder = Crius::builder();
+    if let Some(port) = metrics_port {
+        builder = builder
+            .config_value("metrics.enable", true)
+            .config_value("metrics.port", i64::from(port));
+    }
+    let crius = builder
         .bin(&bin)
         .log_level("info")
         .insecure(&registry.host())
@@ -231,6 +244,7 @@ async fn setup(options: &Options) -> Result<Target> {
         log_dir,
         run_id,
         userns: options.userns,
+        metrics_port,
     })
 }
 
@@ -595,17 +609,38 @@ async fn metrics_scrape(target: &Target, n: usize) -> Result<()> {
     }
     let mut client = flow.client.clone();
     let (mut collecting, mut cached) = (Vec::new(), Vec::new());
+    let (mut collecting_allocs, mut cached_allocs) = (Vec::new(), Vec::new());
+    // What reading the counter itself allocates (one scrape of the endpoint), taken off below.
+    let scrape_allocs = match target.metrics_port {
+        Some(port) => {
+            let mut runs = Vec::new();
+            for _ in 0..5 {
+                let a = heap_allocations(port).await?;
+                runs.push(heap_allocations(port).await? - a);
+            }
+            Some((port, percentile(&runs, 50.0)))
+        }
+        None => None,
+    };
     let mut count = 0;
     for round in 0..11 {
         // Past the daemon's one-second cache: the first call collects, the next ones are cached.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         for i in 0..6 {
+            let allocs_before = match scrape_allocs {
+                Some((port, _)) => heap_allocations(port).await?,
+                None => 0.0,
+            };
             let started = Instant::now();
             let answer = client
                 .list_pod_sandbox_metrics(ListPodSandboxMetricsRequest {})
                 .await?
                 .into_inner();
             let secs = started.elapsed().as_secs_f64();
+            let allocs = match scrape_allocs {
+                Some((port, own)) => Some(heap_allocations(port).await? - allocs_before - own),
+                None => None,
+            };
             count = answer
                 .pod_metrics
                 .iter()
@@ -620,10 +655,23 @@ async fn metrics_scrape(target: &Target, n: usize) -> Result<()> {
             // The very first call also warms the daemon's code paths: left out.
             match (round, i) {
                 (0, _) => {}
-                (_, 0) => collecting.push(secs),
-                _ => cached.push(secs),
+                (_, 0) => {
+                    collecting.push(secs);
+                    collecting_allocs.extend(allocs);
+                }
+                _ => {
+                    cached.push(secs);
+                    cached_allocs.extend(allocs);
+                }
             }
         }
+    }
+    if !collecting_allocs.is_empty() {
+        println!(
+            "ListPodSandboxMetrics with {n} pods: collecting p50 {:.0} allocations, cached p50 {:.0} (the daemon's heap counter, less a scrape's own)",
+            percentile(&collecting_allocs, 50.0),
+            percentile(&cached_allocs, 50.0),
+        );
     }
     println!(
         "ListPodSandboxMetrics with {n} pods ({count} metrics): collecting p50 {:.2} ms, max {:.2} ms ({} calls); cached p50 {:.2} ms ({} calls)",
@@ -634,6 +682,20 @@ async fn metrics_scrape(target: &Target, n: usize) -> Result<()> {
         cached.len(),
     );
     Ok(())
+}
+
+/// The daemon's `crius_heap_allocations_total`, read from its Prometheus endpoint.
+async fn heap_allocations(port: u16) -> Result<f64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("crius_heap_allocations_total "))
+        .context("no crius_heap_allocations_total")?
+        .trim()
+        .parse()
+        .context("crius_heap_allocations_total")
 }
 
 async fn bench(target: &Target, options: &Options) -> Result<()> {

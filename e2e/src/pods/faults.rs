@@ -7,7 +7,9 @@
 //!   (an ADD still does the bridge's work first, so that a DEL is really owed).
 //! - [`SlowRuntime`]: a runtime handler whose `path` is a script that runs `crius oci`. With
 //!   `sleep-<subcommand>` it sleeps first, with `fail-<subcommand>` it fails (for `create`,
-//!   `start` and `delete`).
+//!   `start` and `delete`); with `stall-create` the create stalls half-way — its init made, in
+//!   its cgroup, the runtime's state not yet written — through `crius oci`'s fault point
+//!   `CRIUS_OCI_STALL_CREATE`.
 //!
 //! Both must outlive the daemon's pods (the scripts are their plugin and runtime), and a test
 //! should [`clear`](FaultyCni::clear) them before its cleanup removes those pods.
@@ -165,6 +167,9 @@ for arg in "$@"; do
     create|start|delete)
       if [ -f "$dir/sleep-$arg" ]; then sleep "$(cat "$dir/sleep-$arg")"; fi
       if [ -f "$dir/fail-$arg" ]; then echo "crius-e2e: $arg fails by the test flag" >&2; exit 1; fi
+      if [ "$arg" = create ] && [ -f "$dir/stall-create" ]; then
+        CRIUS_OCI_STALL_CREATE=$(cat "$dir/stall-create"); export CRIUS_OCI_STALL_CREATE
+      fi
       break;;
   esac
 done
@@ -187,6 +192,13 @@ exec {crius} oci "$@"
             &format!("sleep-{subcommand}"),
             seconds.map(|s| s.to_string()).as_deref(),
         )
+    }
+
+    /// `create` stalls this long after its init is made, before the runtime's state is
+    /// written (`None`: not at all).
+    pub fn stall_create(&self, seconds: Option<f64>) -> Result<()> {
+        self.flags
+            .set("stall-create", seconds.map(|s| s.to_string()).as_deref())
     }
 
     /// `subcommand` fails (`true`) or works.

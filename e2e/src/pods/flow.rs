@@ -118,6 +118,23 @@ impl PodFlow {
         serde_json::from_str(text).map_err(|e| Status::internal(e.to_string()))
     }
 
+    /// The verbose PodSandboxStatus' `info` document (crius': `pid` of the pause, …).
+    pub async fn pod_info(&mut self, id: &str) -> Result<serde_json::Value, Status> {
+        let info = self
+            .client
+            .pod_sandbox_status(PodSandboxStatusRequest {
+                pod_sandbox_id: id.to_string(),
+                verbose: true,
+            })
+            .await?
+            .into_inner()
+            .info;
+        let text = info
+            .get("info")
+            .ok_or_else(|| Status::internal("verbose PodSandboxStatus has no info"))?;
+        serde_json::from_str(text).map_err(|e| Status::internal(e.to_string()))
+    }
+
     pub async fn pod_status(&mut self, id: &str) -> Result<PodSandboxStatus, Status> {
         self.client
             .pod_sandbox_status(PodSandboxStatusRequest {

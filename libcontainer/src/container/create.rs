@@ -360,6 +360,7 @@ pub fn create(o: &CreateOpts) -> Result<()> {
             }
         }
     }
+    stall_for_tests();
     state.save(&o.root)?;
     if let Some(p) = &o.pid_file {
         write_atomic(p, state.pid.to_string().as_bytes())?;
@@ -368,6 +369,19 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     guard.manager = None;
     guard.init = None;
     Ok(())
+}
+
+/// Fault injection for the e2e suite (`e2e/src/pods/faults.rs`, docs/oci-runtime.md): with
+/// `CRIUS_OCI_STALL_CREATE=<seconds>`, create stops here for that long — its init made, past
+/// `pivot_root`, waiting on the exec fifo in its cgroup, and no state written yet — the window
+/// in which a daemon that dies and recovers finds nothing to delete.
+fn stall_for_tests() {
+    if let Some(secs) = std::env::var_os("CRIUS_OCI_STALL_CREATE")
+        .and_then(|s| s.to_str()?.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+    {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    }
 }
 
 /// Make the id-mapped mounts in the host's user namespace, now that the container's exists
