@@ -1200,3 +1200,51 @@ async fn hostile_images_are_refused_or_harmless_and_refusals_leave_nothing() {
     flow.remove_pod(&pod_id).await.unwrap();
     let _ = std::fs::remove_dir_all(CANARY_DIR);
 }
+
+/// The same layer, with a hard link into the layer below, over two different bases: each image
+/// gets its own copy of its own base's file, because the copied-up layer is stored under its
+/// chain id, not its diff id. Removing one image leaves the other's copy.
+#[tokio::test]
+async fn a_layer_linking_into_lower_layers_is_stored_per_base() {
+    let registry = TestRegistry::start(RegistryMode::Plain).await.unwrap();
+    let crius = crius_e2e::Crius::builder()
+        .insecure(&registry.host())
+        .start()
+        .await
+        .unwrap();
+    let mut client = crius.images().await.unwrap();
+    let linking = || layer(|t| t.hardlink("copy", "base-file").map(drop));
+    let mut keys = Vec::new();
+    for (tag, content) in [("base-a", b"from base a\n"), ("base-b", b"from base b\n")] {
+        let base = layer(|t| t.file("base-file", 0o644, content).map(drop));
+        let reference = push(
+            &registry,
+            &Proxy::for_registry(&registry).unwrap(),
+            tag,
+            image(vec![base, linking()]),
+        )
+        .await;
+        client.pull(&reference).await.unwrap();
+        let (_, info) = client.status_verbose(&reference, true).await.unwrap();
+        let info: Value = serde_json::from_str(&info["info"]).unwrap();
+        let top = info["layers"][2].as_str().unwrap().to_string();
+        let dir = crius.layers_dir().join(top.trim_start_matches("sha256:"));
+        assert_eq!(std::fs::read(dir.join("copy")).unwrap(), content, "{tag}");
+        keys.push((reference, top));
+    }
+    assert_ne!(
+        keys[0].1, keys[1].1,
+        "one store entry for two different copies"
+    );
+    client.remove(&keys[0].0).await.unwrap();
+    let dir = crius
+        .layers_dir()
+        .join(keys[1].1.trim_start_matches("sha256:"));
+    assert_eq!(std::fs::read(dir.join("copy")).unwrap(), b"from base b\n");
+    assert!(
+        !crius
+            .layers_dir()
+            .join(keys[0].1.trim_start_matches("sha256:"))
+            .exists()
+    );
+}

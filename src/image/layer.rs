@@ -315,3 +315,18 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        let chain = chain_ids(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert_eq!(chain[2], Digest::of(format!("{} {c}", chain[1]).as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
+}
