@@ -494,9 +494,18 @@ fn cases() -> Vec<Case> {
             Harmless,
         ),
         case(
-            "directories 500 deep",
+            "directories 2000 deep",
             one(|t| {
-                let path = "d/".repeat(500);
+                let path = "d/".repeat(2000);
+                t.pax(&[("path", format!("{path}f").as_bytes())])?;
+                t.file("x", 0o644, b"deep").map(drop)
+            }),
+            refused(Unknown, "deeper than 256"),
+        ),
+        case(
+            "directories 250 deep in a 16 KB path (over PATH_MAX)",
+            one(|t| {
+                let path = format!("{}/", "d".repeat(63)).repeat(250);
                 t.pax(&[("path", format!("{path}f").as_bytes())])?;
                 t.file("x", 0o644, b"deep").map(drop)
             }),
@@ -1148,6 +1157,10 @@ async fn hostile_images_are_refused_or_harmless_and_refusals_leave_nothing() {
                 assert!(
                     status.message().contains(says),
                     "{name}: wanted {says:?} in {status:?}"
+                );
+                assert!(
+                    !status.message().contains("bytes in all"),
+                    "{name}: the message was cut: {status:?}"
                 );
                 assert!(
                     status.message().len() <= 1024,

@@ -79,12 +79,17 @@ fn invalid(entry: &str, reason: &str) -> UnpackError {
     }
 }
 
+fn too_deep() -> String {
+    format!("path is deeper than {} directories", path::MAX_DEPTH)
+}
+
 fn path_error(entry: &str, e: PathError) -> UnpackError {
     match e {
         PathError::Escapes => UnpackError::PathEscapes {
             entry: entry.to_owned(),
         },
         PathError::Nul => invalid(entry, "path contains a NUL byte"),
+        PathError::TooDeep => invalid(entry, &too_deep()),
     }
 }
 
@@ -138,7 +143,7 @@ impl Unpacker {
         entry: &mut tar::Entry<'_, R>,
     ) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_path).into_owned();
+        let name = path::display(&raw_path);
         let Some(kind) = classify(entry.header().entry_type(), &raw_path, &name)? else {
             debug!(entry = %name, "ignoring global PAX header");
             return Ok(());
@@ -358,7 +363,7 @@ impl Unpacker {
             .link_name_bytes()
             .ok_or_else(|| invalid(name, "hard link has no target"))?
             .into_owned();
-        let target_name = String::from_utf8_lossy(&raw_target).into_owned();
+        let target_name = path::display(&raw_target);
         let missing = || UnpackError::LinkTargetMissing {
             entry: name.to_owned(),
             target: target_name.clone(),
@@ -369,6 +374,7 @@ impl Unpacker {
                 target: target_name.clone(),
             },
             PathError::Nul => invalid(name, "hard link target contains a NUL byte"),
+            PathError::TooDeep => invalid(name, &too_deep()),
         })?;
         let Some((target_base, target_parent)) = target.split_last() else {
             return Err(UnpackError::LinkTargetIsDirectory {
