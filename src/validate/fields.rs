@@ -256,7 +256,7 @@ pub fn pod_sysctl_namespaces(
 }
 
 /// A mount: an absolute container path with no `..`; a host path or an image, not both; an
-/// image volume read-only and unmapped; a known propagation, and recursive read-only only
+/// image volume read-only, unmapped, and its sub path relative without `..`; a known propagation, and recursive read-only only
 /// when read-only and private.
 pub fn mount(field: &str, m: &api::Mount) -> Result<(), Invalid> {
     let container_path = format!("{field}.container_path");
@@ -279,6 +279,22 @@ pub fn mount(field: &str, m: &api::Mount) -> Result<(), Invalid> {
         if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
             return Err(invalid(field, "an image volume takes no uid/gid mappings"));
         }
+        let sub = format!("{field}.image_sub_path");
+        path(&sub, &m.image_sub_path, false)?;
+        if m.image_sub_path.starts_with('/') || m.image_sub_path.split('/').any(|c| c == "..") {
+            return Err(invalid(
+                &sub,
+                format!(
+                    "{} must be a relative path without \"..\"",
+                    quote(&m.image_sub_path)
+                ),
+            ));
+        }
+    } else if m.host_path.is_empty() {
+        return Err(invalid(
+            &format!("{field}.host_path"),
+            "is required (or an image)",
+        ));
     }
     let Ok(propagation) = api::MountPropagation::try_from(m.propagation) else {
         return Err(invalid(

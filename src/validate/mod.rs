@@ -341,4 +341,52 @@ mod tests {
         let err = container_config(&c).unwrap_err().0;
         assert!(err.starts_with("mounts[0].container_path"), "{err}");
     }
+
+    #[test]
+    fn mounts_are_checked_for_form() {
+        let image_volume = |edit: fn(&mut api::Mount)| {
+            let mut m = api::Mount {
+                container_path: "/vol".into(),
+                image: Some(api::ImageSpec {
+                    image: "registry.local/data:1".into(),
+                    ..Default::default()
+                }),
+                readonly: true,
+                image_sub_path: "sub/dir".into(),
+                ..Default::default()
+            };
+            edit(&mut m);
+            fields::mount("mounts[0]", &m)
+        };
+        assert_eq!(image_volume(|_| {}), Ok(()));
+        for (want, edit) in [
+            (
+                "mounts[0].image_sub_path",
+                (|m| m.image_sub_path = "../x".into()) as fn(&mut api::Mount),
+            ),
+            ("mounts[0].image_sub_path", |m| {
+                m.image_sub_path = "/etc".into()
+            }),
+            ("mounts[0]: an image volume must be readonly", |m| {
+                m.readonly = false
+            }),
+            ("mounts[0]: host_path and image", |m| {
+                m.host_path = "/tmp".into()
+            }),
+            ("mounts[0].host_path", |m| m.image = None),
+            ("mounts[0].container_path", |m| {
+                m.container_path = "/a/../b".into()
+            }),
+            ("mounts[0].propagation", |m| m.propagation = 9),
+            ("mounts[0].recursive_read_only", |m| {
+                m.image = None;
+                m.host_path = "/tmp".into();
+                m.recursive_read_only = true;
+                m.readonly = false;
+            }),
+        ] {
+            let err = image_volume(edit).unwrap_err().0;
+            assert!(err.starts_with(want), "{want}: {err}");
+        }
+    }
 }
