@@ -428,3 +428,23 @@ fn a_link_replaced_later_in_its_layer_is_not_filled() {
     .expect("unpack");
     assert_eq!(fs::read(fx.at("g")).expect("read"), b"upper");
 }
+
+#[test]
+fn errors_show_at_most_100_bytes_of_a_long_name() {
+    let fx = Fixture::new();
+    let long = format!("{}/../x", "a".repeat(10_000));
+    let err = fx.unpack(
+        &Layer::new()
+            .pax(&[("path", long.as_bytes())])
+            .file("x", b"")
+            .bytes(),
+    );
+    let Err(UnpackError::PathEscapes { entry }) = err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        entry.len() < 130 && entry.ends_with("(10005 bytes)"),
+        "{entry}"
+    );
+    fx.assert_outside_untouched();
+}
