@@ -189,6 +189,76 @@ impl TarBuilder {
         )
     }
 
+    /// An entry written from raw header bytes, for the names and links a hostile layer carries
+    /// and the tar crate refuses to write (`..`, absolute): `path` and `link` up to 100 bytes.
+    /// `declared` is the size the header states, whatever `contents` holds.
+    pub fn raw(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        link: Option<&str>,
+        declared: u64,
+        contents: &[u8],
+    ) -> Result<&mut Self> {
+        let mut header = Self::header(kind, 0o644, 0, 0, declared);
+        let old = header.as_old_mut();
+        if path.len() > old.name.len() || link.is_some_and(|l| l.len() > old.linkname.len()) {
+            anyhow::bail!("raw tar entry {path:?}: name or link over 100 bytes");
+        }
+        old.name = [0; 100];
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(link) = link {
+            old.linkname = [0; 100];
+            old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_cksum();
+        self.builder
+            .append(&header, contents)
+            .with_context(|| format!("tar: raw entry {path}"))?;
+        Ok(self)
+    }
+
+    /// A PAX extended header: its records (`path`, `linkpath`, `SCHILY.xattr.*`, ...) apply to
+    /// the next entry.
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> Result<&mut Self> {
+        let mut data = Vec::new();
+        for (key, value) in records {
+            // The length prefix counts itself.
+            let rest = key.len() + value.len() + 3;
+            let mut len = rest + rest.to_string().len();
+            if len.to_string().len() != rest.to_string().len() {
+                len += 1;
+            }
+            data.extend_from_slice(format!("{len} {key}=").as_bytes());
+            data.extend_from_slice(value);
+            data.push(b'\n');
+        }
+        self.raw(
+            "PaxHeaders/x",
+            tar::EntryType::XHeader,
+            None,
+            data.len() as u64,
+            &data,
+        )
+    }
+
+    /// A character or block device node, or a FIFO (`major`/`minor` unused).
+    pub fn node(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+    ) -> Result<&mut Self> {
+        let mut header = Self::header(kind, 0o666, 0, 0, 0);
+        header.set_device_major(major)?;
+        header.set_device_minor(minor)?;
+        self.builder
+            .append_data(&mut header, path, std::io::empty())
+            .with_context(|| format!("tar: node {path}"))?;
+        Ok(self)
+    }
+
     /// The finished archive (with its end-of-archive blocks).
     pub fn finish(self) -> Result<Vec<u8>> {
         self.builder.into_inner().context("finishing tar archive")

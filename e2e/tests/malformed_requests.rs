@@ -2,8 +2,11 @@
 //! request over the size limit: RESOURCE_EXHAUSTED) with a short message, leaves nothing on the
 //! host and no state record, and the daemon goes on serving. The bounds: docs/cri-api.md.
 
+use crius_e2e::cri::api::security_profile::ProfileType;
 use crius_e2e::cri::api::{
-    ContainerStatusRequest, LinuxContainerConfig, LinuxContainerResources, Mount, PortMapping,
+    Capability, ContainerStatusRequest, ImageSpec, Int64Value, LinuxContainerConfig,
+    LinuxContainerResources, LinuxContainerSecurityContext, LinuxSandboxSecurityContext, Mount,
+    NamespaceMode, NamespaceOption, PodSandboxConfig, PortMapping, SeLinuxOption, SecurityProfile,
     UpdateContainerResourcesRequest, UpdatePodSandboxResourcesRequest, VersionRequest,
 };
 use crius_e2e::pods::{PodEnv, pod_config, sleep_container};
@@ -28,6 +31,14 @@ fn expect(what: &str, result: Result<String, Status>, code: Code) {
         "{what}: a {}-byte message",
         err.message().len()
     );
+}
+
+/// The pod's `linux.security_context`, made if absent.
+fn pod_security(p: &mut PodSandboxConfig) -> &mut LinuxSandboxSecurityContext {
+    p.linux
+        .get_or_insert_with(Default::default)
+        .security_context
+        .get_or_insert_with(Default::default)
 }
 
 fn resources(edit: impl FnOnce(&mut LinuxContainerResources)) -> LinuxContainerResources {
@@ -147,6 +158,69 @@ async fn malformed_requests_are_invalid_argument_and_leave_nothing() {
             }),
         ),
         (
+            "non-namespaced sysctl",
+            Box::new(|p| {
+                p.linux
+                    .as_mut()
+                    .unwrap()
+                    .sysctls
+                    .insert("kernel.panic".into(), "1".into());
+            }),
+        ),
+        (
+            "net sysctl in the node's network namespace",
+            Box::new(|p| {
+                let linux = p.linux.as_mut().unwrap();
+                linux
+                    .sysctls
+                    .insert("net.ipv4.ip_forward".into(), "1".into());
+                pod_security(p).namespace_options = Some(NamespaceOption {
+                    network: NamespaceMode::Node as i32,
+                    ..Default::default()
+                });
+            }),
+        ),
+        (
+            "pod run_as_user -1",
+            Box::new(|p| pod_security(p).run_as_user = Some(Int64Value { value: -1 })),
+        ),
+        (
+            "pod supplemental group 2^32",
+            Box::new(|p| pod_security(p).supplemental_groups = vec![1 << 32]),
+        ),
+        (
+            "pod seccomp Localhost with a relative path",
+            Box::new(|p| {
+                pod_security(p).seccomp = Some(SecurityProfile {
+                    profile_type: ProfileType::Localhost as i32,
+                    localhost_ref: "profiles/audit.json".into(),
+                })
+            }),
+        ),
+        (
+            "pod seccomp profile type 7",
+            Box::new(|p| {
+                pod_security(p).seccomp = Some(SecurityProfile {
+                    profile_type: 7,
+                    localhost_ref: String::new(),
+                })
+            }),
+        ),
+        (
+            "pod legacy seccomp string",
+            #[allow(deprecated)]
+            Box::new(|p| pod_security(p).seccomp_profile_path = "docker/strict".into()),
+        ),
+        (
+            "pod namespace mode 9",
+            Box::new(|p| {
+                pod_security(p).namespace_options = Some(NamespaceOption {
+                    ipc: 9,
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
             "relative log directory",
             Box::new(|p| p.log_directory = "logs".into()),
         ),
@@ -206,6 +280,16 @@ async fn malformed_requests_are_invalid_argument_and_leave_nothing() {
             })
         })
     };
+    let with_security = |edit: fn(&mut LinuxContainerSecurityContext)| -> ContainerEdit {
+        Box::new(move |c| {
+            let mut security = LinuxContainerSecurityContext::default();
+            edit(&mut security);
+            c.linux = Some(LinuxContainerConfig {
+                security_context: Some(security),
+                ..Default::default()
+            })
+        })
+    };
     let bad_containers: Vec<(&str, ContainerEdit)> = vec![
         (
             "1 MB container name",
@@ -260,6 +344,110 @@ async fn malformed_requests_are_invalid_argument_and_leave_nothing() {
         (
             "log path escaping",
             Box::new(|c| c.log_path = "../../escape.log".into()),
+        ),
+        (
+            "mount path with ..",
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    container_path: "/data/../../etc".into(),
+                    host_path: "/tmp".into(),
+                    ..Default::default()
+                }]
+            }),
+        ),
+        (
+            "writable image volume",
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    container_path: "/vol".into(),
+                    image: Some(ImageSpec {
+                        image: "registry.invalid/vol:1".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]
+            }),
+        ),
+        (
+            "mount propagation 9",
+            Box::new(|c| {
+                c.mounts = vec![Mount {
+                    container_path: "/data".into(),
+                    host_path: "/tmp".into(),
+                    propagation: 9,
+                    ..Default::default()
+                }]
+            }),
+        ),
+        (
+            "unknown capability",
+            with_security(|s| {
+                s.capabilities = Some(Capability {
+                    add_capabilities: vec!["CAP_FLY".into()],
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "ambient ALL",
+            with_security(|s| {
+                s.capabilities = Some(Capability {
+                    add_ambient_capabilities: vec!["ALL".into()],
+                    ..Default::default()
+                })
+            }),
+        ),
+        (
+            "run_as_user -1",
+            with_security(|s| s.run_as_user = Some(Int64Value { value: -1 })),
+        ),
+        (
+            "run_as_group 2^32",
+            with_security(|s| s.run_as_group = Some(Int64Value { value: 1 << 32 })),
+        ),
+        (
+            "run_as_username with a newline",
+            with_security(|s| s.run_as_username = "root\nx".into()),
+        ),
+        (
+            "relative masked path",
+            with_security(|s| s.masked_paths = vec!["proc/kcore".into()]),
+        ),
+        (
+            "1 MB readonly path",
+            with_security(|s| s.readonly_paths = vec![format!("/{}", "r".repeat(MB))]),
+        ),
+        (
+            "seccomp Localhost with a relative path",
+            with_security(|s| {
+                s.seccomp = Some(SecurityProfile {
+                    profile_type: ProfileType::Localhost as i32,
+                    localhost_ref: "audit.json".into(),
+                })
+            }),
+        ),
+        (
+            "AppArmor Localhost without a name",
+            with_security(|s| {
+                s.apparmor = Some(SecurityProfile {
+                    profile_type: ProfileType::Localhost as i32,
+                    localhost_ref: String::new(),
+                })
+            }),
+        ),
+        (
+            "legacy AppArmor string",
+            #[allow(deprecated)]
+            with_security(|s| s.apparmor_profile = "strict".into()),
+        ),
+        (
+            "SELinux type with a colon",
+            with_security(|s| {
+                s.selinux_options = Some(SeLinuxOption {
+                    r#type: "container_t:s0".into(),
+                    ..Default::default()
+                })
+            }),
         ),
     ];
     for (what, edit) in &bad_containers {

@@ -1,8 +1,15 @@
 //! Fetching one layer: the blob streams from the registry through digest and size checks,
 //! decompression and the unpacker straight into a directory under `tmp/`, which is renamed into
 //! `layers/` only when every check passed. Nothing of a bad blob is kept.
+//!
+//! A layer is stored under its diff id, except one with hard links to files of lower layers:
+//! those links become copies of the lower files ([`copy_up`]), so what it unpacks to depends on
+//! the layers below, and it is stored under its chain id (the OCI `ChainID`, as containerd keys
+//! its snapshots). Whether a layer has such links is a property of its tar, so a diff id is
+//! always stored the one way or always the other.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -16,7 +23,7 @@ use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::store::{LayerRecord, Store};
 use super::transport::Transport;
-use super::unpack::{Compression, UnpackStats, unpack_layer};
+use super::unpack::{Compression, LowerLink, UnpackStats, copy_up_lower_links, unpack_layer};
 
 /// What the puller knows about a layer from the manifest and config.
 pub struct LayerSpec {
@@ -24,6 +31,48 @@ pub struct LayerSpec {
     pub size: u64,
     pub media_type: String,
     pub diff_id: Digest,
+    /// The OCI chain id of the image's layers up to and including this one.
+    pub chain_id: Digest,
+}
+
+/// The OCI `ChainID`s of layers with these diff ids, lowest first.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match chain.last() {
+            None => diff_id.clone(),
+            Some(below) => Digest::of(format!("{below} {diff_id}").as_bytes()),
+        };
+        chain.push(next);
+    }
+    chain
+}
+
+/// What fetching a layer left.
+pub enum Fetched {
+    /// The layer is in the store under this key (its diff id or its chain id).
+    Stored(Digest),
+    /// Unpacked, but its hard links to lower layers wait for [`copy_up`].
+    Pending(Pending),
+}
+
+/// An unpacked layer under `tmp/` with placeholders for its links into lower layers; the
+/// directory is deleted if it is dropped before [`copy_up`] stores it.
+pub struct Pending {
+    dir: Option<PathBuf>,
+    links: Vec<LowerLink>,
+    record: LayerRecord,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(discard(dir))),
+                Err(_) => drop(std::fs::remove_dir_all(dir)),
+            }
+        }
+    }
 }
 
 /// The first problem the download stream itself saw (digest, size, network), kept because the
@@ -36,9 +85,11 @@ pub async fn fetch(
     transport: &Transport,
     reference: &oci_client::Reference,
     layer: &LayerSpec,
-) -> Result<()> {
-    if store.has_layer(&layer.diff_id) {
-        return Ok(());
+) -> Result<Fetched> {
+    for key in [&layer.diff_id, &layer.chain_id] {
+        if store.has_layer(key) {
+            return Ok(Fetched::Stored(key.clone()));
+        }
     }
     let stream = transport.blob_stream(reference, &layer.digest).await?;
     let fault: StreamFault = Arc::default();
@@ -92,17 +143,78 @@ pub async fn fetch(
             ),
         });
     }
-    let final_dir = store.layer_dir(&layer.diff_id);
-    tokio::fs::rename(&tmp, &final_dir)
-        .await
-        .map_err(|e| ImageError::io(format!("store layer {}", layer.diff_id), e))?;
-    store.add_layer(
-        &layer.diff_id,
-        LayerRecord {
-            bytes: stats.size,
-            inodes: stats.entries,
-        },
-    );
+    let record = LayerRecord {
+        bytes: stats.size,
+        inodes: stats.entries,
+    };
+    if !stats.lower_links.is_empty() {
+        return Ok(Fetched::Pending(Pending {
+            dir: Some(tmp),
+            links: stats.lower_links,
+            record,
+        }));
+    }
+    store_dir(store, tmp, &layer.diff_id, record).await?;
+    Ok(Fetched::Stored(layer.diff_id.clone()))
+}
+
+/// Fills `pending`'s links from `lowers` (the image's lower layer directories, topmost first)
+/// and stores it under its chain id, unless the store has that already.
+pub async fn copy_up(
+    store: &Store,
+    layer: &LayerSpec,
+    mut pending: Pending,
+    lowers: Vec<PathBuf>,
+) -> Result<Digest> {
+    let key = layer.chain_id.clone();
+    if store.has_layer(&key) {
+        return Ok(key);
+    }
+    let Some(dir) = pending.dir.take() else {
+        return Err(ImageError::io(
+            format!("layer {}", layer.digest),
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    };
+    let links = std::mem::take(&mut pending.links);
+    let work = dir.clone();
+    let copied = tokio::task::spawn_blocking(move || {
+        let lowers: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+        copy_up_lower_links(&work, &links, &lowers)
+    })
+    .await;
+    let copied = match copied {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(source)) => {
+            discard(dir).await;
+            return Err(ImageError::Unpack {
+                digest: layer.digest.to_string(),
+                source,
+            });
+        }
+        Err(join) => {
+            discard(dir).await;
+            return Err(ImageError::Registry(format!(
+                "layer {}: copy-up task failed: {join}",
+                layer.digest
+            )));
+        }
+    };
+    let record = LayerRecord {
+        bytes: pending.record.bytes + copied,
+        ..pending.record
+    };
+    store_dir(store, dir, &key, record).await?;
+    Ok(key)
+}
+
+/// Moves a finished layer directory into `layers/` under `key` and records it.
+async fn store_dir(store: &Store, dir: PathBuf, key: &Digest, record: LayerRecord) -> Result<()> {
+    if let Err(e) = tokio::fs::rename(&dir, store.layer_dir(key)).await {
+        discard(dir).await;
+        return Err(ImageError::io(format!("store layer {key}"), e));
+    }
+    store.add_layer(key, record);
     Ok(())
 }
 
@@ -149,7 +261,7 @@ fn unpack_error(layer: &LayerSpec, err: std::io::Error) -> ImageError {
     }
 }
 
-async fn discard(dir: std::path::PathBuf) {
+async fn discard(dir: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
 }
 
@@ -201,5 +313,20 @@ where
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let (a, b, c) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"c"));
+        let chain = chain_ids(&[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(chain[0], a);
+        assert_eq!(chain[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert_eq!(chain[2], Digest::of(format!("{} {c}", chain[1]).as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
     }
 }

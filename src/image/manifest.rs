@@ -14,6 +14,15 @@ pub const ACCEPTED: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+const INDEX_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+const MANIFEST_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
 pub enum Fetched {
     Index(Box<ImageIndex>),
     Manifest(Box<ImageManifest>),
@@ -29,7 +38,31 @@ pub fn parse(body: &[u8], digest: &Digest) -> Result<Fetched> {
             "manifest {digest} is Docker schema 1, which crius does not pull"
         )));
     }
-    if value.get("manifests").is_some() {
+    let declared = value
+        .get("mediaType")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let is_index = value.get("manifests").is_some();
+    let is_manifest = value.get("layers").is_some() || value.get("config").is_some();
+    // A document claiming to be one kind while shaped as the other is refused, as containerd
+    // refuses it: a client trusting the media type would read it differently from us.
+    let contradicts = (is_index && (is_manifest || MANIFEST_MEDIA_TYPES.contains(&declared)))
+        || (is_manifest && INDEX_MEDIA_TYPES.contains(&declared));
+    if contradicts {
+        let declared: String = declared.chars().take(100).collect();
+        return Err(ImageError::Verification {
+            digest: digest.to_string(),
+            message: format!(
+                "manifest says its media type is {declared:?} but it has the fields of {}",
+                if is_index {
+                    "an index"
+                } else {
+                    "an image manifest"
+                }
+            ),
+        });
+    }
+    if is_index {
         serde_json::from_value(value)
             .map(Fetched::Index)
             .map_err(bad)
@@ -60,8 +93,9 @@ pub fn host_platform() -> (&'static str, &'static str, Option<&'static str>) {
 }
 
 /// Picks the manifest for `platform` from an index: os and architecture must match; a variant,
-/// when both sides name one, must match too (an entry without a variant fits any). The digest
-/// and the size the index declares for it.
+/// when both sides name one, must match too (an entry without a variant fits any). Entries
+/// whose media type is not an image manifest's (a nested index, an artifact) are passed over.
+/// The digest and the size the index declares for it.
 pub fn select(
     index: &ImageIndex,
     (os, arch, variant): (&str, &str, Option<&str>),
@@ -69,6 +103,7 @@ pub fn select(
     index
         .manifests()
         .iter()
+        .filter(|m| MANIFEST_MEDIA_TYPES.contains(&m.media_type().to_string().as_str()))
         .filter(|m| {
             m.platform().as_ref().is_some_and(|p| {
                 p.os().to_string() == os
@@ -107,6 +142,34 @@ pub fn check_config_descriptor(
         )));
     }
     check_size("config", declared_size, body, digest)
+}
+
+/// Media types of image layers crius unpacks: OCI's (plain, gzip, zstd, also
+/// non-distributable) and Docker schema 2's.
+const LAYER_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+];
+
+/// A layer descriptor must name a layer media type: anything else (a config, a manifest, an
+/// artifact's blob, an encrypted layer) is not a filesystem changeset crius can unpack.
+pub fn check_layer_media_type(media_type: &str, digest: &str) -> Result<()> {
+    if LAYER_MEDIA_TYPES.contains(&media_type) {
+        return Ok(());
+    }
+    let shown: String = media_type.chars().take(100).collect();
+    let digest: String = digest.chars().take(100).collect();
+    Err(ImageError::Unsupported(format!(
+        "layer {digest} has media type {shown:?}, which is not an image layer"
+    )))
 }
 
 /// A fetched document is exactly as large as the descriptor that named it said.

@@ -1,7 +1,7 @@
 //! `PullImage`: resolve the name, try each endpoint (mirrors first), fetch manifest and config,
 //! fetch the layers in parallel (bounded), and commit the image to the store in one step.
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::ImageManager;
 use super::auth::Credentials;
@@ -161,21 +161,27 @@ impl ImageManager {
                 summary.diff_ids.len()
             )));
         }
+        let chain_ids = layer::chain_ids(&summary.diff_ids);
         let layers = manifest
             .layers()
             .iter()
-            .zip(&summary.diff_ids)
-            .map(|(desc, diff_id)| {
+            .zip(summary.diff_ids.iter().zip(&chain_ids))
+            .map(|(desc, (diff_id, chain_id))| {
+                let media_type = desc.media_type().to_string();
+                manifest::check_layer_media_type(&media_type, desc.digest().as_ref())?;
                 Ok(LayerSpec {
                     digest: Digest::parse(desc.digest().as_ref())?,
                     size: desc.size(),
-                    media_type: desc.media_type().to_string(),
+                    media_type,
                     diff_id: diff_id.clone(),
+                    chain_id: chain_id.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
 
+        // A layer is stored under its diff id or its chain id (see `layer`): both are held.
         let mut held: Vec<String> = summary.diff_ids.iter().map(|d| d.to_string()).collect();
+        held.extend(chain_ids.iter().map(|d| d.to_string()));
         held.extend([
             config_digest.to_string(),
             manifest_digest.to_string(),
@@ -194,15 +200,29 @@ impl ImageManager {
         })
         .await?;
 
-        futures::stream::iter(layers.iter().map(Ok))
-            .try_for_each_concurrent(downloads, |spec| {
-                let (transport, reference) = (&transport, &reference);
-                async move {
-                    let _lock = self.layer_locks.lock(spec.diff_id.as_str()).await;
-                    layer::fetch(&self.store, transport, reference, spec).await
-                }
-            })
+        // Collected first: a stream combinator's closure over borrowed specs is not `Send`
+        // for every lifetime, as the gRPC handler's future must be.
+        let downloads_in_order: Vec<_> = layers
+            .iter()
+            .map(|spec| self.fetch_layer(&transport, &reference, spec))
+            .collect();
+        let fetched: Vec<layer::Fetched> = futures::stream::iter(downloads_in_order)
+            .buffered(downloads)
+            .try_collect()
             .await?;
+        // Links into lower layers are filled bottom-up, once the layers below are stored.
+        let mut keys: Vec<Digest> = Vec::with_capacity(layers.len());
+        for (spec, fetched) in layers.iter().zip(fetched) {
+            let key = match fetched {
+                layer::Fetched::Stored(key) => key,
+                layer::Fetched::Pending(pending) => {
+                    let lowers = keys.iter().rev().map(|k| self.store.layer_dir(k)).collect();
+                    let _lock = self.layer_locks.lock(spec.chain_id.as_str()).await;
+                    layer::copy_up(&self.store, spec, pending, lowers).await?
+                }
+            };
+            keys.push(key);
+        }
 
         let size = layers.iter().map(|l| l.size).sum::<u64>() + config_body.len() as u64;
         let record = ImageRecord {
@@ -216,13 +236,24 @@ impl ImageManager {
                 .into_iter()
                 .collect(),
             repo_digests: vec![image.repo_digest(top_digest.as_str())],
-            layers: summary.diff_ids.iter().map(|d| d.to_string()).collect(),
+            layers: keys.iter().map(|d| d.to_string()).collect(),
             size,
             user: summary.user,
             extra_blobs: index.map(|(d, _)| d.to_string()).into_iter().collect(),
         };
         self.blocking(move |store| store.commit(record)).await?;
         Ok(config_digest.to_string())
+    }
+
+    /// One layer, under its diff id's lock so concurrent pulls fetch it once.
+    async fn fetch_layer(
+        &self,
+        transport: &Transport,
+        reference: &oci_client::Reference,
+        spec: &LayerSpec,
+    ) -> Result<layer::Fetched> {
+        let _lock = self.layer_locks.lock(spec.diff_id.as_str()).await;
+        layer::fetch(&self.store, transport, reference, spec).await
     }
 
     /// The config blob, from the store when an earlier (or concurrent) pull kept it: under the

@@ -1,7 +1,8 @@
 //! The image store on disk, under `<root>/images/`:
 //!
 //! - `blobs/sha256/<hex>`: manifests, indexes and image configs, content-addressed;
-//! - `layers/<hex of diff_id>/`: each layer unpacked once, ready to be an overlayfs lower layer;
+//! - `layers/<hex of diff_id>/`: each layer unpacked once, ready to be an overlayfs lower layer
+//!   (`<hex of chain id>` for a layer with hard links into lower layers: see `image::layer`);
 //! - `tmp/`: work in progress (downloads being unpacked, files being written); wiped at start-up;
 //! - `index.json`: names → manifest → config, per-layer sizes, and the layers each container
 //!   keeps mounted (its rootfs and image volumes), which collection spares even when their image
@@ -40,7 +41,8 @@ pub struct ImageRecord {
     pub repo_tags: Vec<String>,
     /// `name@<digest>` of what the registry served (the index digest for multi-arch images).
     pub repo_digests: Vec<String>,
-    /// Diff ids, lowest layer first.
+    /// The store keys of its layers, lowest first: a layer's diff id, or its chain id when its
+    /// hard links reach into lower layers (`image::layer`).
     pub layers: Vec<String>,
     /// Bytes of config plus compressed layers, as the registry served them.
     pub size: u64,

@@ -203,6 +203,116 @@ pub fn path(field: &str, value: &str, absolute: bool) -> Result<(), Invalid> {
 }
 
 /// The pod's log directory: empty (crius' own) or an absolute path.
+/// sysctls the kernel scopes to the ipc namespace (besides `fs.mqueue.*`).
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// A pod's sysctls must be namespaced (net, ipc, uts), in a namespace the pod does not share
+/// with the node: anything else would change the node itself.
+pub fn pod_sysctl_namespaces(
+    map: &HashMap<String, String>,
+    ns: Option<&api::NamespaceOption>,
+) -> Result<(), Invalid> {
+    let on_node = |mode: Option<i32>| mode == Some(api::NamespaceMode::Node as i32);
+    let host_network = on_node(ns.map(|n| n.network));
+    let host_ipc = on_node(ns.map(|n| n.ipc));
+    for key in map.keys() {
+        let name = key.replace('/', ".");
+        let (namespace, shared) = if name.starts_with("net.") {
+            ("network", host_network)
+        } else if name.starts_with("fs.mqueue.") || IPC_SYSCTLS.contains(&name.as_str()) {
+            ("ipc", host_ipc)
+        } else if name == "kernel.hostname" || name == "kernel.domainname" {
+            // The UTS namespace follows the network one.
+            ("uts", host_network)
+        } else {
+            return Err(invalid(
+                "linux.sysctls",
+                format!(
+                    "{} is not namespaced and cannot be set for a pod",
+                    quote(key)
+                ),
+            ));
+        };
+        if shared {
+            return Err(invalid(
+                "linux.sysctls",
+                format!(
+                    "{} is not allowed: the pod uses the node's {namespace} namespace",
+                    quote(key)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A mount: an absolute container path with no `..`; a host path or an image, not both; an
+/// image volume read-only, unmapped, and its sub path relative without `..`; a known propagation, and recursive read-only only
+/// when read-only and private.
+pub fn mount(field: &str, m: &api::Mount) -> Result<(), Invalid> {
+    let container_path = format!("{field}.container_path");
+    path(&container_path, &m.container_path, true)?;
+    if m.container_path.split('/').any(|c| c == "..") {
+        return Err(invalid(
+            &container_path,
+            format!("{} contains \"..\"", quote(&m.container_path)),
+        ));
+    }
+    path(&format!("{field}.host_path"), &m.host_path, false)?;
+    if let Some(image) = m.image.as_ref().filter(|i| !i.image.is_empty()) {
+        bounded_text(&format!("{field}.image.image"), &image.image, PATH_BYTES)?;
+        if !m.host_path.is_empty() {
+            return Err(invalid(field, "host_path and image are mutually exclusive"));
+        }
+        if !m.readonly {
+            return Err(invalid(field, "an image volume must be readonly"));
+        }
+        if !m.uid_mappings.is_empty() || !m.gid_mappings.is_empty() {
+            return Err(invalid(field, "an image volume takes no uid/gid mappings"));
+        }
+        let sub = format!("{field}.image_sub_path");
+        path(&sub, &m.image_sub_path, false)?;
+        if m.image_sub_path.starts_with('/') || m.image_sub_path.split('/').any(|c| c == "..") {
+            return Err(invalid(
+                &sub,
+                format!(
+                    "{} must be a relative path without \"..\"",
+                    quote(&m.image_sub_path)
+                ),
+            ));
+        }
+    } else if m.host_path.is_empty() {
+        return Err(invalid(
+            &format!("{field}.host_path"),
+            "is required (or an image)",
+        ));
+    }
+    let Ok(propagation) = api::MountPropagation::try_from(m.propagation) else {
+        return Err(invalid(
+            &format!("{field}.propagation"),
+            format!("{} is not a propagation", m.propagation),
+        ));
+    };
+    if m.recursive_read_only
+        && (!m.readonly || propagation != api::MountPropagation::PropagationPrivate)
+    {
+        return Err(invalid(
+            &format!("{field}.recursive_read_only"),
+            "requires readonly and private propagation",
+        ));
+    }
+    Ok(())
+}
+
 pub fn log_directory(value: &str) -> Result<(), Invalid> {
     if value.is_empty() {
         return Ok(());

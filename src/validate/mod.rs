@@ -2,8 +2,10 @@
 //! CreateContainer, UpdateContainerResources and UpdatePodSandboxResources (names, hostnames,
 //! labels, ports, sysctls, paths, resources) are checked here, before the handler creates or
 //! changes anything on the host, and a bad one answers INVALID_ARGUMENT naming the field. The
-//! bounds are in `docs/cri-api.md`. (Security-context choices — capabilities, profiles, users —
-//! are still checked where the spec is generated, `oci/`.)
+//! bounds are in `docs/cri-api.md`. Security contexts are checked for form here (`security`):
+//! ids, capability names, profile references, namespace modes, masked and read-only paths;
+//! what depends on the host (a profile file's content, whether AppArmor is on, a user name in
+//! the image's `/etc/passwd`) is answered where the spec is generated, `oci/`.
 //!
 //! Every error message that echoes input quotes it through [`quote`] (at most [`QUOTE_BYTES`]
 //! bytes of it), and [`bounded`] caps a whole message, so a 1 MB name never travels back in a
@@ -11,6 +13,7 @@
 
 mod fields;
 mod resources;
+mod security;
 
 use crate::api;
 
@@ -115,6 +118,14 @@ pub fn pod_sandbox_config(config: &api::PodSandboxConfig) -> Result<(), Invalid>
     if let Some(linux) = &config.linux {
         fields::cgroup_parent(&linux.cgroup_parent)?;
         fields::sysctls(&linux.sysctls)?;
+        let ns = linux
+            .security_context
+            .as_ref()
+            .and_then(|s| s.namespace_options.as_ref());
+        fields::pod_sysctl_namespaces(&linux.sysctls, ns)?;
+        if let Some(sc) = &linux.security_context {
+            security::pod_security_context(sc)?;
+        }
         if let Some(r) = &linux.overhead {
             overhead("linux.overhead", r)?;
         }
@@ -142,13 +153,7 @@ pub fn container_config(config: &api::ContainerConfig) -> Result<(), Invalid> {
         fields::env(&format!("envs[{i}]"), env)?;
     }
     for (i, mount) in config.mounts.iter().enumerate() {
-        let field = format!("mounts[{i}]");
-        fields::path(
-            &format!("{field}.container_path"),
-            &mount.container_path,
-            true,
-        )?;
-        fields::path(&format!("{field}.host_path"), &mount.host_path, false)?;
+        fields::mount(&format!("mounts[{i}]"), mount)?;
     }
     for (i, device) in config.devices.iter().enumerate() {
         fields::device(&format!("devices[{i}]"), device)?;
@@ -156,8 +161,13 @@ pub fn container_config(config: &api::ContainerConfig) -> Result<(), Invalid> {
     fields::labels("labels", &config.labels)?;
     fields::labels("annotations", &config.annotations)?;
     fields::log_path(&config.log_path)?;
-    if let Some(r) = config.linux.as_ref().and_then(|l| l.resources.as_ref()) {
-        container_resources("linux.resources", r)?;
+    if let Some(linux) = &config.linux {
+        if let Some(r) = &linux.resources {
+            container_resources("linux.resources", r)?;
+        }
+        if let Some(sc) = &linux.security_context {
+            security::container_security_context(sc)?;
+        }
     }
     Ok(())
 }
@@ -253,6 +263,38 @@ mod tests {
     }
 
     #[test]
+    fn pod_sysctls_must_be_namespaced_and_not_shared_with_the_node() {
+        let mut p = pod();
+        let linux = p.linux.get_or_insert_with(Default::default);
+        linux.sysctls = [("net.ipv4.ip_forward".to_string(), "1".to_string())].into();
+        assert_eq!(pod_sandbox_config(&p), Ok(()));
+        for (key, host_network) in [
+            ("kernel.panic", false),
+            ("vm.swappiness", false),
+            ("net.ipv4.ip_forward", true),
+            ("kernel.hostname", true),
+        ] {
+            let mut p = pod();
+            let linux = p.linux.get_or_insert_with(Default::default);
+            linux.sysctls = [(key.to_string(), "1".to_string())].into();
+            if host_network {
+                linux.security_context = Some(api::LinuxSandboxSecurityContext {
+                    namespace_options: Some(api::NamespaceOption {
+                        network: api::NamespaceMode::Node as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+            let err = pod_sandbox_config(&p).unwrap_err().0;
+            assert!(
+                err.starts_with("linux.sysctls") && err.contains(key),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn the_ignored_hostname_of_a_host_network_pod_is_not_checked() {
         let mut p = pod();
         p.hostname = "node_1".into();
@@ -298,5 +340,53 @@ mod tests {
         c.mounts[0].container_path = "etc/hosts".into();
         let err = container_config(&c).unwrap_err().0;
         assert!(err.starts_with("mounts[0].container_path"), "{err}");
+    }
+
+    #[test]
+    fn mounts_are_checked_for_form() {
+        let image_volume = |edit: fn(&mut api::Mount)| {
+            let mut m = api::Mount {
+                container_path: "/vol".into(),
+                image: Some(api::ImageSpec {
+                    image: "registry.local/data:1".into(),
+                    ..Default::default()
+                }),
+                readonly: true,
+                image_sub_path: "sub/dir".into(),
+                ..Default::default()
+            };
+            edit(&mut m);
+            fields::mount("mounts[0]", &m)
+        };
+        assert_eq!(image_volume(|_| {}), Ok(()));
+        for (want, edit) in [
+            (
+                "mounts[0].image_sub_path",
+                (|m| m.image_sub_path = "../x".into()) as fn(&mut api::Mount),
+            ),
+            ("mounts[0].image_sub_path", |m| {
+                m.image_sub_path = "/etc".into()
+            }),
+            ("mounts[0]: an image volume must be readonly", |m| {
+                m.readonly = false
+            }),
+            ("mounts[0]: host_path and image", |m| {
+                m.host_path = "/tmp".into()
+            }),
+            ("mounts[0].host_path", |m| m.image = None),
+            ("mounts[0].container_path", |m| {
+                m.container_path = "/a/../b".into()
+            }),
+            ("mounts[0].propagation", |m| m.propagation = 9),
+            ("mounts[0].recursive_read_only", |m| {
+                m.image = None;
+                m.host_path = "/tmp".into();
+                m.recursive_read_only = true;
+                m.readonly = false;
+            }),
+        ] {
+            let err = image_volume(edit).unwrap_err().0;
+            assert!(err.starts_with(want), "{want}: {err}");
+        }
     }
 }

@@ -14,6 +14,7 @@ use tar::EntryType;
 use tracing::debug;
 
 use super::fsops::{self, Node, Slot, Tree, WalkError, open_dir, set_xattr};
+use super::lower::LowerLink;
 use super::meta::{Meta, sys};
 use super::path::{self, LayerPath, PathError, Whiteout, display_prefix};
 use super::stream::read_error;
@@ -78,12 +79,17 @@ fn invalid(entry: &str, reason: &str) -> UnpackError {
     }
 }
 
+fn too_deep() -> String {
+    format!("path is deeper than {} directories", path::MAX_DEPTH)
+}
+
 fn path_error(entry: &str, e: PathError) -> UnpackError {
     match e {
         PathError::Escapes => UnpackError::PathEscapes {
             entry: entry.to_owned(),
         },
         PathError::Nul => invalid(entry, "path contains a NUL byte"),
+        PathError::TooDeep => invalid(entry, &too_deep()),
     }
 }
 
@@ -112,6 +118,10 @@ pub(super) struct Unpacker {
     dir_times: Vec<(Vec<Vec<u8>>, TimeSpec, String)>,
     pub(super) size: u64,
     pub(super) entries: u64,
+    /// Hard links whose target lies in a lower layer, as placeholders to fill in later.
+    pub(super) lower_links: Vec<LowerLink>,
+    /// The parent directory of the entry being unpacked: every name `clear` removes is in it.
+    current_parent: Vec<Vec<u8>>,
 }
 
 impl Unpacker {
@@ -123,6 +133,8 @@ impl Unpacker {
             dir_times: Vec::new(),
             size: 0,
             entries: 0,
+            lower_links: Vec::new(),
+            current_parent: Vec::new(),
         }
     }
 
@@ -131,7 +143,7 @@ impl Unpacker {
         entry: &mut tar::Entry<'_, R>,
     ) -> Result<(), UnpackError> {
         let raw_path = entry.path_bytes().into_owned();
-        let name = String::from_utf8_lossy(&raw_path).into_owned();
+        let name = path::display(&raw_path);
         let Some(kind) = classify(entry.header().entry_type(), &raw_path, &name)? else {
             debug!(entry = %name, "ignoring global PAX header");
             return Ok(());
@@ -143,6 +155,8 @@ impl Unpacker {
                 _ => Err(invalid(&name, "only a directory can name the layer root")),
             };
         };
+        self.current_parent.clear();
+        self.current_parent.extend_from_slice(parent_components);
         match path::whiteout(base) {
             Whiteout::None => {}
             Whiteout::Opaque => return self.mark_opaque(parent_components, &name),
@@ -162,7 +176,7 @@ impl Unpacker {
             Kind::File => self.file(entry, &parent, base, &name),
             Kind::Dir => self.dir(entry, &parent, base, path.components(), &name),
             Kind::Symlink => self.symlink(entry, &parent, base, &name),
-            Kind::HardLink => self.hard_link(entry, &parent, base, &name),
+            Kind::HardLink => self.hard_link(entry, &parent, path.components(), &name),
             Kind::Device(device_type) => self.special(entry, &parent, base, device_type, &name),
             Kind::Fifo => self.special(entry, &parent, base, SFlag::S_IFIFO, &name),
         }
@@ -175,9 +189,24 @@ impl Unpacker {
         keep_dir: bool,
         name: &str,
     ) -> Result<Slot, UnpackError> {
-        self.tree
+        let slot = self
+            .tree
             .clear(parent, base, keep_dir)
-            .map_err(|e| sys(name, "replace existing entry", e))
+            .map_err(|e| sys(name, "replace existing entry", e))?;
+        if slot == Slot::Empty && !self.lower_links.is_empty() {
+            // A placeholder's name (or a directory holding one) is gone: nothing fills it.
+            let depth = self.current_parent.len();
+            let gone = |n: &Vec<Vec<u8>>| {
+                n.len() > depth
+                    && n[..depth] == self.current_parent[..]
+                    && n[depth].as_slice() == base
+            };
+            for link in &mut self.lower_links {
+                link.names.retain(|n| !gone(n));
+            }
+            self.lower_links.retain(|l| !l.names.is_empty());
+        }
+        Ok(slot)
     }
 
     fn file<R: Read>(
@@ -315,18 +344,26 @@ impl Unpacker {
     /// symlinked parents. linkat without AT_SYMLINK_FOLLOW links a symlink
     /// target itself rather than what it points at. The header's metadata is
     /// not applied: the inode already got it from the target's own entry.
+    ///
+    /// A target this layer does not have may be in a lower layer, which a
+    /// hard link cannot reach across overlayfs layers: the link becomes a
+    /// placeholder that [`super::copy_up_lower_links`] fills with a copy of
+    /// the lower file once the lower layers are unpacked (overlayfs copy-up).
     fn hard_link<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
         parent: &OwnedFd,
-        base: &[u8],
+        components: &[Vec<u8>],
         name: &str,
     ) -> Result<(), UnpackError> {
+        let Some(base) = components.last().map(Vec::as_slice) else {
+            return Err(invalid(name, "only a directory can name the layer root"));
+        };
         let raw_target = entry
             .link_name_bytes()
             .ok_or_else(|| invalid(name, "hard link has no target"))?
             .into_owned();
-        let target_name = String::from_utf8_lossy(&raw_target).into_owned();
+        let target_name = path::display(&raw_target);
         let missing = || UnpackError::LinkTargetMissing {
             entry: name.to_owned(),
             target: target_name.clone(),
@@ -337,6 +374,7 @@ impl Unpacker {
                 target: target_name.clone(),
             },
             PathError::Nul => invalid(name, "hard link target contains a NUL byte"),
+            PathError::TooDeep => invalid(name, &too_deep()),
         })?;
         let Some((target_base, target_parent)) = target.split_last() else {
             return Err(UnpackError::LinkTargetIsDirectory {
@@ -346,14 +384,18 @@ impl Unpacker {
         };
         let target_dir = match self.tree.existing_dir(target_parent) {
             Ok(fd) => fd,
-            Err(WalkError::Missing { .. } | WalkError::NotADirectory { .. }) => {
-                return Err(missing());
+            Err(WalkError::Missing { .. }) => {
+                return self.lower_link(parent, components, target.components(), name, target_name);
             }
+            // A file or a whiteout of this layer hides whatever lower layers have there.
+            Err(WalkError::NotADirectory { .. }) => return Err(missing()),
             Err(e) => return Err(walk_error(name, target_parent, e)),
         };
         let target_stat = match fstatat(&target_dir, target_base, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
-            Err(Errno::ENOENT) => return Err(missing()),
+            Err(Errno::ENOENT) => {
+                return self.lower_link(parent, components, target.components(), name, target_name);
+            }
             Err(e) => return Err(sys(name, "inspect hard link target", e)),
         };
         if fsops::is_dir_mode(target_stat.st_mode) {
@@ -361,6 +403,10 @@ impl Unpacker {
                 entry: name.to_owned(),
                 target: target_name,
             });
+        }
+        // A whiteout deletes the name: there is nothing to link to.
+        if fsops::is_whiteout(&target_stat) {
+            return Err(missing());
         }
         // A repeated link entry (or a link to itself) is already satisfied.
         if let Ok(existing) = fstatat(parent, base, AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -370,11 +416,47 @@ impl Unpacker {
         }
         self.clear(parent, base, false, name)?;
         match linkat(&target_dir, target_base, parent, base, AtFlags::empty()) {
-            Ok(()) => Ok(()),
+            Ok(()) => {}
             // Clearing the entry's name removed the target's directory.
-            Err(Errno::ENOENT) => Err(missing()),
-            Err(e) => Err(sys(name, "create hard link", e)),
+            Err(Errno::ENOENT) => return Err(missing()),
+            Err(e) => return Err(sys(name, "create hard link", e)),
         }
+        // A link to a placeholder shares the copy that fills it.
+        let target_components = target.components();
+        if let Some(pending) = self
+            .lower_links
+            .iter_mut()
+            .find(|l| l.names.iter().any(|n| n.as_slice() == target_components))
+        {
+            pending.names.push(components.to_vec());
+        }
+        Ok(())
+    }
+
+    /// An empty placeholder file at the link's name, to be filled from the lower layers.
+    fn lower_link(
+        &mut self,
+        parent: &OwnedFd,
+        components: &[Vec<u8>],
+        target: &[Vec<u8>],
+        name: &str,
+        target_name: String,
+    ) -> Result<(), UnpackError> {
+        let Some(base) = components.last().map(Vec::as_slice) else {
+            return Err(invalid(name, "only a directory can name the layer root"));
+        };
+        self.clear(parent, base, false, name)?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        openat(parent, base, flags, Mode::empty())
+            .map_err(|e| sys(name, "create hard link placeholder", e))?;
+        self.lower_links.push(LowerLink {
+            entry: name.to_owned(),
+            target_name,
+            names: vec![components.to_vec()],
+            target: target.to_vec(),
+        });
+        Ok(())
     }
 
     /// `.wh.<name>` becomes the overlayfs whiteout for `<name>`: a 0:0 char device.

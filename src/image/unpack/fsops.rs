@@ -164,6 +164,11 @@ pub(super) fn is_dir_mode(mode: libc::mode_t) -> bool {
     mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits()
 }
 
+/// An overlayfs whiteout: a character device numbered 0:0.
+pub(super) fn is_whiteout(stat: &libc::stat) -> bool {
+    stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFCHR.bits() && stat.st_rdev == 0
+}
+
 fn is_dot_or_dotdot(name: &CStr) -> bool {
     matches!(name.to_bytes(), b"." | b"..")
 }
@@ -204,6 +209,92 @@ pub(super) enum Node<'a> {
     At(BorrowedFd<'a>, &'a [u8]),
 }
 
+/// `/proc/self/fd/<parent>/<child>`: see [`set_xattr`] for why this is safe.
+fn proc_path(parent: BorrowedFd<'_>, child: &[u8]) -> io::Result<std::ffi::CString> {
+    let mut path = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
+    path.extend_from_slice(child);
+    Ok(std::ffi::CString::new(path)?)
+}
+
+/// One xattr's value, `None` when the node does not have it.
+pub(super) fn get_xattr(node: Node<'_>, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut size = 256;
+    loop {
+        let mut buf = vec![0u8; size];
+        let rc = match node {
+            // SAFETY: the fd is open; name is NUL-terminated; buf has buf.len() writable bytes.
+            Node::Fd(fd) => unsafe {
+                libc::fgetxattr(
+                    fd.as_raw_fd(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            },
+            Node::At(parent, child) => {
+                let path = proc_path(parent, child)?;
+                // SAFETY: as above; lgetxattr does not follow the final symlink.
+                unsafe {
+                    libc::lgetxattr(
+                        path.as_ptr(),
+                        name.as_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                    )
+                }
+            }
+        };
+        if let Ok(n) = usize::try_from(rc) {
+            buf.truncate(n);
+            return Ok(Some(buf));
+        }
+        let err = io::Error::last_os_error();
+        match Errno::from_raw(err.raw_os_error().unwrap_or(0)) {
+            Errno::ENODATA | Errno::ENOTSUP => return Ok(None),
+            Errno::ERANGE if size < XATTR_SIZE_MAX => size = XATTR_SIZE_MAX,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// The kernel's limit on one xattr value and on a name list.
+const XATTR_SIZE_MAX: usize = 64 * 1024;
+
+/// Every xattr of a node, names and values.
+pub(super) fn list_xattrs(node: Node<'_>) -> io::Result<Vec<(std::ffi::CString, Vec<u8>)>> {
+    let mut names = vec![0u8; XATTR_SIZE_MAX];
+    let rc = match node {
+        // SAFETY: the fd is open; names has names.len() writable bytes.
+        Node::Fd(fd) => unsafe {
+            libc::flistxattr(fd.as_raw_fd(), names.as_mut_ptr().cast(), names.len())
+        },
+        Node::At(parent, child) => {
+            let path = proc_path(parent, child)?;
+            // SAFETY: as above; llistxattr does not follow the final symlink.
+            unsafe { libc::llistxattr(path.as_ptr(), names.as_mut_ptr().cast(), names.len()) }
+        }
+    };
+    let len = match usize::try_from(rc) {
+        Ok(len) => len,
+        Err(_) => {
+            let err = io::Error::last_os_error();
+            return match Errno::from_raw(err.raw_os_error().unwrap_or(0)) {
+                Errno::ENOTSUP => Ok(Vec::new()),
+                _ => Err(err),
+            };
+        }
+    };
+    names.truncate(len);
+    let mut out = Vec::new();
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = std::ffi::CString::new(name)?;
+        if let Some(value) = get_xattr(node, &name)? {
+            out.push((name, value));
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn set_xattr(node: Node<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
     let rc = match node {
         // SAFETY: the fd is open for the call; name is NUL-terminated; value
@@ -221,9 +312,7 @@ pub(super) fn set_xattr(node: Node<'_>, name: &CStr, value: &[u8]) -> io::Result
             // There is no fd-relative lsetxattr before Linux 6.13; going via
             // /proc/self/fd resolves only our trusted parent fd, and lsetxattr
             // does not follow `child` (a single component) if it is a symlink.
-            let mut path = format!("/proc/self/fd/{}/", parent.as_raw_fd()).into_bytes();
-            path.extend_from_slice(child);
-            let path = std::ffi::CString::new(path)?;
+            let path = proc_path(parent, child)?;
             // SAFETY: both strings are NUL-terminated; value is valid for its length.
             unsafe {
                 libc::lsetxattr(

@@ -6,10 +6,13 @@
 //! from an fd on the destination, so no name, `..`, symlink or hard link in
 //! the tar can create or change anything outside it. Whiteouts become
 //! overlayfs whiteouts (0:0 character devices) and opaque markers become the
-//! `trusted.overlay.opaque` xattr.
+//! `trusted.overlay.opaque` xattr. A hard link to a file of a lower layer
+//! becomes a copy of that file (overlayfs copy-up), made once the lower
+//! layers are there (`lower`).
 
 mod entries;
 mod fsops;
+mod lower;
 mod meta;
 mod path;
 mod stream;
@@ -24,6 +27,7 @@ use nix::errno::Errno;
 
 use entries::Unpacker;
 use fsops::Tree;
+pub use lower::{LowerLink, copy_up_lower_links};
 use stream::{LayerStream, read_error};
 
 /// How a layer blob is compressed.
@@ -95,6 +99,10 @@ pub struct UnpackStats {
     pub size: u64,
     /// Tar entries read (extension headers folded into the entry they describe).
     pub entries: u64,
+    /// Hard links to files this layer does not have: placeholders that
+    /// [`copy_up_lower_links`] fills from the lower layers. A layer with none
+    /// is complete on its own.
+    pub lower_links: Vec<LowerLink>,
 }
 
 /// Why a layer could not be unpacked. Entry errors name the tar entry path.
@@ -190,5 +198,6 @@ pub fn unpack_layer<R: Read>(
         diff_id,
         size: unpacker.size,
         entries: unpacker.entries,
+        lower_links: unpacker.lower_links,
     })
 }

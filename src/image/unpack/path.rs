@@ -13,7 +13,14 @@ pub(super) enum PathError {
     Escapes,
     /// A NUL byte cannot be passed to the kernel (only PAX records can carry one).
     Nul,
+    /// More than [`MAX_DEPTH`] components.
+    TooDeep,
 }
+
+/// The deepest path a layer may hold. Removing a tree (garbage collection, the start-up wipe of
+/// `tmp/`) holds a directory fd per level, so a layer much deeper than the daemon's open-file
+/// limit could never be deleted; real images stay far below this.
+pub(super) const MAX_DEPTH: usize = 256;
 
 impl LayerPath {
     /// Absolute names are taken relative to the layer root, as docker does;
@@ -29,6 +36,9 @@ impl LayerPath {
                 b"" | b"." => {}
                 b".." => return Err(PathError::Escapes),
                 name => components.push(name.to_vec()),
+            }
+            if components.len() > MAX_DEPTH {
+                return Err(PathError::TooDeep);
             }
         }
         Ok(Self { components })
@@ -49,7 +59,24 @@ impl LayerPath {
 /// Renders the first `count` components for error messages.
 pub(super) fn display_prefix(components: &[Vec<u8>], count: usize) -> String {
     let joined: Vec<&[u8]> = components.iter().take(count).map(Vec::as_slice).collect();
-    String::from_utf8_lossy(&joined.join(&b'/')).into_owned()
+    display(&joined.join(&b'/'))
+}
+
+/// How much of a name an error message shows.
+const SHOWN_BYTES: usize = 100;
+
+/// A tar name for messages and logs: lossy UTF-8, and beyond [`SHOWN_BYTES`] bytes its start and
+/// its length, so a 64 KiB PAX path never fills an error.
+pub(super) fn display(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    if text.len() <= SHOWN_BYTES {
+        return text.into_owned();
+    }
+    let mut cut = SHOWN_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..cut], raw.len())
 }
 
 /// What an entry's final name means in the OCI whiteout convention.
@@ -113,6 +140,14 @@ mod tests {
             );
         }
         assert_eq!(LayerPath::parse(b"a\0b"), Err(PathError::Nul));
+    }
+
+    #[test]
+    fn paths_deeper_than_the_bound_are_refused() {
+        let at_bound = "d/".repeat(MAX_DEPTH);
+        assert_eq!(parts(&at_bound).len(), MAX_DEPTH);
+        let deeper = "d/".repeat(MAX_DEPTH + 1);
+        assert_eq!(LayerPath::parse(deeper.as_bytes()), Err(PathError::TooDeep));
     }
 
     #[test]
