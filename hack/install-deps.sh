@@ -50,3 +50,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest" >&2
   cargo install cargo-nextest --locked
 fi
+# hack/fuzz.sh's driver (docs/testing.md, "Fuzzing"); about a minute to build on a fresh machine.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-fuzz" >&2
+  cargo install cargo-fuzz --locked
+fi

@@ -40,3 +40,26 @@ mod validate;
 /// Counted, for the heap metrics (`heap.rs`).
 #[global_allocator]
 static ALLOCATOR: heap::Counted = heap::Counted;
+
+/// The parse entry points the `cargo fuzz` targets in `fuzz/` drive (docs/testing.md, "Fuzzing").
+///
+/// Compiled only under `--cfg fuzzing`, which `cargo fuzz build` passes; a normal build has no
+/// such module and every module above stays private. These are re-exports of the real code, not
+/// copies: each target feeds hostile bytes to exactly what the daemon runs.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// Layer tars (with whiteouts, links, devices) unpacked into an empty directory.
+    pub use crate::image::unpack::{Compression, UnpackError, UnpackStats, unpack_layer};
+    /// Image manifests, indexes and configs as a registry serves them.
+    pub use crate::image::{
+        Digest, FuzzConfigSummary as ConfigSummary, FuzzFetched as Fetched, ImageError,
+        check_config_descriptor, parse_config, parse_manifest, select_platform,
+    };
+    /// CNI plugin results.
+    pub use crate::network::cni::CniResult;
+    pub use crate::network::cni::result::IpNet;
+    /// Image references (`[registry/]repository[:tag][@digest]`).
+    pub use crate::reference::ImageRef;
+    /// One SPDY/3.1 connection, server side (the exec/attach/port-forward streams).
+    pub use crate::streaming::SpdySession;
+}

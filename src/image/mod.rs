@@ -20,6 +20,12 @@ use std::sync::Arc;
 pub(crate) use crate::reference;
 pub use digest::Digest;
 pub use error::ImageError;
+/// For the fuzz targets only (src/lib.rs' `fuzzing`).
+#[cfg(fuzzing)]
+pub use manifest::{
+    ConfigSummary as FuzzConfigSummary, Fetched as FuzzFetched, check_config_descriptor,
+    parse as parse_manifest, parse_config, select as select_platform,
+};
 pub use store::{ImageRecord, Usage};
 
 use auth::AuthFile;

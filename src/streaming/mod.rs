@@ -21,6 +21,9 @@ mod websocket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// For the fuzz targets only (src/lib.rs' `fuzzing`).
+#[cfg(fuzzing)]
+pub use spdy::Session as SpdySession;
 pub use tokens::Pending;
 
 use crate::engine::{Engine, PodError};
