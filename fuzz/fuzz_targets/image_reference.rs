@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => {
                 let msg = e.to_string();
                 assert!(
-                    msg.len() <= 1024,
+                    msg.len() <= 4096,
                     "a {}-byte input gave a {}-byte error: {msg:.300}",
                     s.len(),
                     msg.len()

@@ -72,6 +72,8 @@ impl ControlReply {
     pub fn decode(line: &str) -> ControlReply {
         match line.trim_end() {
             "ok" => ControlReply::Ok,
+            // `error \n` with its space trimmed off: an error with an empty reason.
+            "error" => ControlReply::Error(String::new()),
             other => ControlReply::Error(other.strip_prefix("error ").unwrap_or(other).to_string()),
         }
     }
@@ -140,5 +142,16 @@ mod tests {
             ControlReply::Error("what?".into())
         );
         assert_eq!(ControlReply::from(Ok(())), ControlReply::Ok);
+    }
+
+    /// Found by the monitor_proto fuzz target: an empty line decoded to an empty reason, which
+    /// encoded as `error \n` and read back as the reason "error".
+    #[test]
+    fn an_empty_reason_survives_the_wire() {
+        let empty = ControlReply::Error(String::new());
+        assert_eq!(empty.encode(), "error \n");
+        assert_eq!(ControlReply::decode(&empty.encode()), empty);
+        assert_eq!(ControlReply::decode(""), empty);
+        assert_eq!(ControlReply::decode("error"), empty);
     }
 }
