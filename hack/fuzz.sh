@@ -7,6 +7,8 @@
 #   hack/fuzz.sh                      # every target, 60 s each
 #   FUZZ_SECONDS=1800 hack/fuzz.sh unpack_layer spdy_session
 #
+# CRIUS_FUZZ_TARGET_DIR: where the instrumented build goes (default ~/.cache/crius/fuzz-target).
+#
 # The toolchain is stable; RUSTC_BOOTSTRAP=1 lets cargo fuzz pass its -Z flags (sanitizer,
 # coverage instrumentation) to it. The unpack target creates device nodes, whiteouts and
 # trusted.* xattrs, so it needs root, as the daemon does.
@@ -15,6 +17,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 export RUSTC_BOOTSTRAP=1
+# Outside the checkout by default: the instrumented build of every dependency takes ~15 minutes
+# of CPU and CI starts from a clean clone; kept here, later runs rebuild only what changed.
+target_dir=${CRIUS_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/crius/fuzz-target}
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: cargo-fuzz is missing; hack/install-deps.sh installs it" >&2
   exit 1
@@ -27,7 +32,7 @@ else
 fi
 
 started=$SECONDS
-cargo fuzz build
+cargo fuzz build --target-dir "$target_dir"
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - started)) s" >&2
 
 work=$(mktemp -d /tmp/crius-fuzz.XXXXXX)
@@ -42,7 +47,7 @@ for target in "${targets[@]}"; do
   log=$work/$target.log
   echo "fuzz: $target for ${seconds} s" >&2
   status=0
-  cargo fuzz run "$target" "$work/corpus/$target" "fuzz/corpus/$target" -- \
+  cargo fuzz run --target-dir "$target_dir" "$target" "$work/corpus/$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
   # The last status line: executions, coverage (edges), features, corpus size.
@@ -55,7 +60,7 @@ for target in "${targets[@]}"; do
     crash=$(grep -oE "Test unit written to [^ ]+" "$log" | tail -n 1 | sed 's/Test unit written to //' || true)
     if [[ -n $crash ]]; then
       echo "fuzz: $target FAILED; the input is $crash" >&2
-      echo "fuzz: replay it with: RUSTC_BOOTSTRAP=1 cargo fuzz run $target $crash" >&2
+      echo "fuzz: replay it with: RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir $target_dir $target $crash" >&2
     else
       echo "fuzz: $target FAILED (exit $status) without writing an input; the log is above" >&2
     fi
