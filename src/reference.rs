@@ -80,7 +80,8 @@ pub enum InvalidReason {
     #[error("digest algorithm {} is not supported (sha256, sha384, sha512 are)", crate::validate::quote(.0))]
     UnsupportedDigestAlgorithm(String),
     #[error(
-        "digest {digest:?} is invalid: {algorithm} needs exactly {len} lowercase hex characters"
+        "digest {} is invalid: {algorithm} needs exactly {len} lowercase hex characters",
+        crate::validate::quote(digest)
     )]
     BadDigestHex {
         digest: String,
@@ -810,5 +811,24 @@ mod tests {
                 _ => panic!("{input:?}: ours {ours:?}, oci-spec {theirs:?}"),
             }
         }
+    }
+
+    /// Found by the image_reference fuzz target: a bad digest was repeated whole in the error,
+    /// so a huge reference gave a huge gRPC message.
+    #[test]
+    fn a_huge_bad_digest_is_quoted_briefly() {
+        let input = format!("busybox@sha256:{}", "g".repeat(1 << 20));
+        let message = ImageRef::parse(&input, "docker.io")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.len() < 1024,
+            "{} bytes: {message:.200}",
+            message.len()
+        );
+        assert!(
+            message.contains("needs exactly 64 lowercase hex characters"),
+            "{message}"
+        );
     }
 }
