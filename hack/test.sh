@@ -6,7 +6,7 @@
 # Without arguments, the e2e suites then run once more inside the pure cgroup v2 systemd VM
 # (hack/vm/node-test.sh, docs/testing-v2.md) with the cgroup drivers in CRIUS_VM_DRIVERS
 # (default both: cgroupfs, then systemd). CRIUS_VM_NODE_TEST=0 skips the VM. Before the VM, each
-# cargo-fuzz target runs for a minute (hack/fuzz.sh); CRIUS_FUZZ=0 skips that.
+# cargo-fuzz target runs for 30 s (hack/fuzz.sh; FUZZ_SECONDS); CRIUS_FUZZ=0 skips that.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -24,9 +24,9 @@ cargo nextest run --workspace --no-fail-fast "$@"
 if [[ $# -eq 0 ]]; then
   CRIUS_MONITOR_RUNTIME="$CRIUS_BIN oci" cargo nextest run -p crius-monitor --test monitor --no-fail-fast
 fi
-# Every fuzz target for FUZZ_SECONDS (default 60) each (docs/testing.md, "Fuzzing").
+# Every fuzz target for FUZZ_SECONDS (default 30 here) each (docs/testing.md, "Fuzzing").
 if [[ $# -eq 0 && ${CRIUS_FUZZ:-1} != 0 ]]; then
-  bash hack/fuzz.sh
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} bash hack/fuzz.sh
 fi
 # The node test in the VM (needs root: QEMU's 9p share with passthrough, the image build).
 if [[ $# -eq 0 && ${CRIUS_VM_NODE_TEST:-1} != 0 ]]; then
