@@ -112,6 +112,12 @@ fn components(key: &str) -> Result<Vec<String>, SysctlError> {
     Ok(parts)
 }
 
+/// Whether the kernel scopes sysctl `name` (dotted, e.g. `kernel.shmmax`) to the IPC
+/// namespace. The one list of them: the daemon's request checks use it too.
+pub fn ipc_scoped(name: &str) -> bool {
+    IPC_SYSCTLS.contains(&name) || name.starts_with("fs.mqueue.")
+}
+
 const IPC_SYSCTLS: &[&str] = &[
     "kernel.msgmax",
     "kernel.msgmnb",
@@ -136,7 +142,7 @@ pub fn validate(key: &str, ns: Namespaces) -> Result<Vec<String>, SysctlError> {
         key: key.to_string(),
         reason,
     };
-    if IPC_SYSCTLS.contains(&canon.as_str()) || canon.starts_with("fs.mqueue.") {
+    if ipc_scoped(&canon) {
         return if ns.ipc {
             Ok(parts)
         } else {

@@ -100,18 +100,6 @@ pub fn pause_namespaces(
     out
 }
 
-/// sysctls the kernel scopes to the ipc namespace (besides fs.mqueue.*).
-const IPC_SYSCTLS: &[&str] = &[
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
 /// Pod sysctls must be namespaced, and their namespace must not be the host's.
 pub fn validate_sysctls(
     sysctls: &HashMap<String, String>,
@@ -121,7 +109,7 @@ pub fn validate_sysctls(
         let k = key.replace('/', ".");
         let (ns, mode) = if k.starts_with("net.") {
             ("network", &pod.net)
-        } else if k.starts_with("fs.mqueue.") || IPC_SYSCTLS.contains(&k.as_str()) {
+        } else if crate::libcontainer::sysctl::ipc_scoped(&k) {
             ("ipc", &pod.ipc)
         } else if k == "kernel.hostname" || k == "kernel.domainname" {
             ("uts", &pod.uts)

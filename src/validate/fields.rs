@@ -202,19 +202,6 @@ pub fn path(field: &str, value: &str, absolute: bool) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// The pod's log directory: empty (crius' own) or an absolute path.
-/// sysctls the kernel scopes to the ipc namespace (besides `fs.mqueue.*`).
-const IPC_SYSCTLS: &[&str] = &[
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
 /// A pod's sysctls must be namespaced (net, ipc, uts), in a namespace the pod does not share
 /// with the node: anything else would change the node itself.
 pub fn pod_sysctl_namespaces(
@@ -228,7 +215,7 @@ pub fn pod_sysctl_namespaces(
         let name = key.replace('/', ".");
         let (namespace, shared) = if name.starts_with("net.") {
             ("network", host_network)
-        } else if name.starts_with("fs.mqueue.") || IPC_SYSCTLS.contains(&name.as_str()) {
+        } else if crate::libcontainer::sysctl::ipc_scoped(&name) {
             ("ipc", host_ipc)
         } else if name == "kernel.hostname" || name == "kernel.domainname" {
             // The UTS namespace follows the network one.
