@@ -9,6 +9,7 @@
 //! plain calls ([`pods`]). Nothing here reaches past the loopback
 //! interface.
 
+pub mod bench;
 pub mod cgroups;
 pub mod cri;
 pub mod critest_images;

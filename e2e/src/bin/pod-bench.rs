@@ -19,6 +19,9 @@
 //! `--subscribers N` keeps N `GetContainerEvents` streams open and read throughout, so the
 //! lifecycle numbers include building and sending the events (compare with `--subscribers 0`).
 //!
+//! `suite`, `serve-images` and `cleanup-all` are what `hack/bench.sh` runs against crius and
+//! containerd side by side (`crius_e2e::bench`).
+//!
 //! `--metrics N` measures instead what a `ListPodSandboxMetrics` scrape costs with N pods (one
 //! container each) running: the time of a call that collects (the first after the daemon's
 //! one-second cache has expired) and of a call the cache answers.
@@ -33,6 +36,8 @@ use crius_cri_api::v1::{
     PodSandboxConfig, PodSandboxFilter, UserNamespace,
 };
 use crius_e2e::Crius;
+use crius_e2e::bench::stats::{Samples, percentile};
+use crius_e2e::bench::{serve, suite};
 use crius_e2e::cri::Images;
 use crius_e2e::images;
 use crius_e2e::pods::env::{monitor_cgroup, remove_cgroup_tree};
@@ -66,7 +71,10 @@ struct Options {
 }
 
 const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--subscribers N] [--bin PATH-TO-CRIUS]
-       pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]";
+       pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]
+       pod-bench suite --socket PATH --image REF ... (pod-bench suite --help)
+       pod-bench serve-images --out FILE --pause-bin PATH
+       pod-bench cleanup-all --socket PATH";
 
 fn parse_args() -> Result<Options> {
     let mut options = Options {
@@ -305,41 +313,6 @@ impl Target {
         }
         cleanup_pods(&mut flow.client, &pods).await
     }
-}
-
-/// Latency samples of one step, in seconds.
-#[derive(Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, started: Instant) {
-        self.0.push(started.elapsed().as_secs_f64());
-    }
-
-    /// Nearest-rank percentile, in milliseconds.
-    fn percentile_ms(&self, p: f64) -> f64 {
-        percentile(&self.0, p) * 1e3
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "n": self.0.len(),
-            "p50_ms": self.percentile_ms(50.0),
-            "p99_ms": self.percentile_ms(99.0),
-            "max_ms": self.percentile_ms(100.0),
-        })
-    }
-}
-
-/// Nearest-rank percentile of `values` (0 when empty).
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 struct Sequential {
@@ -758,6 +731,16 @@ async fn subscribe(target: &Target, n: usize) -> Result<Vec<tokio::task::JoinHan
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The side-by-side modes of hack/bench.sh (`crius_e2e::bench`).
+    let mut args = std::env::args().skip(1).peekable();
+    match args.peek().map(String::as_str) {
+        Some("suite") => return suite::run(suite::SuiteOptions::parse(args.skip(1))?).await,
+        Some("serve-images") => {
+            return serve::serve(&serve::ServeOptions::parse(args.skip(1))?).await;
+        }
+        Some("cleanup-all") => return cleanup_all_mode(args.skip(1)).await,
+        _ => {}
+    }
     let options = parse_args()?;
     let target = setup(&options).await?;
     let result = tokio::select! {
@@ -776,20 +759,19 @@ async fn main() -> Result<()> {
     cleanup.context("removing the bench's pods")
 }
 
+/// `pod-bench cleanup-all --socket PATH`: stops and removes every container and pod of a
+/// runtime that `hack/bench.sh` started for itself (never a shared one).
+async fn cleanup_all_mode(mut args: impl Iterator<Item = String>) -> Result<()> {
+    let socket = match (args.next().as_deref(), args.next()) {
+        (Some("--socket"), Some(path)) => PathBuf::from(path),
+        _ => bail!("usage: pod-bench cleanup-all --socket PATH"),
+    };
+    PodFlow::connect(&socket).await?.cleanup_all().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), 50.0);
-        assert_eq!(percentile(&v, 99.0), 99.0);
-        assert_eq!(percentile(&v, 100.0), 100.0);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 50.0), 2.0);
-        assert_eq!(percentile(&[7.0], 99.0), 7.0);
-        assert_eq!(percentile(&[], 50.0), 0.0);
-    }
 
     #[test]
     fn monitors_group_by_executable() {

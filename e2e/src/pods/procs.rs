@@ -23,6 +23,35 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// `Pss:` of `/proc/<pid>/smaps_rollup` in KiB: the process's proportional share of its
+/// resident pages (a page shared by n processes counts 1/n). `None` when gone or unreadable.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_rollup_pss(&rollup)
+}
+
+/// The `Pss:` value of `/proc/<pid>/smaps_rollup` text, in KiB.
+pub fn parse_rollup_pss(rollup: &str) -> Option<u64> {
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The parent pid of `pid` (field 4 of `/proc/<pid>/stat`, read after the command name's
+/// closing parenthesis, which may itself hold spaces and parentheses).
+pub fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_ppid(&stat)
+}
+
+/// The ppid field of `/proc/<pid>/stat` text.
+pub fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Every pid in `/proc`.
 pub fn pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -183,6 +212,18 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    4242 kB\nThreads:\t1\n";
         assert_eq!(parse_vm_rss(status), Some(4242));
         assert_eq!(parse_vm_rss("Name:\tkthread\n"), None);
+    }
+
+    #[test]
+    fn rollup_pss_and_stat_ppid_parse() {
+        let rollup = "00400000-7ffc [rollup]\nRss:\t     900 kB\nPss:\t     321 kB\nPss_Anon:\t 1 kB\n";
+        assert_eq!(parse_rollup_pss(rollup), Some(321));
+        assert_eq!(parse_rollup_pss("Rss: 5 kB\n"), None);
+        assert_eq!(parse_stat_ppid("42 (a) b) (c) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_stat_ppid("42 (x"), None);
+        let me = std::process::id();
+        assert_eq!(ppid(me), Some(std::os::unix::process::parent_id()));
+        assert!(pss_kib(me).unwrap() > 0);
     }
 
     #[test]
