@@ -21,7 +21,8 @@
 #     with the date and the load average, to --out (default stdout).
 # Both daemons are stopped by PID and everything they made (pods, mounts, bridges, iptables
 # rules on their subnets, cgroups, directories) is removed at the end, also on error or Ctrl-C.
-# Progress goes to stderr; the raw JSON of every run stays in $BENCH_KEEP if that is set.
+# Progress goes to stderr; the raw JSON of every run and the daemons' logs are copied to
+# $BENCH_KEEP if that is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
@@ -104,7 +105,7 @@ our_helpers() {
   local pid
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$work/" && echo "$pid"
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$work/" && echo "$pid"
   done
 }
 
@@ -153,7 +154,9 @@ cleanup() {
   for cg in "$cr_cgroup" "$ct_cgroup" "$cr_cgroup-monitors"; do
     find /sys/fs/cgroup/*"$cg" -depth -type d 2>/dev/null | while read -r dir; do rmdir "$dir" 2>/dev/null; done
   done
-  if [[ -n ${BENCH_KEEP:-} ]]; then mkdir -p "$BENCH_KEEP" && cp "$work"/result-*.json "$BENCH_KEEP"/ 2>/dev/null; fi
+  if [[ -n ${BENCH_KEEP:-} ]]; then
+    mkdir -p "$BENCH_KEEP" && cp "$work"/result-*.json "$work"/*/*.log "$BENCH_KEEP"/ 2>/dev/null
+  fi
   rm -rf "$work"
   exit "$status"
 }
@@ -274,7 +277,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 [ttrpc]
   address = "$d/containerd.sock.ttrpc"
 [debug]
-  level = "info"
+  level = "${BENCH_CONTAINERD_LOG:-info}"
 [metrics]
   address = ""
 [plugins."io.containerd.grpc.v1.cri"]
@@ -282,6 +285,9 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   disable_apparmor = true
+  # The pause's oom_score_adj -998 is refused here (no CAP_SYS_RESOURCE over our own score):
+  # clamp to containerd's own, as crius does.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -341,6 +347,6 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 python3 "$repo/hack/bench/table.py" --dir "$work" \
   --header "$date_before; $(nproc) cores; load average $load_before at the start, $load_after at the end" \
-  --versions "containerd $(containerd --version | awk '{print $3}') + runc $(runc --version | awk 'NR==1{print $3}'); crius $(git -C "$repo" rev-parse --short HEAD) (release)" \
+  --versions "containerd $(containerd --version | awk '{print $3}') + runc $(runc --version | awk 'NR==1{print $3}'); crius $(git -C "$repo" rev-parse --short HEAD) ($profile build)" \
   >"$work/table.md"
 if [[ -n $out ]]; then cp "$work/table.md" "$out"; log "table written to $out"; else cat "$work/table.md"; fi
