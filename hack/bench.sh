@@ -97,7 +97,7 @@ done
 
 work=$(mktemp -d /tmp/crius-bench-XXXXXX)
 tag=${work##*-}
-registry_pid="" crius_pid="" ctrd_pid="" cr_bridge="" ct_bridge="" cr_net="" ct_net=""
+registry_pid="" crius_pid="" ctrd_pid="" suite_pid="" cr_bridge="" ct_bridge="" cr_net="" ct_net=""
 cr_cgroup=/crius-bench-$tag-crius ct_cgroup=/crius-bench-$tag-containerd
 
 # Every process whose command line mentions the work directory (shims, monitors): ours.
@@ -122,6 +122,12 @@ cleanup() {
   trap - EXIT INT TERM
   set +e
   log "cleaning up"
+  # A suite still running (interrupted): SIGINT makes it remove its own pods first.
+  if [[ -n $suite_pid ]] && kill -0 "$suite_pid" 2>/dev/null; then
+    kill -INT "$suite_pid"
+    for ((i = 0; i < 1200; i++)); do kill -0 "$suite_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$suite_pid" 2>/dev/null
+  fi
   for sock in "$work/crius/crius.sock" "$work/containerd/containerd.sock"; do
     [[ -S $sock ]] && timeout 300 "$pod_bench" cleanup-all --socket "$sock" >&2
   done
@@ -212,7 +218,9 @@ make_cgroup "$cr_cgroup"; make_cgroup "$ct_cgroup"; make_cgroup "$cr_cgroup-moni
 # 3. Registry, crius, containerd
 
 log "work directory $work"
-"$pod_bench" serve-images --out "$work/images.json" --pause-bin "$pause_bin" 2>"$work/registry.log" &
+# The daemons and the registry in sessions of their own: a Ctrl-C at the terminal reaches the
+# script and the suite, and the cleanup below stops the daemons once their pods are gone.
+setsid "$pod_bench" serve-images --out "$work/images.json" --pause-bin "$pause_bin" 2>"$work/registry.log" &
 registry_pid=$!
 for ((i = 0; i < 600; i++)); do
   [[ -s $work/images.json ]] && break
@@ -257,7 +265,7 @@ cgroup_parent = "$cr_cgroup"
 monitor_cgroup = "$cr_cgroup-monitors"
 TOML
 log "starting crius ($cr_bridge, $cr_net.0/24)"
-"$crius_bin" --config "$c/crius.toml" --config-dir "$c/crius.d" --root "$c/root" \
+setsid "$crius_bin" --config "$c/crius.toml" --config-dir "$c/crius.d" --root "$c/root" \
   --runroot "$c/run" --listen "$c/crius.sock" >"$c/crius.log" 2>&1 &
 crius_pid=$!
 wait_socket "$c/crius.sock" "$crius_pid" "$c/crius.log"
@@ -306,7 +314,7 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 TOML
 log "starting containerd $(containerd --version | awk '{print $3}') with runc $(runc --version | awk 'NR==1{print $3}') ($ct_bridge, $ct_net.0/24)"
 # Its own mount namespace: /run and /var/lib are this run's directories there.
-unshare --mount --propagation private sh -c '
+setsid unshare --mount --propagation private sh -c '
   set -e
   mount --bind "$1/run" /run
   mount --bind "$1/varlib" /var/lib
@@ -329,7 +337,11 @@ suite() { # runtime round steps extra-args...
       --cgroup-parent "$ct_cgroup" --helper-exe containerd-shim-runc-v2 --pull "$pause_image") ;;
   esac
   log "round $round: $runtime $steps"
-  "$pod_bench" "${args[@]}" "$@"
+  # In the background and waited for, so that a signal runs the trap at once.
+  "$pod_bench" "${args[@]}" "$@" &
+  suite_pid=$!
+  wait "$suite_pid"
+  suite_pid=""
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
