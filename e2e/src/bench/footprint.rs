@@ -91,16 +91,16 @@ pub async fn run(target: &Target, n: usize) -> Result<Value> {
     }
     tokio::time::sleep(SETTLE).await;
 
-    let needles: Vec<String> = ids.iter().flat_map(|(p, c)| [p.clone(), c.clone()]).collect();
+    let needles: Vec<String> = ids
+        .iter()
+        .flat_map(|(p, c)| [p.clone(), c.clone()])
+        .collect();
     let exclude: Vec<u32> = target.daemon_pid.into_iter().collect();
-    let helpers: Vec<Mem> = procs::find_processes(
-        &needles,
-        target.options.helper_exe.as_deref(),
-        &exclude,
-    )
-    .into_iter()
-    .filter_map(|p| Mem::of(p.pid))
-    .collect();
+    let helpers: Vec<Mem> =
+        procs::find_processes(&needles, target.options.helper_exe.as_deref(), &exclude)
+            .into_iter()
+            .filter_map(|p| Mem::of(p.pid))
+            .collect();
     let mut parents: HashSet<u32> = helpers.iter().map(|m| m.pid).collect();
     parents.extend(target.daemon_pid);
     let pauses: Vec<Mem> = procs::pids()

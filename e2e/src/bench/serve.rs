@@ -93,7 +93,11 @@ mod tests {
         let image = pause_image(b"\x7fELF-not-really").unwrap();
         let config: serde_json::Value = serde_json::from_slice(&image.config.data).unwrap();
         assert_eq!(config["config"]["Entrypoint"], json!(["/pause"]));
-        assert!(config["config"].get("Cmd").is_none_or(|c| c.as_array().is_some_and(|a| a.is_empty())));
+        assert!(
+            config["config"]
+                .get("Cmd")
+                .is_none_or(|c| c.as_array().is_some_and(|a| a.is_empty()))
+        );
         assert_eq!(image.layers.len(), 1);
     }
 }

@@ -215,9 +215,10 @@ async fn steps(target: &Target) -> Result<Value> {
             .json();
         if o.pod_pid_runs > 0 {
             eprintln!("lifecycle: {} runs (pid POD)", o.pod_pid_runs);
-            answer["lifecycle_pid_pod"] = lifecycle::run(target, o.pod_pid_runs, NamespaceMode::Pod)
-                .await?
-                .json();
+            answer["lifecycle_pid_pod"] =
+                lifecycle::run(target, o.pod_pid_runs, NamespaceMode::Pod)
+                    .await?
+                    .json();
         }
     }
     if o.steps.iter().any(|s| s == "overhead") {
@@ -267,8 +268,18 @@ mod tests {
     #[test]
     fn options_parse_and_check() {
         let o = parse(&[
-            "--socket", "/s", "--image", "i", "--pull", "p", "--steps", "lifecycle",
-            "--runs", "3", "--helper-exe", "shim",
+            "--socket",
+            "/s",
+            "--image",
+            "i",
+            "--pull",
+            "p",
+            "--steps",
+            "lifecycle",
+            "--runs",
+            "3",
+            "--helper-exe",
+            "shim",
         ])
         .unwrap();
         assert_eq!((o.runs, o.pods, o.density), (3, 20, 100));

@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn rollup_pss_and_stat_ppid_parse() {
-        let rollup = "00400000-7ffc [rollup]\nRss:\t     900 kB\nPss:\t     321 kB\nPss_Anon:\t 1 kB\n";
+        let rollup =
+            "00400000-7ffc [rollup]\nRss:\t     900 kB\nPss:\t     321 kB\nPss_Anon:\t 1 kB\n";
         assert_eq!(parse_rollup_pss(rollup), Some(321));
         assert_eq!(parse_rollup_pss("Rss: 5 kB\n"), None);
         assert_eq!(parse_stat_ppid("42 (a) b) (c) S 7 42 42 0"), Some(7));
