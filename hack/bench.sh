@@ -153,7 +153,7 @@ cleanup() {
   for net in "$cr_net" "$ct_net"; do
     [[ -n $net ]] || continue
     for table in nat filter mangle; do
-      iptables-save -t "$table" 2>/dev/null | grep -E "^-A .*${net//./\\.}\.|bench-(crius|containerd)-$tag" |
+      iptables-save -t "$table" 2>/dev/null | grep -E "^-A .*(${net//./\\.}\.|bench-(crius|containerd)-$tag)" |
         while read -r rule; do eval "iptables -t $table ${rule/#-A/-D}"; done
     done
   done
