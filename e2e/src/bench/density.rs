@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crius_cri_api::v1::NamespaceMode;
 use serde_json::{Value, json};
 
-use super::suite::{STOP_TIMEOUT_SECS, Target};
+use super::suite::{STOP_TIMEOUT_SECS, Target, wait_ready};
 use crate::pods::PodFlow;
 use crate::pods::procs::{self, RssSampler};
 
@@ -46,7 +46,7 @@ pub async fn pods_at_once(target: &Target, n: usize) -> Result<Value> {
                 .create_and_start(&pod_id, &container, &pod)
                 .await
                 .context("CreateContainer + StartContainer")?;
-            anyhow::Ok((pod_id, id))
+            anyhow::Ok((pod_id, id, pod))
         });
     }
     let mut running = Vec::new();
@@ -60,10 +60,14 @@ pub async fn pods_at_once(target: &Target, n: usize) -> Result<Value> {
     let start_wall = started.elapsed().as_secs_f64();
     let rss_started = target.daemon_pid.and_then(procs::rss_kib);
     let rss_peak = sampler.map(RssSampler::finish);
+    // Untimed: every container's shell has its SIGTERM trap (see wait_ready).
+    for (_, _, pod) in &running {
+        wait_ready(pod).await?;
+    }
 
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for (pod_id, id) in running.clone() {
+    for (pod_id, id, _) in running.clone() {
         let mut flow = flow.clone();
         tasks.spawn(async move { teardown(&mut flow, &pod_id, &id).await });
     }
@@ -90,7 +94,8 @@ pub async fn pods_at_once(target: &Target, n: usize) -> Result<Value> {
 
 /// `clients` connections, each running `lifecycles` full lifecycles (RunPodSandbox,
 /// CreateContainer, StartContainer, StopContainer, RemoveContainer, StopPodSandbox,
-/// RemovePodSandbox) one after another; all clients at once.
+/// RemovePodSandbox; the stop once the container has logged that it is ready) one after
+/// another; all clients at once.
 pub async fn clients(target: &Target, clients: usize, lifecycles: usize) -> Result<Value> {
     let container = target.container();
     let mut pods = Vec::new();
@@ -114,6 +119,7 @@ pub async fn clients(target: &Target, clients: usize, lifecycles: usize) -> Resu
                     .create_and_start(&pod_id, &container, &pod)
                     .await
                     .context("CreateContainer + StartContainer")?;
+                wait_ready(&pod).await?;
                 teardown(&mut flow, &pod_id, &id).await?;
             }
             anyhow::Ok(())

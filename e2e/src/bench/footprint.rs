@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crius_cri_api::v1::NamespaceMode;
 use serde_json::{Value, json};
 
-use super::suite::{STOP_TIMEOUT_SECS, Target};
+use super::suite::{STOP_TIMEOUT_SECS, Target, wait_ready};
 use crate::pods::PodFlow;
 use crate::pods::procs;
 
@@ -79,7 +79,7 @@ pub async fn run(target: &Target, n: usize) -> Result<Value> {
     let mut flow = PodFlow::connect(&target.options.socket).await?;
     let container = target.container();
     let daemon_before = target.daemon_pid.and_then(Mem::of);
-    let mut ids = Vec::new();
+    let (mut ids, mut pods) = (Vec::new(), Vec::new());
     for i in 0..n {
         let pod = target.pod(&format!("overhead-{i}"), NamespaceMode::Container)?;
         let pod_id = flow.run_pod(&pod).await.context("RunPodSandbox")?;
@@ -88,8 +88,12 @@ pub async fn run(target: &Target, n: usize) -> Result<Value> {
             .await
             .context("CreateContainer + StartContainer")?;
         ids.push((pod_id, id));
+        pods.push(pod);
     }
     tokio::time::sleep(SETTLE).await;
+    for pod in &pods {
+        wait_ready(pod).await?;
+    }
 
     let needles: Vec<String> = ids
         .iter()

@@ -10,7 +10,7 @@ use crius_cri_api::v1::NamespaceMode;
 use serde_json::{Value, json};
 
 use super::stats::Samples;
-use super::suite::{STOP_TIMEOUT_SECS, Target};
+use super::suite::{STOP_TIMEOUT_SECS, Target, wait_ready};
 use crate::pods::PodFlow;
 
 /// The samples of every step.
@@ -72,6 +72,8 @@ pub async fn run(target: &Target, runs: usize, pid: NamespaceMode) -> Result<Lif
         let t = Instant::now();
         flow.pod_status(&pod_id).await.context("PodSandboxStatus")?;
         s.pod_status.push(t);
+        // Untimed: the container's own start-up (see wait_ready).
+        wait_ready(&pod).await?;
         let mut teardown = 0.0;
         let t = Instant::now();
         flow.stop_container(&id, STOP_TIMEOUT_SECS)

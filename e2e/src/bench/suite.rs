@@ -13,7 +13,8 @@
 //! `shareProcessNamespace`; `--pod-pid-runs N` adds N RunPodSandbox samples in mode POD.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use crius_cri_api::v1::{
@@ -30,8 +31,12 @@ use crate::pods::{PodFlow, cleanup_pods, pod_config, procs, shell_container, wit
 /// The label every pod of a run carries.
 pub const RUN_LABEL: &str = "crius-e2e-bench-run";
 /// The container: exits promptly on SIGTERM, so StopContainer measures the runtime, not a
-/// grace period.
-pub const CONTAINER_SCRIPT: &str = "trap 'exit 0' TERM; sleep 3600 & wait";
+/// grace period; says [`READY`] once its trap is set.
+pub const CONTAINER_SCRIPT: &str = "trap 'exit 0' TERM; echo ready; sleep 3600 & wait";
+/// The container's first log line.
+pub const READY: &str = "ready";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_POLL: Duration = Duration::from_millis(5);
 /// StopContainer's grace period (never reached: the container exits on SIGTERM).
 pub const STOP_TIMEOUT_SECS: i64 = 10;
 
@@ -191,6 +196,24 @@ impl Target {
             eprintln!("removing {} pod(s) of this run", pods.len());
         }
         cleanup_pods(&mut flow.client, &pods).await
+    }
+}
+
+/// Waits until the container of `pod` has logged [`READY`]: its SIGTERM trap is set. Before
+/// that, the shell is PID 1 of its pid namespace with no handler, the kernel drops a SIGTERM,
+/// and a StopContainer would wait out the grace period, measuring the shell, not the runtime.
+/// Reads the CRI log the runtime writes (both runtimes write `<log_directory>/sleeper.log`).
+pub async fn wait_ready(pod: &PodSandboxConfig) -> Result<()> {
+    let path = Path::new(&pod.log_directory).join("sleeper.log");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if std::fs::read_to_string(&path).is_ok_and(|t| t.contains(READY)) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the container never logged {READY:?} in {}", path.display());
+        }
+        tokio::time::sleep(READY_POLL).await;
     }
 }
 
