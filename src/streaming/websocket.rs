@@ -3,12 +3,19 @@
 //! as the upstream streaming server frames them. Also the tunnel that carries a SPDY
 //! connection inside binary messages (`SPDY/3.1+portforward.k8s.io`, what
 //! `crictl port-forward --transport websocket` speaks).
+//!
+//! As upstream, a client message for a channel nobody reads is dropped, and so is one whose
+//! base64 does not decode; the session goes on. The end is a close frame, after which the
+//! connection stays open until the client answers it (or goes), so that nothing the client
+//! has yet to read is lost to a reset.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -28,11 +35,23 @@ use super::stdio::CLOSE;
 const OUTBOUND_DEPTH: usize = 32;
 /// Messages queued per input channel before the reader waits.
 const INBOUND_DEPTH: usize = 16;
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a finished session waits for the client to read what is queued and answer the
+/// close frame (upstream's finishTimeout): only a client that neither reads nor closes for
+/// that long is cut off.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Largest message accepted from a client (stdin chunks, port-forward data).
 const MAX_MESSAGE: usize = 8 << 20;
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Go's `base64.StdEncoding` as upstream decodes with it: padding required, bits after the
+/// last byte ignored (and line breaks, which [`Framing::decode`] drops first).
+const GO_STD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
 
 pub enum WsOut {
     Data(u8, Bytes),
@@ -85,7 +104,17 @@ impl Framing {
         if !self.base64 {
             return Ok(Some((first, data.slice(1..))));
         }
-        let payload = STANDARD.decode(&data[1..])?;
+        let text = &data[1..];
+        let payload = if text.contains(&b'\n') || text.contains(&b'\r') {
+            let text: Vec<u8> = text
+                .iter()
+                .copied()
+                .filter(|b| !matches!(b, b'\n' | b'\r'))
+                .collect();
+            GO_STD.decode(text)?
+        } else {
+            GO_STD.decode(text)?
+        };
         Ok(Some((first.wrapping_sub(b'0'), Bytes::from(payload))))
     }
 }
@@ -102,7 +131,7 @@ pub struct WsSession {
     pub out: mpsc::Sender<WsOut>,
     pub gone: CancellationToken,
     reader: JoinHandle<()>,
-    writer: Option<JoinHandle<()>>,
+    writer: JoinHandle<()>,
 }
 
 impl WsSession {
@@ -133,11 +162,10 @@ impl WsSession {
                         Ok(Some(frame)) => frame,
                         Ok(None) => continue,
                         Err(e) => {
-                            // Dropping what cannot be read would corrupt the stream: end it.
                             tracing::debug!(
-                                "streaming: a base64 message that does not decode: {e}"
+                                "streaming: dropping a base64 message that does not decode: {e}"
                             );
-                            break;
+                            continue;
                         }
                     };
                     if ch == CLOSE && framing.closable {
@@ -186,26 +214,28 @@ impl WsSession {
             out,
             gone,
             reader,
-            writer: Some(writer),
+            writer,
         };
         (session, receivers)
     }
 
-    /// Sends what is queued, then a close frame.
+    /// Sends what is queued and a close frame, then waits for the client's answer (or its
+    /// going), at most [`FINISH_TIMEOUT`] in all.
+    /// (Dropping the session then ends both tasks and the connection.)
     pub async fn close(mut self) {
-        let _ = self.out.send(WsOut::Close).await;
-        if let Some(writer) = self.writer.take() {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-        }
+        let finish = async {
+            let _ = self.out.send(WsOut::Close).await;
+            let _ = (&mut self.writer).await;
+            self.gone.cancelled().await;
+        };
+        let _ = tokio::time::timeout(FINISH_TIMEOUT, finish).await;
     }
 }
 
 impl Drop for WsSession {
     fn drop(&mut self) {
         self.reader.abort();
-        if let Some(writer) = &self.writer {
-            writer.abort();
-        }
+        self.writer.abort();
     }
 }
 
@@ -291,6 +321,23 @@ mod tests {
                 Some((4, Bytes::from_static(b"{}")))
             );
             assert!(framing.decode(Message::Text("0!!".into())).is_err());
+            // Go's decoder, as upstream: line breaks skipped, stray low bits ignored,
+            // padding required.
+            assert_eq!(
+                framing.decode(Message::Text("0aG\r\nk=".into())).unwrap(),
+                Some((0, Bytes::from_static(b"hi")))
+            );
+            assert_eq!(
+                framing.decode(Message::Text("0Zh==".into())).unwrap(),
+                Some((0, Bytes::from_static(b"f")))
+            );
+            assert!(framing.decode(Message::Text("0Zg".into())).is_err());
+            // An empty message on a channel: the digit alone.
+            assert_eq!(framing.encode(1, b""), Message::Text("1".into()));
+            assert_eq!(
+                framing.decode(Message::Text("3".into())).unwrap(),
+                Some((3, Bytes::new()))
+            );
             assert_eq!(framing.decode(Message::Text("".into())).unwrap(), None);
         }
     }
