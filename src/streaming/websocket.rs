@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -137,11 +137,14 @@ pub struct WsSession {
 impl WsSession {
     /// Starts the session in `framing`; each of `inputs` gets a receiver of what the client
     /// sends on it.
-    pub fn start(
-        ws: Ws,
+    pub fn start<S>(
+        ws: WebSocketStream<S>,
         framing: Framing,
         inputs: &[u8],
-    ) -> (WsSession, HashMap<u8, mpsc::Receiver<Bytes>>) {
+    ) -> (WsSession, HashMap<u8, mpsc::Receiver<Bytes>>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sink, mut source) = ws.split();
         let gone = CancellationToken::new();
         let mut senders = HashMap::new();
@@ -340,5 +343,46 @@ mod tests {
             );
             assert_eq!(framing.decode(Message::Text("".into())).unwrap(), None);
         }
+    }
+
+    #[tokio::test]
+    async fn a_session_drops_what_it_cannot_read_and_waits_for_the_close_answer() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let server = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
+        let framing = Framing::of("base64.channel.k8s.io");
+        let (session, mut inputs) = WsSession::start(server, framing, &[0]);
+        // Bad base64, a channel that does not exist, one nobody reads, an empty message:
+        // dropped, as upstream drops them, and the session goes on.
+        for text in ["0!!!!", "7aGk=", "1aGk=", "0", "0aGkK"] {
+            client.send(Message::Text(text.into())).await.unwrap();
+        }
+        let mut stdin = inputs.remove(&0).unwrap();
+        assert_eq!(stdin.recv().await, Some(Bytes::from_static(b"hi\n")));
+        session
+            .out
+            .send(WsOut::Data(1, Bytes::from_static(b"ok")))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::Text("1b2s=".into())
+        );
+        // The end: a close frame, and the session is over once the client has answered it.
+        let closing = tokio::spawn(session.close());
+        assert!(matches!(
+            client.next().await,
+            Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Normal
+        ));
+        // (On this single-threaded runtime every task that can run has run after a few
+        // yields: the session still waits.)
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!closing.is_finished(), "ended before the client answered");
+        // Reading on sends tungstenite's answer; the server then ends the connection.
+        assert!(client.next().await.is_none());
+        closing.await.unwrap();
+        assert_eq!(stdin.recv().await, None);
     }
 }
