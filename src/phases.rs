@@ -13,7 +13,7 @@
 //! after the lap that covers them. The recorder follows the work into the tasks
 //! and blocking threads it is handed to through [`carry`] and [`carry_blocking`]; work that
 //! runs concurrently with the laps of its request (a pod's containers stopped at once) runs
-//! [`muted`], under the one lap that covers it.
+//! [`muted`], under the one lap that covers it, or as a [`branch`] whose laps become parts of it.
 //!
 //! With debug logging of this target off, no recorder exists: a lap or a timer is a task-local
 //! lookup that finds nothing, and nothing is formatted or allocated.
@@ -201,6 +201,21 @@ pub fn carry_blocking<T>(work: impl FnOnce() -> T) -> impl FnOnce() -> T {
         let _restore = Restore(BLOCKING.with(|b| b.replace(phases)));
         work()
     }
+}
+
+/// `work` running alongside other steps of its request (the pause started while CNI runs): its
+/// own laps are timed from its start and become parts of the lap that covers it.
+pub async fn branch<F: Future>(work: F) -> F::Output {
+    let Some(parent) = current() else {
+        return work.await;
+    };
+    let own = Phases::new();
+    let output = CURRENT.scope(Some(own.clone()), work).await;
+    let phases = own.with(|r| std::mem::take(&mut r.phases));
+    for p in phases {
+        parent.part(p.name, p.took);
+    }
+    output
 }
 
 /// `work` without recording: its laps would interleave with concurrent work of the same request.

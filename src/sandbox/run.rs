@@ -120,15 +120,14 @@ async fn set_up(
     // they are made at the same time. A pod without a pause is ready once its network is.
     let record = sandbox.record();
     let parts = PodContextParts::new(engine, &record)?;
-    let pause_timer = phases::timer("pause", "start");
     let pause = async {
         if record.no_pause {
             return Ok(None);
         }
-        // Muted: its laps would interleave with the network's; the timer measures it whole.
-        let started = phases::muted(pause_process::start(engine, &record, &parts)).await;
-        drop(pause_timer);
-        started.map(Some)
+        // Its laps would interleave with the network's: they are parts of the lap of both.
+        phases::branch(pause_process::start(engine, &record, &parts))
+            .await
+            .map(Some)
     };
     let attach = async {
         match net {
