@@ -1,4 +1,5 @@
-//! `RemoveContainer`: idempotent; kills a running container first; keeps its log.
+//! `RemoveContainer`: idempotent; kills a running container first; keeps its log. Answers once
+//! the container is stopped and recorded as being removed; its cleanup finishes after.
 
 use tonic::Status;
 
@@ -18,6 +19,6 @@ pub async fn handle(
         Err(e) => return Err(e.into()),
     };
     let engine = server.engine.clone();
-    detached(async move { container::remove::remove(&engine, &c).await }).await?;
+    detached(async move { container::remove::remove_answering_early(&engine, &c).await }).await?;
     Ok(api::RemoveContainerResponse {})
 }
