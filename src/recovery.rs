@@ -33,9 +33,7 @@ pub async fn recover(engine: &Arc<Engine>) {
         engine.insert_sandbox(Sandbox::new(record));
     }
     for record in containers {
-        // Nor does one being removed: RemoveContainer let go of its name when it answered.
         if record.failure.is_none()
-            && record.phase != ContainerPhase::Removing
             && let Err(e) = engine.reserve_name(&record.name, &record.id)
         {
             tracing::warn!(container = %record.id, "recovering: {e}");

@@ -128,8 +128,11 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
     );
     assert_phases(&all, "StartContainer", &["runtime.start", "state"]);
     assert_phases(&all, "StopContainer", &["stop.kill", "stop.exit"]);
-    // The runtime's delete and the rootfs go after the answer (container_removal.rs).
-    assert_phases(&all, "RemoveContainer", &["state"]);
+    assert_phases(
+        &all,
+        "RemoveContainer",
+        &["state", "runtime.delete", "rootfs"],
+    );
     assert_phases(
         &all,
         "StopPodSandbox",

@@ -34,58 +34,20 @@ pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), P
     result
 }
 
-/// RemoveContainer's own form of [`remove`]: answers once the container is stopped and
-/// recorded as being removed, from when on the CRI no longer shows it and its name is free; the
-/// rest (the runtime's delete, the rootfs, its files, its record) finishes after the reply, as
-/// recovery finishes it after a crash. A failure there lists it again, with the reason
-/// ([`keep_failed`]), for another RemoveContainer.
-pub async fn remove_answering_early(
-    engine: &Arc<Engine>,
-    container: &Arc<Container>,
-) -> Result<(), PodError> {
-    {
-        let _op = container.op.lock().await;
-        if engine.container(&container.id).is_err() {
-            return Ok(());
-        }
-        if let Err(e) = begin(engine, container).await {
-            keep_failed(engine, container, format!("removing it failed: {e}")).await;
-            return Err(e);
-        }
-        let rec = container.record();
-        engine.release_name(&rec.name, &rec.id);
-    }
-    let engine = engine.clone();
-    let container = container.clone();
-    // The lock is taken again: a RemovePodSandbox meanwhile waits for this, or finishes it.
-    tokio::spawn(async move {
-        if let Err(e) = remove(&engine, &container).await {
-            tracing::warn!(container = %container.id, "finishing its removal: {e}");
-        }
-    });
-    Ok(())
-}
-
-/// The part of a removal that comes first: the process stopped, then the record `Removing`.
-async fn begin(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
-    stop::stop_held(engine, container, Duration::ZERO).await?;
-    if container.record().phase != ContainerPhase::Removing {
-        engine
-            .save_container(container, |r| r.phase = ContainerPhase::Removing)
-            .await?;
-        phases::lap("state");
-    }
-    Ok(())
-}
-
 /// [`remove`] with the container's `op` lock already held (a failed CreateContainer undoing
 /// itself).
 pub(super) async fn remove_held(
     engine: &Arc<Engine>,
     container: &Container,
 ) -> Result<(), PodError> {
-    begin(engine, container).await?;
+    stop::stop_held(engine, container, Duration::ZERO).await?;
     let rec = container.record();
+    if rec.phase != ContainerPhase::Removing {
+        engine
+            .save_container(container, |r| r.phase = ContainerPhase::Removing)
+            .await?;
+        phases::lap("state");
+    }
     if rec.process.is_none() {
         // A launch nobody saw finish (a crash during CreateContainer) must not create the
         // container after this delete.

@@ -1,5 +1,4 @@
-//! `RemoveContainer`: idempotent; kills a running container first; keeps its log. Answers once
-//! the container is stopped and recorded as being removed; its cleanup finishes after.
+//! `RemoveContainer`: idempotent; kills a running container first; keeps its log.
 
 use tonic::Status;
 
@@ -19,6 +18,6 @@ pub async fn handle(
         Err(e) => return Err(e.into()),
     };
     let engine = server.engine.clone();
-    detached(async move { container::remove::remove_answering_early(&engine, &c).await }).await?;
+    detached(async move { container::remove::remove(&engine, &c).await }).await?;
     Ok(api::RemoveContainerResponse {})
 }
