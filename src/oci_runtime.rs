@@ -112,9 +112,7 @@ impl OciRuntime {
     /// `start ID`: lets a created container run its process.
     pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         if self.is_builtin() {
-            return self
-                .in_process("start", id, |root, id| ops::start(root, id))
-                .await;
+            return self.in_process("start", id, ops::start).await;
         }
         self.run_ok("start", &[id]).await
     }
