@@ -2,9 +2,9 @@
 //! one event per RPC (target `crius::phases`), e.g.
 //!
 //! ```text
-//! DEBUG rpc{rpc="RunPodSandbox" id=7}: RunPodSandbox phases phases="state=1.9ms ns=2.4ms
-//!     files=0.6ms state=1.8ms net=25.1ms[cni.loopback=3.1ms cni.bridge=12.0ms
-//!     cni.portmap=4.2ms cni.loopback=2.9ms cni.cache=0.4ms] hosts=0.1ms ... total=61.3ms"
+//! DEBUG rpc{rpc="RunPodSandbox" id=7}: RunPodSandbox phases phases="state=1.1ms ns=1.6ms
+//!     ns.setup=0.6ms files=0.2ms net+pause=29.9ms[cni.bridge=9.4ms cni.portmap=3.0ms
+//!     cni.cache=0.9ms pause.spec=0.7ms ... runtime.start=4.9ms] hosts=0.1ms ... total=34.6ms"
 //! ```
 //!
 //! `server::rpc::serve` runs every handler under [`traced`]. The lifecycle code marks its steps
