@@ -324,4 +324,43 @@ mod tests {
             .unwrap();
         assert!(left);
     }
+
+    #[tokio::test]
+    async fn a_branch_s_laps_become_parts_of_the_lap_that_covers_it() {
+        let p = Phases::new();
+        CURRENT
+            .scope(Some(p.clone()), async {
+                lap("before");
+                let side = branch(async {
+                    lap("pause.spec");
+                    lap("runtime.create");
+                });
+                let main = async { timer("cni", "bridge") };
+                let (_, t) = tokio::join!(side, main);
+                drop(t);
+                lap("net+pause");
+            })
+            .await;
+        let text = p.render().unwrap();
+        assert!(text.starts_with("before="), "{text}");
+        for part in ["pause.spec=", "runtime.create=", "cni.bridge="] {
+            let at = text.find(part).unwrap_or_else(|| panic!("{text}"));
+            // Inside the brackets of the lap that ends after them.
+            assert!(
+                at > text.find('[').unwrap() && at < text.find(']').unwrap(),
+                "{text}"
+            );
+        }
+        assert!(text.contains("]"), "{text}");
+        assert!(text.contains("net+pause="), "{text}");
+        p.with(|r| {
+            let laps: Vec<_> = r
+                .phases
+                .iter()
+                .filter(|p| !p.part)
+                .map(|p| p.name.to_string())
+                .collect();
+            assert_eq!(laps, ["before", "net+pause"]);
+        });
+    }
 }
