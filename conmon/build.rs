@@ -45,6 +45,12 @@ fn main() {
             println!("cargo:rustc-link-arg-bins=-L{}", dir.display());
             println!("cargo:rustc-link-arg-bins=-static");
             println!("cargo:rustc-link-arg-bins=-no-pie");
+            // The loop's code together (link/hot.ld); the monitor works the same without it.
+            if let Some(dir) = env::var_os("CARGO_MANIFEST_DIR") {
+                let script = PathBuf::from(dir).join("link/hot.ld");
+                println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+            }
+            println!("cargo:rerun-if-changed=link/hot.ld");
         }
         Err(why) => {
             println!("cargo:warning=crius-monitor is linked dynamically: {why}");
