@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Measures what idle crius-monitor processes cost: starts N busybox `sleep` containers, each under
-# its own monitor (no daemon), waits, then prints RSS, PSS and private memory per monitor from
-# /proc/PID/smaps_rollup, and where one monitor's resident pages are (per mapping, from
-# /proc/PID/smaps). Everything is removed afterwards. A measurement, not a test: nothing is
-# asserted. Root, runc (for `runc spec`) and busybox are needed.
+# Measures what crius-monitor processes cost: starts N busybox containers (idle `sleep`, or a
+# script), each under its own monitor (no daemon), waits, then prints RSS, PSS and private
+# memory per monitor from /proc/PID/smaps_rollup, and where one monitor's resident pages are
+# (per mapping, from /proc/PID/smaps). Everything is removed afterwards. A measurement, not a
+# test: nothing is asserted. Root, runc (for `runc spec`), jq and busybox are needed.
 #
 #   hack/monitor-footprint.sh [-n N] [-m MONITOR] [-r RUNTIME] [-w SECONDS] [-c SCRIPT]
 #
@@ -12,6 +12,11 @@
 #   -r RUNTIME  runtime path; `crius` gets the argument `oci` (default target/debug/crius, else runc)
 #   -w SECONDS  time before sampling (default 2)
 #   -c SCRIPT   what each container runs, as `sh -c SCRIPT` (default: sleep, no output)
+#
+# With FOOTPRINT_HOLD=FILE the monitors' pids go to FILE before the sampling, and the script
+# waits (up to 1000 s; kill its `sleep` to go on) so they can be looked at in the meantime.
+# Busy monitors: -c 'i=0; while [ $i -lt 50 ]; do echo line $i; i=$((i+1)); sleep 0.1; done;
+# exec sleep 1000000' -w 1 (sampled while each container writes a line every 100 ms).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
