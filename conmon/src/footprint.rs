@@ -27,6 +27,10 @@ pub fn release_code_pages() {
     let Some(page) = page_size() else {
         return;
     };
+    // SAFETY: malloc_trim has no preconditions; single-threaded, nothing else allocates now.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let ranges = readonly_segments(page);
     for (start, len) in ranges.iter().flatten() {
         // SAFETY: the range is whole pages of a read-only private file mapping of the
