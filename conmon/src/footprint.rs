@@ -1,4 +1,5 @@
-//! Gives back the mappings of start-up code once the monitor enters its poll loop.
+//! Gives back the mappings of code the monitor no longer runs: when it enters its poll loop,
+//! and after each quiet period (`monitor.rs`, `RELEASE_AFTER_QUIET_MS`).
 //!
 //! The kernel maps file pages around each fault (64 KiB of them), so setting up (argument
 //! parsing, spawning the runtime, JSON, reading the cgroup) leaves most of the binary's code
@@ -6,7 +7,8 @@
 //! the non-writable load segments unmaps them; the pages the loop then runs fault back in. The
 //! pages stay in the page cache, shared by every monitor, so nothing is read again from disk;
 //! unmapped by all monitors they are reclaimable. Writable segments (data, and RELRO, whose
-//! pages the start-up code wrote) are left alone: their contents are not the file's.
+//! pages the start-up code wrote) are left alone: their contents are not the file's. The heap's
+//! free pages go back too (`malloc_trim`). docs/monitor.md, "Footprint", has the numbers.
 //!
 //! The program headers are read through `__ehdr_start` (the ELF header, which the linker places
 //! at the start of the first loaded segment) rather than `dl_iterate_phdr`, whose locking would
