@@ -1,4 +1,5 @@
-//! Looking at processes through `/proc`: resident memory, who owns a unix socket, and the
+//! Looking at processes through `/proc`: resident and proportional memory, who owns a unix
+//! socket, and the
 //! per-container monitors of a runtime (found by the container or pod ids on their command
 //! line). Read-only.
 
@@ -19,6 +20,23 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// `Pss` of `pid` in KiB, from `/proc/<pid>/smaps_rollup` (`None` when gone or unreadable):
+/// its private pages plus its share of each page it maps with other processes, so the PSS of
+/// many processes of one executable adds up to the memory they use together.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    parse_pss(&rollup)
+}
+
+/// The `Pss:` value of `/proc/<pid>/smaps_rollup` text, in KiB.
+pub fn parse_pss(rollup: &str) -> Option<u64> {
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }
@@ -64,6 +82,8 @@ pub struct ProcInfo {
     pub pid: u32,
     pub exe_name: String,
     pub rss_kib: u64,
+    /// `None` where `smaps_rollup` cannot be read (kernels before 4.14).
+    pub pss_kib: Option<u64>,
 }
 
 /// Processes (other than `exclude`) whose command line mentions any of `needles`, and whose
@@ -93,6 +113,7 @@ pub fn find_processes(
                 pid,
                 exe_name: name,
                 rss_kib: rss_kib(pid)?,
+                pss_kib: pss_kib(pid),
             })
         })
         .collect()
@@ -186,9 +207,17 @@ mod tests {
     }
 
     #[test]
+    fn pss_parses() {
+        let rollup = "00400000-7fff [rollup]\nRss:\t  1200 kB\nPss:\t   97 kB\nPss_Anon:\t 80 kB\n";
+        assert_eq!(parse_pss(rollup), Some(97));
+        assert_eq!(parse_pss("Rss:\t  1200 kB\n"), None);
+    }
+
+    #[test]
     fn own_process_is_visible() {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
+        assert!(pss_kib(me).unwrap() > 0);
         assert!(!cmdline(me).is_empty());
         assert!(exe_name(me).is_some());
         let sampler = RssSampler::start(me, Duration::from_millis(1));
