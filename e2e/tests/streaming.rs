@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crius_e2e::cri::api::{AttachRequest, ContainerState, ExecRequest, PortForwardRequest};
 use crius_e2e::pods::{PodEnv, PodFlow, pod_config, shell_container, sleep_container};
 use crius_e2e::streaming_client::spdy::{self, Event};
+use crius_e2e::streaming_client::urls::exec_url;
 use crius_e2e::streaming_client::{Streams, ws};
 use tonic::Code;
 
@@ -20,22 +21,6 @@ fn out_only() -> Streams {
         stderr: true,
         ..Streams::default()
     }
-}
-
-async fn exec_url(flow: &mut PodFlow, id: &str, cmd: &[&str], s: Streams) -> String {
-    flow.client
-        .exec(ExecRequest {
-            container_id: id.to_string(),
-            cmd: cmd.iter().map(|c| c.to_string()).collect(),
-            tty: s.tty,
-            stdin: s.stdin,
-            stdout: s.stdout,
-            stderr: s.stderr,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
 }
 
 async fn start_pod(env: &PodEnv, name: &str, script: &str) -> (PodFlow, String, String) {

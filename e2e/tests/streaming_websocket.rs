@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crius_e2e::cri::api::{AttachRequest, ExecRequest, PortForwardRequest};
 use crius_e2e::pods::{PodEnv, PodFlow, pod_config, shell_container};
+use crius_e2e::streaming_client::urls::{attach_url, exec_url, port_forward_url};
 use crius_e2e::streaming_client::{Output, Streams, ws};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -43,49 +43,6 @@ fn json_status(protocol: &str) -> bool {
 
 fn base64(protocol: &str) -> bool {
     protocol.contains("base64")
-}
-
-async fn exec_url(flow: &mut PodFlow, id: &str, cmd: &[&str], s: Streams) -> String {
-    flow.client
-        .exec(ExecRequest {
-            container_id: id.to_string(),
-            cmd: cmd.iter().map(|c| c.to_string()).collect(),
-            tty: s.tty,
-            stdin: s.stdin,
-            stdout: s.stdout,
-            stderr: s.stderr,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
-}
-
-async fn attach_url(flow: &mut PodFlow, id: &str, s: Streams) -> String {
-    flow.client
-        .attach(AttachRequest {
-            container_id: id.to_string(),
-            stdin: s.stdin,
-            stdout: s.stdout,
-            stderr: s.stderr,
-            tty: s.tty,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
-}
-
-async fn pf_url(flow: &mut PodFlow, pod_id: &str, ports: &[i32]) -> String {
-    flow.client
-        .port_forward(PortForwardRequest {
-            pod_sandbox_id: pod_id.to_string(),
-            port: ports.to_vec(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
 }
 
 /// The next message on the socket as (channel, data), within 10 s; None at its end.
@@ -275,7 +232,7 @@ async fn attach_over_every_upstream_protocol() {
 /// What a GET to `port` in the pod answers, over a forward with no protocol named; what came
 /// within 2 s.
 async fn http_get(flow: &mut PodFlow, pod_id: &str, port: i32) -> String {
-    let url = pf_url(flow, pod_id, &[port]).await;
+    let url = port_forward_url(flow, pod_id, &[port]).await;
     let (mut socket, _) = ws::connect(&url, "").await.unwrap();
     ws::send(&mut socket, 0, b"GET / HTTP/1.0\r\n\r\n")
         .await
@@ -316,7 +273,7 @@ async fn port_forward_over_every_upstream_protocol() {
     for protocol in PORTFORWARD_PROTOCOLS {
         // Ports 80, 81 and 9 (nobody listens): channels 0/1, 2/3 and 4/5. The query's port
         // is not what is forwarded: the request's ports are, as upstream.
-        let url = pf_url(&mut flow, &pod_id, &[80, 81, 9]).await;
+        let url = port_forward_url(&mut flow, &pod_id, &[80, 81, 9]).await;
         let (mut socket, chosen) = ws::connect(&format!("{url}?port=81"), protocol)
             .await
             .unwrap();
@@ -387,7 +344,7 @@ async fn handshakes_upstream_refuses_are_refused() {
         "base64.channel.k8s.io",
         "portforward.k8s.io",
     ] {
-        let url = pf_url(&mut flow, &pod_id, &[80]).await;
+        let url = port_forward_url(&mut flow, &pod_id, &[80]).await;
         let (status, _) = ws::handshake_status(&url, "GET", offered, "13")
             .await
             .unwrap();

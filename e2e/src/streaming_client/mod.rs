@@ -7,6 +7,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod spdy;
+pub mod urls;
 pub mod ws;
 
 /// Which streams a session asks for.
