@@ -2,6 +2,10 @@
 //! `delete`, `update` and `state`. `create` and `exec` are run by crius-monitor (see
 //! [`crate::monitor`]), which stays the container's parent.
 //!
+//! crius' own runtime is the same library in the daemon as in `crius oci`: its `start`, `kill`
+//! and `delete` are library calls here (on a blocking thread), not an exec of the daemon's
+//! binary each — the same code and state directory, a few milliseconds less per call.
+//!
 //! The runtime's stdout and stderr go to anonymous memory files, not pipes: a hook or a process
 //! the runtime leaves behind may inherit them, and waiting for a pipe's end of file would then
 //! wait for that process.
@@ -14,6 +18,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::libcontainer::container::ops;
+use crate::libcontainer::container::state::ContainerId;
 
 /// Longest a runtime command may take before it is killed. `start` runs poststart hooks, so this
 /// is generous.
@@ -102,11 +111,24 @@ struct Output {
 impl OciRuntime {
     /// `start ID`: lets a created container run its process.
     pub async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        if self.is_builtin() {
+            return self.in_process("start", id, ops::start).await;
+        }
         self.run_ok("start", &[id]).await
     }
 
     /// `kill [--all] ID SIGNAL`.
     pub async fn kill(&self, id: &str, signal: i32, all: bool) -> Result<(), RuntimeError> {
+        if self.is_builtin() {
+            return self
+                .in_process("kill", id, move |root, id| {
+                    let signal = Signal::try_from(signal).map_err(|e| {
+                        crate::libcontainer::error::Error::Invalid(format!("signal {signal}: {e}"))
+                    })?;
+                    ops::kill_container(root, id, signal, all)
+                })
+                .await;
+        }
         let signal = signal.to_string();
         if all {
             self.run_ok("kill", &["--all", id, &signal]).await
@@ -118,7 +140,13 @@ impl OciRuntime {
     /// `delete [--force] ID`; a container the runtime does not know is already deleted.
     pub async fn delete(&self, id: &str, force: bool) -> Result<(), RuntimeError> {
         let args: &[&str] = if force { &["--force", id] } else { &[id] };
-        match self.run_ok("delete", args).await {
+        let deleted = if self.is_builtin() {
+            self.in_process("delete", id, move |root, id| ops::delete(root, id, force))
+                .await
+        } else {
+            self.run_ok("delete", args).await
+        };
+        match deleted {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         }
@@ -157,6 +185,35 @@ impl OciRuntime {
                 subcommand: "state",
                 message: e.to_string(),
             })
+    }
+
+    /// crius' own runtime (`<crius> oci`), whose operations this process can run itself.
+    fn is_builtin(&self) -> bool {
+        self.args.first().is_some_and(|a| a == "oci")
+    }
+
+    /// `op` of the runtime library on container `id`, on a blocking thread; its errors read as
+    /// the `crius oci` subcommand's would.
+    async fn in_process(
+        &self,
+        subcommand: &'static str,
+        id: &str,
+        op: impl FnOnce(&std::path::Path, &ContainerId) -> crate::libcontainer::error::Result<()>
+        + Send
+        + 'static,
+    ) -> Result<(), RuntimeError> {
+        let failed = |message: String| RuntimeError::Failed {
+            runtime: self.name.clone(),
+            subcommand,
+            status: "error".to_owned(),
+            message,
+        };
+        let container = ContainerId::parse(id).map_err(|e| failed(e.to_string()))?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || op(&root, &container))
+            .await
+            .map_err(|e| failed(format!("the {subcommand} task: {e}")))?
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// The command line: `<path> <args…> --root <root> <subcommand> <rest…>`.

@@ -2,9 +2,9 @@
 //! one event per RPC (target `crius::phases`), e.g.
 //!
 //! ```text
-//! DEBUG rpc{rpc="RunPodSandbox" id=7}: RunPodSandbox phases phases="state=1.9ms ns=2.4ms
-//!     files=0.6ms state=1.8ms net=25.1ms[cni.loopback=3.1ms cni.bridge=12.0ms
-//!     cni.portmap=4.2ms cni.loopback=2.9ms cni.cache=0.4ms] hosts=0.1ms ... total=61.3ms"
+//! DEBUG rpc{rpc="RunPodSandbox" id=7}: RunPodSandbox phases phases="state=1.1ms ns=1.6ms
+//!     ns.setup=0.6ms files=0.2ms net+pause=29.9ms[cni.bridge=9.4ms cni.portmap=3.0ms
+//!     cni.cache=0.9ms pause.spec=0.7ms ... runtime.start=4.9ms] hosts=0.1ms ... total=34.6ms"
 //! ```
 //!
 //! `server::rpc::serve` runs every handler under [`traced`]. The lifecycle code marks its steps
@@ -13,7 +13,7 @@
 //! after the lap that covers them. The recorder follows the work into the tasks
 //! and blocking threads it is handed to through [`carry`] and [`carry_blocking`]; work that
 //! runs concurrently with the laps of its request (a pod's containers stopped at once) runs
-//! [`muted`], under the one lap that covers it.
+//! [`muted`], under the one lap that covers it, or as a [`branch`] whose laps become parts of it.
 //!
 //! With debug logging of this target off, no recorder exists: a lap or a timer is a task-local
 //! lookup that finds nothing, and nothing is formatted or allocated.
@@ -203,6 +203,21 @@ pub fn carry_blocking<T>(work: impl FnOnce() -> T) -> impl FnOnce() -> T {
     }
 }
 
+/// `work` running alongside other steps of its request (the pause started while CNI runs): its
+/// own laps are timed from its start and become parts of the lap that covers it.
+pub async fn branch<F: Future>(work: F) -> F::Output {
+    let Some(parent) = current() else {
+        return work.await;
+    };
+    let own = Phases::new();
+    let output = CURRENT.scope(Some(own.clone()), work).await;
+    let phases = own.with(|r| std::mem::take(&mut r.phases));
+    for p in phases {
+        parent.part(p.name, p.took);
+    }
+    output
+}
+
 /// `work` without recording: its laps would interleave with concurrent work of the same request.
 pub fn muted<F: Future>(work: F) -> impl Future<Output = F::Output> {
     CURRENT.scope(None, work)
@@ -308,5 +323,44 @@ mod tests {
             .await
             .unwrap();
         assert!(left);
+    }
+
+    #[tokio::test]
+    async fn a_branch_s_laps_become_parts_of_the_lap_that_covers_it() {
+        let p = Phases::new();
+        CURRENT
+            .scope(Some(p.clone()), async {
+                lap("before");
+                let side = branch(async {
+                    lap("pause.spec");
+                    lap("runtime.create");
+                });
+                let main = async { timer("cni", "bridge") };
+                let (_, t) = tokio::join!(side, main);
+                drop(t);
+                lap("net+pause");
+            })
+            .await;
+        let text = p.render().unwrap();
+        assert!(text.starts_with("before="), "{text}");
+        for part in ["pause.spec=", "runtime.create=", "cni.bridge="] {
+            let at = text.find(part).unwrap_or_else(|| panic!("{text}"));
+            // Inside the brackets of the lap that ends after them.
+            assert!(
+                at > text.find('[').unwrap() && at < text.find(']').unwrap(),
+                "{text}"
+            );
+        }
+        assert!(text.contains("]"), "{text}");
+        assert!(text.contains("net+pause="), "{text}");
+        p.with(|r| {
+            let laps: Vec<_> = r
+                .phases
+                .iter()
+                .filter(|p| !p.part)
+                .map(|p| p.name.to_string())
+                .collect();
+            assert_eq!(laps, ["before", "net+pause"]);
+        });
     }
 }

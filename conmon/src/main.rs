@@ -10,6 +10,7 @@ mod control;
 mod cri_log;
 mod exec_sync;
 mod exit_file;
+mod footprint;
 mod monitor;
 mod oom_watcher;
 mod runtime;

@@ -6,11 +6,12 @@
 //! done before detaching, so the launcher's exit status says whether the monitor is up: after it
 //! exited 0, the attach and control sockets accept connections.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, SystemTime};
 
 use crius_monitor_proto::{ControlRequest, LaunchOptions, Mode, SyncMessage};
 use nix::errno::Errno;
+use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::{ForkResult, fork, setsid};
 
@@ -20,6 +21,7 @@ use crate::container_io::{ContainerIo, ReadOutcome, RuntimeStdio};
 use crate::control::ControlServer;
 use crate::cri_log::{CriLog, Stream};
 use crate::exit_file::ExitInfo;
+use crate::footprint;
 use crate::oom_watcher::OomWatcher;
 use crate::runtime::{RuntimeCommands, WorkDir, read_pid_file};
 use crate::sync_pipe::SyncPipe;
@@ -37,6 +39,12 @@ const EXEC_HIGH_WATER: usize = 256 << 10;
 const EXEC_FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reads of output still buffered after the exit, per stream.
 const MAX_FINAL_READS: usize = 1024;
+/// After this many milliseconds without an event, the code the events ran is unmapped again
+/// (`footprint`).
+const RELEASE_AFTER_QUIET_MS: i32 = 2_000;
+/// Descriptors the poll set has room for from the start: the child, two outputs, stdin, the
+/// two listeners, the OOM notifier and a few clients.
+const POLL_SET_CAPACITY: usize = 16;
 
 pub fn run(opts: &LaunchOptions) -> i32 {
     let mut sync = match SyncPipe::from_fd(opts.sync_fd) {
@@ -120,7 +128,7 @@ fn detach(sync_fd: i32) -> Result<(), String> {
         Ok(ForkResult::Parent { .. }) => {
             // SAFETY: _exit ends the launcher without running destructors (which would remove
             // the sockets the monitor now owns).
-            unsafe { nix::libc::_exit(0) }
+            unsafe { libc::_exit(0) }
         }
         Ok(ForkResult::Child) => {}
         Err(e) => return Err(format!("fork: {e}")),
@@ -246,7 +254,12 @@ fn monitor(opts: &LaunchOptions, setup: Setup, sync: &mut SyncPipe) -> Result<()
         control,
         oom,
         buf: vec![0u8; opts.max_log_line().clamp(8192, 64 * 1024)],
+        poll_set: PollSet {
+            fds: Vec::with_capacity(POLL_SET_CAPACITY),
+            tokens: Vec::with_capacity(POLL_SET_CAPACITY),
+        },
     };
+    footprint::release_code_pages();
     let status = monitor.run_until_exit(pid)?;
     monitor.finish(status, SystemTime::now());
     Ok(())
@@ -273,28 +286,62 @@ struct Monitor<'a> {
     control: Option<ControlServer>,
     oom: Option<OomWatcher>,
     buf: Vec<u8>,
+    poll_set: PollSet,
+}
+
+/// The descriptors of one `poll(2)` and what each stands for, kept from one round to the next
+/// so that a round allocates nothing.
+#[derive(Default)]
+struct PollSet {
+    fds: Vec<libc::pollfd>,
+    tokens: Vec<Token>,
 }
 
 impl Monitor<'_> {
     fn run_until_exit(&mut self, pid: i32) -> Result<ExitStatus, String> {
+        // Whether code ran since the pages were last given back (see `footprint`).
+        let mut pages_touched = false;
         loop {
             if let Some(status) = self.reaper.take(pid) {
                 return Ok(status);
             }
-            for (token, events) in self.wait()? {
-                self.handle(token, events);
+            // -1: no timeout.
+            let timeout_ms = match pages_touched {
+                true => RELEASE_AFTER_QUIET_MS,
+                false => -1,
+            };
+            let mut set = std::mem::take(&mut self.poll_set);
+            let polled = self.wait(&mut set, timeout_ms);
+            if let Ok(Some(0)) = polled {
+                footprint::release_code_pages();
+                pages_touched = false;
             }
+            for (token, fd) in set.tokens.iter().zip(&set.fds) {
+                let events = PollFlags::from_bits_truncate(fd.revents);
+                if !events.is_empty() {
+                    self.handle(*token, events);
+                    pages_touched = true;
+                }
+            }
+            self.poll_set = set;
+            polled?;
             self.drop_dead_clients();
         }
     }
 
-    /// Polls everything the monitor listens to; returns what is ready.
-    fn wait<'s>(&'s self) -> Result<Vec<(Token, PollFlags)>, String> {
-        let mut tokens = Vec::new();
-        let mut fds = Vec::new();
-        let mut add = |token: Token, fd: BorrowedFd<'s>, events: PollFlags| {
-            tokens.push(token);
-            fds.push(PollFd::new(fd, events));
+    /// Polls everything the monitor listens to, for at most `timeout_ms` (-1: no limit); `set`
+    /// says afterwards what is ready. Returns how many descriptors are (`None` when a signal
+    /// interrupted).
+    fn wait(&self, set: &mut PollSet, timeout_ms: i32) -> Result<Option<usize>, String> {
+        set.fds.clear();
+        set.tokens.clear();
+        let mut add = |token: Token, fd: BorrowedFd<'_>, events: PollFlags| {
+            set.tokens.push(token);
+            set.fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: events.bits(),
+                revents: 0,
+            });
         };
         let readable = PollFlags::POLLIN;
         add(Token::Child, self.reaper.fd(), readable);
@@ -336,15 +383,18 @@ impl Monitor<'_> {
         if let Some(oom) = &self.oom {
             add(Token::Oom, oom.fd(), readable);
         }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(format!("poll: {e}")),
+        // nix's `poll` takes `PollFd`s, which borrow their descriptors: they could not be kept
+        // in `set` from one round to the next, and a fresh vector each round is an allocation
+        // (and its code paged in) on every wake-up of an idle monitor.
+        let len = libc::nfds_t::try_from(set.fds.len()).map_err(|e| e.to_string())?;
+        // SAFETY: `set.fds` is `len` initialized pollfds; every descriptor in it belongs to
+        // `self`, borrowed for this call.
+        let n = unsafe { libc::poll(set.fds.as_mut_ptr(), len, timeout_ms) };
+        match Errno::result(n) {
+            Ok(n) => Ok(Some(n as usize)),
+            Err(Errno::EINTR) => Ok(None),
+            Err(e) => Err(format!("poll: {e}")),
         }
-        Ok(tokens
-            .into_iter()
-            .zip(&fds)
-            .filter_map(|(token, fd)| fd.revents().filter(|r| !r.is_empty()).map(|r| (token, r)))
-            .collect())
     }
 
     fn handle(&mut self, token: Token, events: PollFlags) {

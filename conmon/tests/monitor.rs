@@ -453,3 +453,28 @@ fn rss_stays_small() {
     assert!(rss_kb < 4096, "monitor RSS {rss_kb} kB");
     c.assert_clean();
 }
+
+/// After 2 s without events the monitor unmaps its code pages (docs/monitor.md, "Footprint");
+/// output, control commands and the exit after such quiet periods are handled as before.
+#[test]
+fn quiet_periods_change_nothing() {
+    let mut c = TestContainer::new(
+        "quiet",
+        &[
+            "sh",
+            "-c",
+            "echo one; sleep 3; echo two; sleep 3; echo three; exit 4",
+        ],
+        |_| {},
+    );
+    c.create(&[]);
+    c.start();
+    wait_for(SECONDS_10, || c.log().contains("one").then_some(())).expect("first line");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(c.control("reopen-log"), "ok\n");
+    let exit = c.wait_exit(SECONDS_10);
+    assert_eq!(exit["exit_code"], 4);
+    let entries = parse_log(&c.log());
+    assert_eq!(stream_text(&entries, "stdout"), "one\ntwo\nthree\n");
+    c.assert_clean();
+}

@@ -100,8 +100,8 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
             "state",
             "ns",
             "files",
-            "net",
-            "cni.loopback",
+            // The pause (this pod shares its PID namespace) starts while CNI runs.
+            "net+pause",
             "cni.bridge",
             "cni.portmap",
             "cni.cache",

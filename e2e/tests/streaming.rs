@@ -1,11 +1,13 @@
 //! The streaming server end to end: Exec, Attach and PortForward URLs used with our own SPDY
 //! and WebSocket clients (crius_e2e::streaming_client) against busybox containers in real pods.
+//! Every WebSocket subprotocol, one by one: streaming_websocket.rs.
 
 use std::time::{Duration, Instant};
 
 use crius_e2e::cri::api::{AttachRequest, ContainerState, ExecRequest, PortForwardRequest};
 use crius_e2e::pods::{PodEnv, PodFlow, pod_config, shell_container, sleep_container};
 use crius_e2e::streaming_client::spdy::{self, Event};
+use crius_e2e::streaming_client::urls::exec_url;
 use crius_e2e::streaming_client::{Streams, ws};
 use tonic::Code;
 
@@ -19,22 +21,6 @@ fn out_only() -> Streams {
         stderr: true,
         ..Streams::default()
     }
-}
-
-async fn exec_url(flow: &mut PodFlow, id: &str, cmd: &[&str], s: Streams) -> String {
-    flow.client
-        .exec(ExecRequest {
-            container_id: id.to_string(),
-            cmd: cmd.iter().map(|c| c.to_string()).collect(),
-            tty: s.tty,
-            stdin: s.stdin,
-            stdout: s.stdout,
-            stderr: s.stderr,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url
 }
 
 async fn start_pod(env: &PodEnv, name: &str, script: &str) -> (PodFlow, String, String) {
@@ -593,122 +579,6 @@ async fn port_forward_into_the_pod() {
     assert_eq!(&got[&0][..2], &80u16.to_le_bytes());
     assert_eq!(&got[&2][..2], &81u16.to_le_bytes());
     assert_eq!(&got[&1][..2], &80u16.to_le_bytes());
-    flow.cleanup_all().await.unwrap();
-}
-
-/// Every WebSocket protocol the upstream streaming server speaks — the legacy `channel.k8s.io`
-/// (what `kubectl exec` over the API server's websocket path still offers), the base64 forms
-/// and a client that names none — for exec, attach and port-forward.
-#[tokio::test]
-async fn websocket_speaks_every_upstream_protocol() {
-    use futures::StreamExt;
-    let env = PodEnv::start().await.unwrap();
-    let script = "mkdir -p /w; echo page > /w/index.html; httpd -p 80 -h /w; \
-                  i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done";
-    let (mut flow, pod_id, id) = start_pod(&env, "wsproto", script).await;
-    let with_stdin = Streams {
-        stdin: true,
-        ..out_only()
-    };
-    for protocol in [
-        V5,
-        V4,
-        "v4.base64.channel.k8s.io",
-        "channel.k8s.io",
-        "base64.channel.k8s.io",
-        "",
-    ] {
-        // Exec: three bytes of stdin (before v5 a WebSocket client cannot end its input),
-        // both outputs and the exit code, as a JSON status from v4 and as text before.
-        let cmd = ["sh", "-c", "head -c 3; echo err >&2; exit 3"];
-        let url = exec_url(&mut flow, &id, &cmd, with_stdin).await;
-        let out = ws::run_session(
-            &url,
-            protocol,
-            with_stdin,
-            Some(b"hi\n"),
-            None,
-            1 << 20,
-            30 * SECOND,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("exec over {protocol:?}: {e:#}"));
-        assert_eq!(out.stdout_text(), "hi\n", "{protocol:?}");
-        assert_eq!(out.stderr, b"err\n", "{protocol:?}");
-        if protocol.starts_with("v4") || protocol.starts_with("v5") {
-            assert_eq!(out.exit_code(), Some(3), "{protocol:?}: {}", out.error);
-        } else {
-            assert!(
-                out.error
-                    .starts_with("command terminated with non-zero exit code")
-                    && out.error.ends_with("exit code 3"),
-                "{protocol:?}: {}",
-                out.error
-            );
-        }
-
-        // Attach: the container's ticks arrive on stdout.
-        let url = flow
-            .client
-            .attach(AttachRequest {
-                container_id: id.clone(),
-                stdout: true,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .url;
-        let (mut socket, chosen) = ws::connect(&url, protocol).await.unwrap();
-        assert_eq!(chosen, protocol);
-        let mut seen = Vec::new();
-        while !String::from_utf8_lossy(&seen).contains("tick") {
-            let message = tokio::time::timeout(10 * SECOND, socket.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            if let Some((1, data)) = ws::frame(protocol, message).unwrap() {
-                seen.extend_from_slice(&data);
-            }
-        }
-        drop(socket);
-
-        // Port-forward has its own set: the v4 forms and none.
-        if !matches!(protocol, V4 | "v4.base64.channel.k8s.io" | "") {
-            continue;
-        }
-        let url = flow
-            .client
-            .port_forward(PortForwardRequest {
-                pod_sandbox_id: pod_id.clone(),
-                port: vec![80],
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .url;
-        let (mut socket, chosen) = ws::connect(&format!("{url}?port=80"), protocol)
-            .await
-            .unwrap();
-        assert_eq!(chosen, protocol);
-        ws::send_in(&mut socket, protocol, 0, b"GET / HTTP/1.0\r\n\r\n")
-            .await
-            .unwrap();
-        let mut data = Vec::new();
-        while !String::from_utf8_lossy(&data).ends_with("page\n") {
-            let message = tokio::time::timeout(10 * SECOND, socket.next())
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
-            if let Some((0, chunk)) = ws::frame(protocol, message).unwrap() {
-                data.extend_from_slice(&chunk);
-            }
-        }
-        // The channel starts with its port, little-endian.
-        assert_eq!(&data[..2], &80u16.to_le_bytes(), "{protocol:?}");
-    }
     flow.cleanup_all().await.unwrap();
 }
 

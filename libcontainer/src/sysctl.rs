@@ -165,6 +165,32 @@ pub fn validate(key: &str, ns: Namespaces) -> Result<Vec<String>, SysctlError> {
     Err(deny("not in a namespace owned by the container"))
 }
 
+/// One sysctl to write: its key, its path relative to `/proc/sys`, its value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Planned {
+    pub key: String,
+    pub rel: String,
+    pub value: String,
+}
+
+/// Every key validated (all or nothing, before anything is written) with its path, in a
+/// deterministic order (logs, partial-failure reports).
+pub fn plan(
+    sysctls: &HashMap<String, String>,
+    ns: Namespaces,
+) -> Result<Vec<Planned>, SysctlError> {
+    let mut planned = Vec::with_capacity(sysctls.len());
+    for (key, value) in sysctls {
+        planned.push(Planned {
+            key: key.clone(),
+            rel: validate(key, ns)?.join("/"),
+            value: value.clone(),
+        });
+    }
+    planned.sort();
+    Ok(planned)
+}
+
 /// Validate every key, then write each value under `/proc/sys`.
 pub fn apply(sysctls: &HashMap<String, String>, ns: Namespaces) -> Result<(), SysctlError> {
     apply_at(Path::new("/proc/sys"), sysctls, ns)
@@ -177,13 +203,11 @@ pub fn apply_at(
     sysctls: &HashMap<String, String>,
     ns: Namespaces,
 ) -> Result<(), SysctlError> {
-    // All-or-nothing validation before the first write.
-    let mut planned = Vec::with_capacity(sysctls.len());
-    for (key, value) in sysctls {
-        planned.push((key, validate(key, ns)?.join("/"), value));
-    }
-    // Deterministic order (logs, partial-failure reports).
-    planned.sort();
+    write_planned(proc_sys, &plan(sysctls, ns)?)
+}
+
+/// Writes what [`plan`] gave under the /proc/sys directory `proc_sys`.
+pub fn write_planned(proc_sys: &Path, planned: &[Planned]) -> Result<(), SysctlError> {
     if planned.is_empty() {
         return Ok(());
     }
@@ -197,7 +221,7 @@ pub fn apply_at(
         op: "open",
         source: e.into(),
     })?;
-    for (key, rel, value) in planned {
+    for Planned { key, rel, value } in planned {
         let io = |op, e: std::io::Error| SysctlError::Io {
             key: key.clone(),
             op,

@@ -180,6 +180,12 @@ impl Engine {
         Ok(record)
     }
 
+    /// Changes the record in memory only, for what the next save stores anyway: RunPodSandbox's
+    /// steps before READY, which a crash undoes from what the first save recorded.
+    pub fn amend_sandbox(&self, sandbox: &Sandbox, update: impl FnOnce(&mut SandboxRecord)) {
+        update(&mut lock(&sandbox.record));
+    }
+
     // --- containers ---
 
     pub fn insert_container(&self, container: Arc<Container>) {

@@ -553,7 +553,7 @@ struct PodTarget {
     cgroup: Option<String>,
     created_at: i64,
     /// `/proc/<pid>/net/dev` of the pause process, when the pod has its own network namespace.
-    net_dev: Option<PathBuf>,
+    net_dev: Option<crate::pod::NetDev>,
     containers: Vec<ContainerTarget>,
 }
 
@@ -576,12 +576,7 @@ fn targets(engine: &Engine) -> Vec<PodTarget> {
             .ok()
             .and_then(|c| c.metadata)
             .unwrap_or_default();
-        let net_dev = match (record.pause, record.pinned.net.is_some()) {
-            (Some(p), true) if crate::proc_info::is_alive(p.pid, p.start_time) => {
-                Some(PathBuf::from(format!("/proc/{}/net/dev", p.pid)))
-            }
-            _ => None,
-        };
+        let net_dev = crate::pod::NetDev::of(engine, &record);
         let mut containers = Vec::new();
         for c in engine.containers_of(&record.id) {
             let rec = c.record();
@@ -652,7 +647,7 @@ fn collect(
             if let Some(s) = read(&pod.cgroup) {
                 b.cgroup(&s);
             }
-            if let Some(text) = pod.net_dev.and_then(|p| std::fs::read_to_string(p).ok()) {
+            if let Some(text) = pod.net_dev.and_then(|n| n.read()) {
                 b.network(&text);
             }
             b.start_time(pod.created_at);

@@ -405,14 +405,8 @@ pub fn pause_spec(
     linux.set_masked_paths(Some(masked));
     linux.set_readonly_paths(Some(readonly));
     linux.set_seccomp(security::pause_seccomp(&psc)?);
-    let sysctls = pod
-        .config
-        .linux
-        .as_ref()
-        .map(|l| l.sysctls.clone())
-        .unwrap_or_default();
-    namespaces::validate_sysctls(&sysctls, pod)?;
-    linux.set_sysctl((!sysctls.is_empty()).then_some(sysctls));
+    // No sysctls: the pod's are written when its namespaces are pinned (`sandbox::ns_setup`),
+    // for pods with a pause and without alike.
     set_id_mappings(&mut linux, pod);
     spec.set_linux(Some(linux));
     spec.set_process(Some(proc));

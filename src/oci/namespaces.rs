@@ -1,6 +1,4 @@
-//! linux.namespaces of containers and the pause process; pod sysctl validation.
-
-use std::collections::HashMap;
+//! linux.namespaces of containers and the pause process.
 
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 
@@ -98,31 +96,4 @@ pub fn pause_namespaces(
         push(&mut out, LinuxNamespaceType::Cgroup, &NsMode::New);
     }
     out
-}
-
-/// Pod sysctls must be namespaced, and their namespace must not be the host's.
-pub fn validate_sysctls(
-    sysctls: &HashMap<String, String>,
-    pod: &PodContext,
-) -> Result<(), SpecError> {
-    for key in sysctls.keys() {
-        let k = key.replace('/', ".");
-        let (ns, mode) = if k.starts_with("net.") {
-            ("network", &pod.net)
-        } else if crate::libcontainer::sysctl::ipc_scoped(&k) {
-            ("ipc", &pod.ipc)
-        } else if k == "kernel.hostname" || k == "kernel.domainname" {
-            ("uts", &pod.uts)
-        } else {
-            return Err(invalid(format!(
-                "sysctl {key:?} is not namespaced and cannot be set for a pod"
-            )));
-        };
-        if *mode == NsMode::Host {
-            return Err(invalid(format!(
-                "sysctl {key:?} not allowed: the pod uses the host {ns} namespace"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -38,6 +38,14 @@ pub fn is_node(mode: i32) -> bool {
     mode == NamespaceMode::Node as i32
 }
 
+/// Whether a pod gets a pause process: only one whose containers share a PID namespace (mode
+/// POD: the pause is its PID 1 and reaps), or every pod when the operator configured a pause
+/// image. Otherwise the pinned namespaces are all a pod needs, and a process per pod (and its
+/// monitor) would be memory spent on nothing: cri-o drops its infra container the same way.
+pub fn needs_pause(config: &api::PodSandboxConfig, pause_image_configured: bool) -> bool {
+    pause_image_configured || namespace_options(config).pid == NamespaceMode::Pod as i32
+}
+
 /// Files prepared for the containers, under `<runroot>/sandboxes/<id>/`.
 pub struct PodFiles {
     pub dir: PathBuf,
@@ -94,7 +102,8 @@ impl PodContextParts {
             (false, Some(pause)) => {
                 NsMode::Path(PathBuf::from(format!("/proc/{}/ns/pid", pause.pid)))
             }
-            // Only while the pause process itself is being made.
+            // While the pause process itself is being made; and in a pod without a pause, whose
+            // containers share no PID namespace, a container asking for the pod's gets its own.
             (false, None) => NsMode::New,
         };
         let userns = match (&record.pinned.user, pod_userns(&config)?) {

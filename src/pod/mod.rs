@@ -6,12 +6,16 @@
 
 mod bundle;
 mod context;
+mod net_dev;
 mod status;
 
 use std::collections::HashMap;
 
 pub use bundle::write_spec;
-pub use context::{PodContextParts, PodFiles, is_node, namespace_options, pod_config, pod_userns};
+pub use context::{
+    PodContextParts, PodFiles, is_node, namespace_options, needs_pause, pod_config, pod_userns,
+};
+pub use net_dev::NetDev;
 pub use status::{sandbox_state, sandbox_status};
 
 /// Whether `labels` has every key of a CRI label `selector` with the same value.

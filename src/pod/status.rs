@@ -9,12 +9,13 @@ use crate::store::{SandboxPhase, SandboxRecord};
 
 use super::{namespace_options, pod_config};
 
-/// READY while set up and the pause process lives; NOTREADY otherwise.
+/// READY while set up and, for a pod with one, its pause process lives; NOTREADY otherwise.
 pub fn sandbox_state(record: &SandboxRecord) -> api::PodSandboxState {
-    let pause_alive = record
-        .pause
-        .is_some_and(|p| proc_info::is_alive(p.pid, p.start_time));
-    if record.phase == SandboxPhase::Ready && pause_alive {
+    let alive = record.no_pause
+        || record
+            .pause
+            .is_some_and(|p| proc_info::is_alive(p.pid, p.start_time));
+    if record.phase == SandboxPhase::Ready && alive {
         api::PodSandboxState::SandboxReady
     } else {
         api::PodSandboxState::SandboxNotready

@@ -4,6 +4,7 @@
 pub mod files;
 pub mod namespaces;
 mod network;
+mod ns_setup;
 mod pause_process;
 pub mod pause_watch;
 pub mod resources;

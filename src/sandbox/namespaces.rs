@@ -17,7 +17,9 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 
-use crate::userns::{IdMaps, NsChild};
+use crate::libcontainer::process::ns_child::SysctlWrite;
+use crate::libcontainer::sysctl::Planned;
+use crate::userns::{ChildError, IdMaps, NsChild};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {
@@ -72,6 +74,8 @@ pub enum NsError {
     Thread(String),
     #[error("the pod's user namespace: {0}")]
     Child(#[from] crate::userns::ChildError),
+    #[error("setting sysctl {key:?} in the pod's namespaces failed")]
+    Sysctl { key: String },
 }
 
 /// Which namespaces a pod gets of its own.
@@ -82,6 +86,9 @@ pub struct NsSet {
     pub uts: bool,
     /// A user namespace with these mappings, owning the others.
     pub user: Option<IdMaps>,
+    /// With `user`: sysctls written from inside the new user namespace, so that values holding
+    /// ids (`net.ipv4.ping_group_range`) are read in the pod's terms.
+    pub user_sysctls: Vec<Planned>,
 }
 
 /// The files holding a pod's pinned namespaces; recorded with the sandbox, so defined in
@@ -145,7 +152,7 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
     }
     let hostname = hostname.filter(|_| which.uts).map(str::to_string);
     if let Some(maps) = &which.user {
-        pin_in_child(&targets, hostname.as_deref(), maps)?;
+        pin_in_child(&targets, hostname.as_deref(), maps, &which.user_sysctls)?;
     } else {
         let thread_targets = targets.clone();
         let handle = std::thread::Builder::new()
@@ -167,6 +174,18 @@ pub fn pin(dir: &Path, id: &str, which: NsSet, hostname: Option<&str>) -> Result
         }
     }
     Ok(pinned)
+}
+
+/// Where [`pin`] puts the namespaces of pod `id`, every kind: what a teardown unpins when the
+/// record does not name them (a crash before it did).
+pub fn pins_of(dir: &Path, id: &str) -> Pinned {
+    let at = |kind: Kind| Some(dir.join(kind.name()).join(id));
+    Pinned {
+        net: at(Kind::Net),
+        ipc: at(Kind::Ipc),
+        uts: at(Kind::Uts),
+        user: at(Kind::User),
+    }
 }
 
 /// Unmounts (lazily) and removes each pinned file. Idempotent: an absent file is fine and a file
@@ -211,6 +230,7 @@ fn pin_in_child(
     targets: &[(Kind, PathBuf)],
     hostname: Option<&str>,
     maps: &IdMaps,
+    sysctls: &[Planned],
 ) -> Result<(), NsError> {
     let flags = targets
         .iter()
@@ -223,13 +243,28 @@ fn pin_in_child(
             })
         })
         .transpose()?;
-    let child = NsChild::spawn(flags, hostname.as_deref())?;
+    let writes = sysctls
+        .iter()
+        .map(|p| {
+            let c = |text: String| std::ffi::CString::new(text);
+            match (c(format!("/proc/sys/{}", p.rel)), c(p.value.clone())) {
+                (Ok(path), Ok(value)) => Ok(SysctlWrite { path, value }),
+                _ => Err(NsError::Sysctl { key: p.key.clone() }),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let child = NsChild::spawn_with_sysctls(flags, hostname.as_deref(), &writes)?;
     child.write_maps(&maps.uid_map_text(), &maps.gid_map_text())?;
     bind_all(targets, |kind| child.ns_path(kind.name()))?;
     if let Err(e) = child.finish() {
         let paths: Vec<&Path> = targets.iter().map(|(_, p)| p.as_path()).collect();
         remove_pins(paths);
-        return Err(e.into());
+        return Err(match e {
+            ChildError::Sysctl(i) => NsError::Sysctl {
+                key: sysctls.get(i).map(|p| p.key.clone()).unwrap_or_default(),
+            },
+            other => other.into(),
+        });
     }
     Ok(())
 }

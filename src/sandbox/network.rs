@@ -1,8 +1,9 @@
-//! The pod's network: CNI ADD of the loopback and default networks into the pinned network
-//! namespace at RunPodSandbox, CNI DEL at stop, removal and after a failed or crashed start.
+//! The pod's network: CNI ADD of the default network into the pinned network namespace at
+//! RunPodSandbox, CNI DEL at stop, removal and after a failed or crashed start. (The loopback
+//! interface is brought up in-process when the namespaces are pinned: `ns_setup`.)
 //!
-//! The ADD is recorded as owed (`attached`) before it runs, so a crash half-way still leads
-//! to a DEL at recovery; CNI plugins must take DEL of things they never made.
+//! The DEL is recorded as owed (`attached`) before the ADD runs, so a crash half-way still
+//! leads to a DEL at recovery; CNI plugins must take DEL of things they never made.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use super::namespaces;
 use crate::api;
 use crate::engine::{Engine, PodError, Sandbox};
 use crate::network::cni::{Attachment, CniNetwork};
@@ -17,17 +19,12 @@ use crate::pod::pod_config;
 use crate::store::{NetworkState, SandboxRecord};
 
 const IFNAME: &str = "eth0";
-/// The loopback network every pod gets, as cri-o's CNI layer adds it.
-const LOOPBACK: &str = "crius-loopback";
 
-/// Attaches the pod to the default network; returns the primary IP.
-pub async fn attach(
-    engine: &Arc<Engine>,
-    sandbox: &Sandbox,
-    config: &api::PodSandboxConfig,
-) -> Result<Option<IpAddr>, PodError> {
+/// The default network a new pod joins: FAILED_PRECONDITION (the network is not ready) when
+/// none is configured. Loaded before the pod is recorded, whose record then owes its DEL.
+pub async fn default_network(engine: &Engine) -> Result<CniNetwork, PodError> {
     let dir = engine.config.network.network_dir.clone();
-    let net = tokio::task::spawn_blocking(move || CniNetwork::load_default(&dir))
+    tokio::task::spawn_blocking(move || CniNetwork::load_default(&dir))
         .await?
         .map_err(|e| PodError::FailedPrecondition(e.to_string()))?
         .ok_or_else(|| {
@@ -35,16 +32,28 @@ pub async fn attach(
                 "no CNI network configuration in {}: the network is not ready",
                 engine.config.network.network_dir.display()
             ))
-        })?;
-    engine
-        .save_sandbox(sandbox, |r| {
-            r.network = Some(NetworkState {
-                network: net.name.clone(),
-                ips: Vec::new(),
-                attached: true,
-            })
         })
-        .await?;
+}
+
+/// What a new pod's record says of `net` before its ADD runs: a DEL is owed from then on, so
+/// that a crash half-way still leads to one at recovery.
+pub fn owed(net: &CniNetwork) -> NetworkState {
+    NetworkState {
+        network: net.name.clone(),
+        ips: Vec::new(),
+        attached: true,
+    }
+}
+
+/// CNI ADD of the pod to `net` (its record already owes the DEL: [`owed`]); returns the primary
+/// IP. The IPs are kept in memory: the record that makes the pod READY stores them, and a crash
+/// before it undoes the pod anyway.
+pub async fn attach(
+    engine: &Arc<Engine>,
+    sandbox: &Sandbox,
+    net: CniNetwork,
+    config: &api::PodSandboxConfig,
+) -> Result<Option<IpAddr>, PodError> {
     let record = sandbox.record();
     let netns = record
         .pinned
@@ -59,10 +68,6 @@ pub async fn attach(
         let a = attachment(&id, &netns, &config);
         engine2
             .cni
-            .add(&loopback(), &a)
-            .map_err(|e| PodError::internal("setting up the pod's loopback", e))?;
-        engine2
-            .cni
             .add(&net, &a)
             .map_err(|e| PodError::internal(format!("CNI network {:?}", net.name), e))
     }))
@@ -71,13 +76,11 @@ pub async fn attach(
         .into_iter()
         .filter_map(|v6| result.first_ip(v6))
         .collect();
-    engine
-        .save_sandbox(sandbox, |r| {
-            if let Some(n) = r.network.as_mut() {
-                n.ips = ips.iter().map(ToString::to_string).collect();
-            }
-        })
-        .await?;
+    engine.amend_sandbox(sandbox, |r| {
+        if let Some(n) = r.network.as_mut() {
+            n.ips = ips.iter().map(ToString::to_string).collect();
+        }
+    });
     Ok(ips.first().copied())
 }
 
@@ -105,7 +108,13 @@ pub async fn detach(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodEr
 
 fn del(engine: &Engine, record: &SandboxRecord, network: &str) -> Result<(), PodError> {
     let config = pod_config(record)?;
-    let netns = record.pinned.net.clone().unwrap_or_default();
+    // A crash before the pins were recorded: they are named after the pod (plugins take a DEL
+    // whose namespace is gone).
+    let netns = record.pinned.net.clone().unwrap_or_else(|| {
+        namespaces::pins_of(&engine.paths.ns_dir(), &record.id)
+            .net
+            .unwrap_or_default()
+    });
     let a = attachment(&record.id, &netns, &config);
     match find_network(&engine.config.network.network_dir, network) {
         Some(net) => engine
@@ -116,9 +125,6 @@ fn del(engine: &Engine, record: &SandboxRecord, network: &str) -> Result<(), Pod
             sandbox = %record.id,
             "CNI network {network:?} is no longer configured; its DEL is skipped"
         ),
-    }
-    if let Err(e) = engine.cni.del(&loopback(), &a) {
-        tracing::debug!(sandbox = %record.id, "loopback DEL: {e}");
     }
     Ok(())
 }
@@ -140,16 +146,6 @@ fn find_network(dir: &Path, name: &str) -> Option<CniNetwork> {
         .iter()
         .filter_map(|p| CniNetwork::load(p).ok())
         .find(|n| n.name == name)
-}
-
-fn loopback() -> CniNetwork {
-    CniNetwork {
-        name: LOOPBACK.to_owned(),
-        cni_version: "1.0.0".to_owned(),
-        disable_check: false,
-        plugins: vec![json!({"type": "loopback"})],
-        path: None,
-    }
 }
 
 fn attachment<'a>(id: &'a str, netns: &'a Path, config: &api::PodSandboxConfig) -> Attachment<'a> {

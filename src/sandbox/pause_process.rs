@@ -137,8 +137,12 @@ async fn mount_pause_image(
 /// How long a teardown waits for a pause launch that a crash interrupted.
 const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
 
-/// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent.
+/// Stops the pause process (SIGTERM, then SIGKILL) and deletes it from the runtime. Idempotent;
+/// nothing to do for a pod made without one.
 pub async fn stop(engine: &Engine, record: &SandboxRecord) -> Result<(), PodError> {
+    if record.no_pause {
+        return Ok(());
+    }
     let exit_file = engine.paths.exit_file(&record.id);
     if let Some(p) = record.pause
         && proc_info::is_alive(p.pid, p.start_time)

@@ -1,18 +1,20 @@
 //! RunPodSandbox: reserve the name, record the sandbox, pin its namespaces, write its files,
 //! attach it to the pod network and start the pause process. Any failure undoes every step.
 
+use std::collections::HashMap;
 use std::fs;
 use std::sync::Arc;
 
 use prost::Message;
 
-use super::{files, namespaces, network, pause_process, teardown};
+use super::{files, namespaces, network, ns_setup, pause_process, teardown};
 use crate::api::{self, ContainerEventType};
 use crate::container::events::sandbox_event;
 use crate::engine::{Engine, PodError, Sandbox, new_id};
 use crate::libcontainer::cgroups::Driver;
+use crate::network::cni::CniNetwork;
 use crate::phases;
-use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, pod_userns};
+use crate::pod::{PodContextParts, PodFiles, is_node, namespace_options, needs_pause, pod_userns};
 use crate::store::{Kind, SandboxPhase, SandboxRecord, now_nanos};
 use crate::userns::IdMaps;
 use crate::validate::quote;
@@ -29,10 +31,14 @@ pub async fn run(
     let runtime = engine.runtimes.runtime_for(handler)?;
     let userns = check_userns(engine, &config, &runtime.name)?;
     let cgroup_parent = cgroup_parent(engine, &config)?;
+    let ns = namespace_options(&config);
+    let net = match is_node(ns.network) {
+        true => None,
+        false => Some(network::default_network(engine).await?),
+    };
     let id = new_id();
     engine.reserve_name(&name, &id)?;
 
-    let ns = namespace_options(&config);
     let shm = if is_node(ns.ipc) {
         "/dev/shm".into()
     } else {
@@ -49,8 +55,9 @@ pub async fn run(
         cgroup_parent,
         pinned: Default::default(),
         shm,
-        network: None,
+        network: net.as_ref().map(network::owed),
         pause: None,
+        no_pause: !needs_pause(&config, !engine.config.runtime.pause_image.is_empty()),
         failure: None,
     };
     if let Err(e) = engine.store.save(Kind::Sandbox, &id, &record).await {
@@ -61,7 +68,7 @@ pub async fn run(
     let sandbox = Sandbox::new(record);
     let _op = sandbox.op.lock().await;
     engine.insert_sandbox(sandbox.clone());
-    match set_up(engine, &sandbox, &config, userns).await {
+    match set_up(engine, &sandbox, &config, net, userns).await {
         Ok(()) => {
             // Made and started in one call: the pod is listed from here on.
             let record = sandbox.record();
@@ -85,6 +92,7 @@ async fn set_up(
     engine: &Arc<Engine>,
     sandbox: &Sandbox,
     config: &api::PodSandboxConfig,
+    net: Option<CniNetwork>,
     userns: Option<IdMaps>,
 ) -> Result<(), PodError> {
     let id = sandbox.id.clone();
@@ -104,16 +112,40 @@ async fn set_up(
         }))
         .await??
     };
-    engine.save_sandbox(sandbox, |r| r.pinned = pinned).await?;
-    phases::lap("state");
+    // Stored with the rest once the pod is READY; a crash before undoes the pod, finding its
+    // pins by its id.
+    engine.amend_sandbox(sandbox, |r| r.pinned = pinned);
 
-    let ip = if host_network {
-        None
-    } else {
-        let ip = network::attach(engine, sandbox, config).await?;
-        phases::lap("net");
-        ip
+    // The network and the pause process need each other only through the pinned namespaces:
+    // they are made at the same time. A pod without a pause is ready once its network is.
+    let record = sandbox.record();
+    let parts = PodContextParts::new(engine, &record)?;
+    let pause = async {
+        if record.no_pause {
+            return Ok(None);
+        }
+        // Its laps would interleave with the network's: they are parts of the lap of both.
+        phases::branch(pause_process::start(engine, &record, &parts))
+            .await
+            .map(Some)
     };
+    let attach = async {
+        match net {
+            Some(net) => network::attach(engine, sandbox, net, config).await,
+            None => Ok(None),
+        }
+    };
+    let (pause, ip) = tokio::join!(pause, attach);
+    phases::lap("net+pause");
+    if let Ok(Some(pause)) = &pause {
+        // Kept even if the network failed, for the undo to stop it; stored with READY (a crash
+        // before: teardown finds a pause by the pod's id, `monitor::settle_launch`).
+        let pause = *pause;
+        engine.amend_sandbox(sandbox, |r| r.pause = Some(pause));
+    }
+    let ip = ip?;
+    pause?;
+
     let files = PodFiles::new(engine, &id);
     files::write_hosts(
         &files.hosts,
@@ -128,14 +160,8 @@ async fn set_up(
     }
     phases::lap("hosts");
 
-    let record = sandbox.record();
-    let parts = PodContextParts::new(engine, &record)?;
-    let pause = pause_process::start(engine, &record, &parts).await?;
     engine
-        .save_sandbox(sandbox, |r| {
-            r.pause = Some(pause);
-            r.phase = SandboxPhase::Ready;
-        })
+        .save_sandbox(sandbox, |r| r.phase = SandboxPhase::Ready)
         .await?;
     phases::lap("state");
     Ok(())
@@ -154,13 +180,21 @@ fn prepare(
         .map_err(|e| PodError::internal(format!("creating {}", files.dir.display()), e))?;
     let ns = namespace_options(config);
     let host_network = is_node(ns.network);
-    let which = namespaces::NsSet {
+    let mut which = namespaces::NsSet {
         net: !host_network,
         ipc: !is_node(ns.ipc),
         // A pod on the host network keeps the host's name too, as the kubelet expects.
         uts: !host_network,
         user: userns,
+        user_sysctls: Vec::new(),
     };
+    let no_sysctls = HashMap::new();
+    let sysctls = config.linux.as_ref().map_or(&no_sysctls, |l| &l.sysctls);
+    let mut sysctls = ns_setup::plan(sysctls, &which)?;
+    if which.user.is_some() {
+        // Written from inside the pod's user namespace, by the process that makes it.
+        which.user_sysctls = std::mem::take(&mut sysctls);
+    }
     let own_ipc = which.ipc;
     let pinned = namespaces::pin(
         &engine.paths.ns_dir(),
@@ -170,6 +204,9 @@ fn prepare(
     )
     .map_err(|e| PodError::internal("pinning the pod namespaces", e))?;
     phases::lap("ns");
+    // On failure the undo (`teardown`) unpins, finding the pins by the pod's id.
+    ns_setup::set_up(&pinned, &sysctls)?;
+    phases::lap("ns.setup");
     files::write_resolv_conf(
         &files.resolv_conf,
         config.dns_config.as_ref(),

@@ -1,12 +1,12 @@
 //! PodSandboxStats / ListPodSandboxStats: the pod's containers' stats, the pod's CPU, memory and
-//! process count as the sum of its containers and its pause process' cgroup, and the pod
-//! network's counters read from `/proc/<pause pid>/net/dev` (the pod's network namespace).
+//! process count as the sum of its containers and its pause process' cgroup (if it has one),
+//! and the pod network's counters read from its network namespace (`pod::NetDev`).
 
 use crate::api;
 use crate::container::stats::{self as container_stats, CgroupUsage};
 use crate::container::status as container_status;
 use crate::engine::{Engine, PodError, Sandbox};
-use crate::proc_info;
+use crate::pod::NetDev;
 use crate::store::now_nanos;
 
 /// The interface CNI gives every pod.
@@ -26,19 +26,20 @@ pub async fn stats(engine: &Engine, sandbox: &Sandbox) -> Result<api::PodSandbox
     }
     // The pause process' own cgroup counts too: the pod is more than its containers.
     let pause_dir = crate::oci::cgroup_dir(&record.cgroup_parent, &record.id)?;
-    let pause_cg =
-        tokio::task::spawn_blocking(move || container_stats::read_cgroup(&pause_dir)).await?;
+    let no_pause = record.no_pause;
+    let net_dev = NetDev::of(engine, &record);
+    let (pause_cg, net_dev) = tokio::task::spawn_blocking(move || {
+        let pause_cg = match no_pause {
+            true => None,
+            false => container_stats::read_cgroup(&pause_dir),
+        };
+        (pause_cg, net_dev.and_then(|n| n.read()))
+    })
+    .await?;
     let at = now_nanos();
     let pause = CgroupUsage::of(engine, &record.id, pause_cg.as_ref(), at);
     processes.push(pause.processes);
-    let network = match (record.pause, record.pinned.net.is_some()) {
-        (Some(p), true) if proc_info::is_alive(p.pid, p.start_time) => {
-            std::fs::read_to_string(format!("/proc/{}/net/dev", p.pid))
-                .ok()
-                .map(|text| network_usage(&text, at))
-        }
-        _ => None,
-    };
+    let network = net_dev.map(|text| network_usage(&text, at));
     // Pause and containers together, over the parts that have the value: an exited
     // container's cgroup may be gone (systemd removes an empty scope at once), and then it adds
     // nothing. Unknown only when no part knows it.

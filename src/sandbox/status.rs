@@ -8,7 +8,7 @@ use crate::engine::{Engine, PodError};
 use crate::pod::{labels_match, pod_config};
 use crate::store::{SandboxPhase, SandboxRecord};
 
-/// READY while set up and the pause process lives; NOTREADY otherwise.
+/// READY while set up and (for a pod with one) the pause process lives; NOTREADY otherwise.
 pub fn state(record: &SandboxRecord) -> api::PodSandboxState {
     crate::pod::sandbox_state(record)
 }

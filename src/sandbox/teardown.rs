@@ -145,14 +145,7 @@ fn release_host_resources(engine: &Engine, id: &str) -> Result<(), PodError> {
     layers::unmount(&files.pause_bundle().join("rootfs"), None)?;
     files::unmount_shm(&files.shm())
         .map_err(|e| PodError::internal("unmounting the pod's /dev/shm", e))?;
-    let ns_dir = engine.paths.ns_dir();
-    let pinned = namespaces::Pinned {
-        net: Some(ns_dir.join("net").join(id)),
-        ipc: Some(ns_dir.join("ipc").join(id)),
-        uts: Some(ns_dir.join("uts").join(id)),
-        user: Some(ns_dir.join("user").join(id)),
-    };
-    namespaces::unpin(&pinned)
+    namespaces::unpin(&namespaces::pins_of(&engine.paths.ns_dir(), id))
         .map_err(|e| PodError::internal("unpinning the pod namespaces", e))?;
     for dir in [files.dir, engine.paths.container_dir(id)] {
         match fs::remove_dir_all(&dir) {

@@ -76,6 +76,11 @@ pub struct SandboxRecord {
     pub shm: PathBuf,
     pub network: Option<NetworkState>,
     pub pause: Option<ProcessRef>,
+    /// Made without a pause process: its containers share no PID namespace, the pinned
+    /// namespaces are the pod (as cri-o's dropped infra container). READY needs no process then.
+    /// Absent in older records, which all have a pause.
+    #[serde(default)]
+    pub no_pause: bool,
     /// Why a RunPodSandbox could not be undone or a removal not finished. Set, the half-made or
     /// half-removed sandbox is listed (NOTREADY) and removable, holds no name, and its teardown
     /// is retried by the next Stop/Remove and at start-up.

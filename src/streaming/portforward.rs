@@ -2,9 +2,9 @@
 //!
 //! SPDY (`portforward.k8s.io`, also tunneled in WebSocket): the client opens a pair of streams
 //! per connection, `error` and `data`, with the same `requestID` and a `port` header; any
-//! number of pairs, for any ports, at any time. WebSocket (`v4.channel.k8s.io`): one connection
-//! per `port` query parameter, channels `2i` (data) and `2i+1` (error), each starting with the
-//! port as two little-endian bytes. A port nobody listens on gives a message on its error
+//! number of pairs, for any ports, at any time. WebSocket (`v4.channel.k8s.io`, its base64 form
+//! or none named): one connection per port of the request, channels `2i` (data) and `2i+1`
+//! (error), each starting with the port as two little-endian bytes. A port nobody listens on gives a message on its error
 //! stream; the session stays up.
 
 use std::collections::HashMap;
@@ -128,30 +128,19 @@ async fn pipe(tcp: TcpStream, mut input: mpsc::Receiver<Bytes>, output: Output) 
     tokio::join!(up, down);
 }
 
-/// The ports of a WebSocket request: its `port` query parameters, else the CRI request's.
-fn ports(request: &api::PortForwardRequest, query: &str) -> Result<Vec<u16>, String> {
-    let mut ports = Vec::new();
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("port=") {
-            for p in value.split(',') {
-                let port = p
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("invalid port {p:?}"))?;
-                ports.push(port);
-            }
-        }
-    }
-    if ports.is_empty() {
-        for p in &request.port {
-            let port = u16::try_from(*p)
+/// The ports of a WebSocket session: those of the CRI request, as the upstream server has it
+/// (the `port` query parameters are the kubelet's to read; it puts them in the request).
+fn ports(request: &api::PortForwardRequest) -> Result<Vec<u16>, String> {
+    let ports = request
+        .port
+        .iter()
+        .map(|p| {
+            u16::try_from(*p)
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("invalid port {p}"))?;
-            ports.push(port);
-        }
-    }
+                .ok_or_else(|| format!("invalid port {p}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if ports.is_empty() {
         return Err("no port given".into());
     }
@@ -163,9 +152,8 @@ pub async fn websocket(
     request: &api::PortForwardRequest,
     ws: Ws,
     framing: Framing,
-    query: &str,
 ) {
-    let (ports, netns) = match ports(request, query).and_then(|ports| {
+    let (ports, netns) = match ports(request).and_then(|ports| {
         Ok((
             ports,
             sandbox_netns(engine, &request.pod_sandbox_id).map_err(|e| e.to_string())?,
@@ -221,14 +209,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn websocket_ports_come_from_the_query() {
-        let request = api::PortForwardRequest {
-            port: vec![8080],
+    fn websocket_ports_are_the_requests() {
+        let request = |port: Vec<i32>| api::PortForwardRequest {
+            port,
             ..Default::default()
         };
-        assert_eq!(ports(&request, "port=80&port=443").unwrap(), vec![80, 443]);
-        assert_eq!(ports(&request, "").unwrap(), vec![8080]);
-        assert!(ports(&request, "port=0").is_err());
-        assert!(ports(&api::PortForwardRequest::default(), "").is_err());
+        assert_eq!(ports(&request(vec![80, 443])).unwrap(), vec![80, 443]);
+        assert!(ports(&request(vec![0])).is_err());
+        assert!(ports(&request(vec![65536])).is_err());
+        assert!(ports(&request(vec![])).is_err());
     }
 }

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -37,11 +37,13 @@ const CHANNEL_WS: &[&str] = &[
 ];
 pub const PORTFORWARD: &str = "portforward.k8s.io";
 pub const PORTFORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The upstream server's two (with none named, binary), and the SPDY tunnel of client-go's
+/// `--transport websocket`. `portforward.k8s.io` is SPDY's only: over WebSocket upstream
+/// refuses it, and so does crius.
 const PORTFORWARD_WS: &[&str] = &[
     PORTFORWARD_TUNNEL,
     "v4.channel.k8s.io",
     "v4.base64.channel.k8s.io",
-    PORTFORWARD,
 ];
 
 /// How the client asked to upgrade, with the protocol chosen.
@@ -113,11 +115,10 @@ fn handle(streaming: &Arc<Streaming>, mut req: Request<Incoming>) -> Response<Fu
             "unknown, used or expired streaming token",
         );
     };
-    let upgrade = match negotiate(req.headers(), kind == "portforward") {
+    let upgrade = match negotiate(req.method(), req.headers(), kind == "portforward") {
         Ok(upgrade) => upgrade,
         Err(response) => return *response,
     };
-    let query = req.uri().query().unwrap_or("").to_owned();
     let on_upgrade = hyper::upgrade::on(&mut req);
     let mut response = plain(StatusCode::SWITCHING_PROTOCOLS, "");
     *response.body_mut() = Full::new(Bytes::new());
@@ -141,6 +142,8 @@ fn handle(streaming: &Arc<Streaming>, mut req: Request<Incoming>) -> Response<Fu
             if let Ok(v) = HeaderValue::from_str(&accept) {
                 headers.insert(header::SEC_WEBSOCKET_ACCEPT, v);
             }
+            // With none named upstream answers an empty `Sec-WebSocket-Protocol:`; crius names
+            // none, as RFC 6455 has it: strict clients refuse a protocol they did not offer.
             if !protocol.is_empty()
                 && let Ok(v) = HeaderValue::from_str(protocol)
             {
@@ -151,7 +154,7 @@ fn handle(streaming: &Arc<Streaming>, mut req: Request<Incoming>) -> Response<Fu
     let engine = streaming.engine.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => session::run(engine, pending, upgrade, upgraded, &query).await,
+            Ok(upgraded) => session::run(engine, pending, upgrade, upgraded).await,
             Err(e) => tracing::debug!("streaming server: upgrade: {e}"),
         }
     });
@@ -171,18 +174,41 @@ fn list(headers: &HeaderMap, name: impl header::AsHeaderName + Clone) -> Vec<Str
 }
 
 /// The upgrade the client asked for, with the first protocol of its list that we speak.
+/// Refusals answer as the upstream server does: no `Connection: Upgrade` 400; WebSocket other
+/// than by GET 405, without a key 400, of a version other than 13 400 (naming 13); no protocol
+/// in common 403.
 fn negotiate(
+    method: &Method,
     headers: &HeaderMap,
     portforward: bool,
 ) -> Result<Upgrade, Box<Response<Full<Bytes>>>> {
+    let bad = |text: &str| Err(Box::new(plain(StatusCode::BAD_REQUEST, text)));
     let upgrade = list(headers, header::UPGRADE);
     let is = |what: &str| upgrade.iter().any(|u| u.eq_ignore_ascii_case(what));
+    let connection = list(headers, header::CONNECTION);
+    if !connection.iter().any(|c| c.eq_ignore_ascii_case("upgrade")) {
+        return bad("missing upgrade headers in request");
+    }
     let (offered, supported, websocket) = if is("websocket") {
-        if headers.get(header::SEC_WEBSOCKET_KEY).is_none() {
+        if method != Method::GET {
             return Err(Box::new(plain(
-                StatusCode::BAD_REQUEST,
-                "missing Sec-WebSocket-Key",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a WebSocket upgrade is a GET",
             )));
+        }
+        if headers.get(header::SEC_WEBSOCKET_KEY).is_none() {
+            return bad("missing Sec-WebSocket-Key");
+        }
+        if headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v.as_bytes() != b"13")
+        {
+            let mut response = plain(StatusCode::BAD_REQUEST, "unsupported WebSocket version");
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return Err(Box::new(response));
         }
         let supported = if portforward {
             PORTFORWARD_WS
@@ -202,17 +228,14 @@ fn negotiate(
         };
         (list(headers, "X-Stream-Protocol-Version"), supported, false)
     } else {
-        return Err(Box::new(plain(
-            StatusCode::BAD_REQUEST,
-            "expected an upgrade to SPDY/3.1 or websocket",
-        )));
+        return bad("expected an upgrade to SPDY/3.1 or websocket");
     };
     let chosen = offered
         .iter()
         .find(|p| supported.contains(&p.as_str()))
         .cloned()
         // A SPDY client naming no protocol speaks the first version of its kind; a WebSocket
-        // one gets binary channels and no protocol header, as from the upstream server.
+        // one gets binary channels of the first version, as from the upstream server.
         .or_else(|| match (websocket, offered.is_empty()) {
             (false, true) => Some(supported[supported.len() - 1].to_owned()),
             (true, true) => Some(String::new()),
@@ -293,82 +316,138 @@ mod tests {
         h
     }
 
+    /// A WebSocket handshake offering `protocol` (none if empty).
+    fn websocket(protocol: &'static str) -> HeaderMap {
+        let mut h = headers(&[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ]);
+        if !protocol.is_empty() {
+            h.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
+        }
+        h
+    }
+
+    fn ws(protocol: &'static str, portforward: bool) -> Result<Upgrade, StatusCode> {
+        negotiate(&Method::GET, &websocket(protocol), portforward).map_err(|r| r.status())
+    }
+
     #[test]
     fn the_clients_first_supported_protocol_wins() {
         let h = headers(&[
+            ("connection", "Upgrade"),
             ("upgrade", "SPDY/3.1"),
             ("x-stream-protocol-version", "v5.channel.k8s.io"),
             ("x-stream-protocol-version", "v4.channel.k8s.io"),
             ("x-stream-protocol-version", "v3.channel.k8s.io"),
         ]);
         assert_eq!(
-            negotiate(&h, false).unwrap(),
+            negotiate(&Method::POST, &h, false).unwrap(),
             Upgrade::Spdy("v4.channel.k8s.io".into())
         );
-        let h = headers(&[
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            (
-                "sec-websocket-protocol",
-                "v5.channel.k8s.io, v4.channel.k8s.io",
+        assert_eq!(
+            ws("v5.channel.k8s.io, v4.channel.k8s.io", false),
+            Ok(Upgrade::WebSocket("v5.channel.k8s.io".into()))
+        );
+        assert_eq!(
+            ws(
+                "v9.channel.k8s.io, base64.channel.k8s.io, channel.k8s.io",
+                false
             ),
-        ]);
-        assert_eq!(
-            negotiate(&h, false).unwrap(),
-            Upgrade::WebSocket("v5.channel.k8s.io".into())
+            Ok(Upgrade::WebSocket("base64.channel.k8s.io".into()))
         );
-        let h = headers(&[
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "x"),
-            ("sec-websocket-protocol", "SPDY/3.1+portforward.k8s.io"),
-        ]);
         assert_eq!(
-            negotiate(&h, true).unwrap(),
-            Upgrade::WebSocket(PORTFORWARD_TUNNEL.into())
+            ws("SPDY/3.1+portforward.k8s.io", true),
+            Ok(Upgrade::WebSocket(PORTFORWARD_TUNNEL.into()))
         );
-        let h = headers(&[("upgrade", "SPDY/3.1")]);
+        let h = headers(&[("connection", "Upgrade"), ("upgrade", "SPDY/3.1")]);
         assert_eq!(
-            negotiate(&h, true).unwrap(),
+            negotiate(&Method::GET, &h, true).unwrap(),
             Upgrade::Spdy(PORTFORWARD.into())
         );
     }
 
     #[test]
-    fn websocket_speaks_the_legacy_and_base64_protocols() {
-        for (offered, portforward) in [
-            ("channel.k8s.io", false),
-            ("base64.channel.k8s.io", false),
-            ("v4.base64.channel.k8s.io", false),
-            ("v4.base64.channel.k8s.io", true),
-            ("portforward.k8s.io", true),
+    fn websocket_speaks_every_protocol_of_the_upstream_server() {
+        for offered in [
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+            "v4.base64.channel.k8s.io",
+            "channel.k8s.io",
+            "base64.channel.k8s.io",
         ] {
-            let mut h = headers(&[("upgrade", "websocket"), ("sec-websocket-key", "x")]);
-            h.insert("sec-websocket-protocol", HeaderValue::from_static(offered));
-            assert_eq!(
-                negotiate(&h, portforward).unwrap(),
-                Upgrade::WebSocket(offered.into())
-            );
+            assert_eq!(ws(offered, false), Ok(Upgrade::WebSocket(offered.into())));
+        }
+        for offered in ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"] {
+            assert_eq!(ws(offered, true), Ok(Upgrade::WebSocket(offered.into())));
         }
         // No protocol at all: binary channels, as upstream.
-        let h = headers(&[("upgrade", "websocket"), ("sec-websocket-key", "x")]);
-        assert_eq!(
-            negotiate(&h, false).unwrap(),
-            Upgrade::WebSocket(String::new())
-        );
+        assert_eq!(ws("", false), Ok(Upgrade::WebSocket(String::new())));
+        assert_eq!(ws("", true), Ok(Upgrade::WebSocket(String::new())));
     }
 
     #[test]
-    fn unknown_protocols_are_refused() {
+    fn refusals_answer_as_the_upstream_server() {
         let h = headers(&[
+            ("connection", "Upgrade"),
             ("upgrade", "SPDY/3.1"),
             ("x-stream-protocol-version", "v9.channel.k8s.io"),
         ]);
+        let refused = negotiate(&Method::POST, &h, false).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(
+            refused
+                .headers()
+                .contains_key("x-accepted-stream-protocol-versions")
+        );
+        // WebSocket: protocols of another kind, or of no kind, are 403.
+        for (offered, portforward) in [
+            ("v1.channel.k8s.io", false),
+            ("v5.channel.k8s.io", true),
+            ("channel.k8s.io", true),
+            ("base64.channel.k8s.io", true),
+            ("portforward.k8s.io", true),
+            ("portforward.k8s.io", false),
+            ("SPDY/3.1+portforward.k8s.io", false),
+        ] {
+            assert_eq!(
+                ws(offered, portforward),
+                Err(StatusCode::FORBIDDEN),
+                "{offered} (port forward: {portforward})"
+            );
+        }
+        let mut h = websocket("v4.channel.k8s.io");
         assert_eq!(
-            negotiate(&h, false).unwrap_err().status(),
-            StatusCode::FORBIDDEN
+            negotiate(&Method::POST, &h, false).unwrap_err().status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        h.insert("sec-websocket-version", HeaderValue::from_static("8"));
+        let refused = negotiate(&Method::GET, &h, false).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(refused.headers()["sec-websocket-version"], "13");
+        h.remove("sec-websocket-version");
+        assert_eq!(
+            negotiate(&Method::GET, &h, false).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        let mut h = websocket("v4.channel.k8s.io");
+        h.remove("sec-websocket-key");
+        assert_eq!(
+            negotiate(&Method::GET, &h, false).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
+        );
+        let mut h = websocket("v4.channel.k8s.io");
+        h.remove("connection");
+        assert_eq!(
+            negotiate(&Method::GET, &h, false).unwrap_err().status(),
+            StatusCode::BAD_REQUEST
         );
         assert_eq!(
-            negotiate(&headers(&[]), false).unwrap_err().status(),
+            negotiate(&Method::GET, &headers(&[]), false)
+                .unwrap_err()
+                .status(),
             StatusCode::BAD_REQUEST
         );
     }

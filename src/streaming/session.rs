@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
@@ -12,7 +13,7 @@ use super::server::{PORTFORWARD_TUNNEL, Upgrade};
 use super::spdy::Session;
 use super::stdio::{self, Output, Stdio, Transport, channel_version};
 use super::tokens::Pending;
-use super::websocket::{self, Framing, WsSession};
+use super::websocket::{self, Framing, WsOut, WsSession};
 use super::{attach, exec, portforward};
 use crate::engine::Engine;
 
@@ -28,13 +29,7 @@ pub struct Wants {
     pub tty: bool,
 }
 
-pub async fn run(
-    engine: Arc<Engine>,
-    pending: Pending,
-    upgrade: Upgrade,
-    upgraded: Upgraded,
-    query: &str,
-) {
+pub async fn run(engine: Arc<Engine>, pending: Pending, upgrade: Upgrade, upgraded: Upgraded) {
     match (pending, upgrade) {
         (Pending::PortForward(request), Upgrade::Spdy(_)) => {
             let (read, write) = tokio::io::split(TokioIo::new(upgraded));
@@ -46,7 +41,7 @@ pub async fn run(
                 let (read, write) = tokio::io::split(websocket::tunnel(ws));
                 portforward::spdy(&engine, &request, Session::start(read, write)).await;
             } else {
-                portforward::websocket(&engine, &request, ws, Framing::of(&protocol), query).await;
+                portforward::websocket(&engine, &request, ws, Framing::of(&protocol)).await;
             }
         }
         (Pending::Exec(request), upgrade) => {
@@ -91,6 +86,21 @@ async fn open(upgraded: Upgraded, upgrade: Upgrade, wants: Wants) -> Option<(Std
                 inputs.push(stdio::STDIN);
             }
             let (session, mut receivers) = WsSession::start(ws, Framing::of(&protocol), &inputs);
+            // As upstream: an empty message on the lowest channel the client reads tells it
+            // the session is up.
+            let first = match (wants.stdout, wants.stderr) {
+                (true, _) => stdio::STDOUT,
+                (false, true) => stdio::STDERR,
+                (false, false) => stdio::ERROR,
+            };
+            if session
+                .out
+                .send(WsOut::Data(first, Bytes::new()))
+                .await
+                .is_err()
+            {
+                return None;
+            }
             let output = |on: bool, channel: u8| {
                 on.then(|| Output::Ws {
                     channel,

@@ -3,17 +3,24 @@
 //! as the upstream streaming server frames them. Also the tunnel that carries a SPDY
 //! connection inside binary messages (`SPDY/3.1+portforward.k8s.io`, what
 //! `crictl port-forward --transport websocket` speaks).
+//!
+//! As upstream, a client message for a channel nobody reads is dropped, and so is one whose
+//! base64 does not decode; the session goes on. The end is a close frame, after which the
+//! connection stays open until the client answers it (or goes), so that nothing the client
+//! has yet to read is lost to a reset.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
@@ -28,11 +35,23 @@ use super::stdio::CLOSE;
 const OUTBOUND_DEPTH: usize = 32;
 /// Messages queued per input channel before the reader waits.
 const INBOUND_DEPTH: usize = 16;
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a finished session waits for the client to read what is queued and answer the
+/// close frame (upstream's finishTimeout): only a client that neither reads nor closes for
+/// that long is cut off.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Largest message accepted from a client (stdin chunks, port-forward data).
 const MAX_MESSAGE: usize = 8 << 20;
 
 pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+
+/// Go's `base64.StdEncoding` as upstream decodes with it: padding required, bits after the
+/// last byte ignored (and line breaks, which [`Framing::decode`] drops first).
+const GO_STD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
 
 pub enum WsOut {
     Data(u8, Bytes),
@@ -85,7 +104,17 @@ impl Framing {
         if !self.base64 {
             return Ok(Some((first, data.slice(1..))));
         }
-        let payload = STANDARD.decode(&data[1..])?;
+        let text = &data[1..];
+        let payload = if text.contains(&b'\n') || text.contains(&b'\r') {
+            let text: Vec<u8> = text
+                .iter()
+                .copied()
+                .filter(|b| !matches!(b, b'\n' | b'\r'))
+                .collect();
+            GO_STD.decode(text)?
+        } else {
+            GO_STD.decode(text)?
+        };
         Ok(Some((first.wrapping_sub(b'0'), Bytes::from(payload))))
     }
 }
@@ -102,17 +131,20 @@ pub struct WsSession {
     pub out: mpsc::Sender<WsOut>,
     pub gone: CancellationToken,
     reader: JoinHandle<()>,
-    writer: Option<JoinHandle<()>>,
+    writer: JoinHandle<()>,
 }
 
 impl WsSession {
     /// Starts the session in `framing`; each of `inputs` gets a receiver of what the client
     /// sends on it.
-    pub fn start(
-        ws: Ws,
+    pub fn start<S>(
+        ws: WebSocketStream<S>,
         framing: Framing,
         inputs: &[u8],
-    ) -> (WsSession, HashMap<u8, mpsc::Receiver<Bytes>>) {
+    ) -> (WsSession, HashMap<u8, mpsc::Receiver<Bytes>>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sink, mut source) = ws.split();
         let gone = CancellationToken::new();
         let mut senders = HashMap::new();
@@ -133,11 +165,10 @@ impl WsSession {
                         Ok(Some(frame)) => frame,
                         Ok(None) => continue,
                         Err(e) => {
-                            // Dropping what cannot be read would corrupt the stream: end it.
                             tracing::debug!(
-                                "streaming: a base64 message that does not decode: {e}"
+                                "streaming: dropping a base64 message that does not decode: {e}"
                             );
-                            break;
+                            continue;
                         }
                     };
                     if ch == CLOSE && framing.closable {
@@ -186,26 +217,28 @@ impl WsSession {
             out,
             gone,
             reader,
-            writer: Some(writer),
+            writer,
         };
         (session, receivers)
     }
 
-    /// Sends what is queued, then a close frame.
+    /// Sends what is queued and a close frame, then waits for the client's answer (or its
+    /// going), at most [`FINISH_TIMEOUT`] in all.
+    /// (Dropping the session then ends both tasks and the connection.)
     pub async fn close(mut self) {
-        let _ = self.out.send(WsOut::Close).await;
-        if let Some(writer) = self.writer.take() {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
-        }
+        let finish = async {
+            let _ = self.out.send(WsOut::Close).await;
+            let _ = (&mut self.writer).await;
+            self.gone.cancelled().await;
+        };
+        let _ = tokio::time::timeout(FINISH_TIMEOUT, finish).await;
     }
 }
 
 impl Drop for WsSession {
     fn drop(&mut self) {
         self.reader.abort();
-        if let Some(writer) = &self.writer {
-            writer.abort();
-        }
+        self.writer.abort();
     }
 }
 
@@ -291,7 +324,65 @@ mod tests {
                 Some((4, Bytes::from_static(b"{}")))
             );
             assert!(framing.decode(Message::Text("0!!".into())).is_err());
+            // Go's decoder, as upstream: line breaks skipped, stray low bits ignored,
+            // padding required.
+            assert_eq!(
+                framing.decode(Message::Text("0aG\r\nk=".into())).unwrap(),
+                Some((0, Bytes::from_static(b"hi")))
+            );
+            assert_eq!(
+                framing.decode(Message::Text("0Zh==".into())).unwrap(),
+                Some((0, Bytes::from_static(b"f")))
+            );
+            assert!(framing.decode(Message::Text("0Zg".into())).is_err());
+            // An empty message on a channel: the digit alone.
+            assert_eq!(framing.encode(1, b""), Message::Text("1".into()));
+            assert_eq!(
+                framing.decode(Message::Text("3".into())).unwrap(),
+                Some((3, Bytes::new()))
+            );
             assert_eq!(framing.decode(Message::Text("".into())).unwrap(), None);
         }
+    }
+
+    #[tokio::test]
+    async fn a_session_drops_what_it_cannot_read_and_waits_for_the_close_answer() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let server = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(theirs, Role::Client, None).await;
+        let framing = Framing::of("base64.channel.k8s.io");
+        let (session, mut inputs) = WsSession::start(server, framing, &[0]);
+        // Bad base64, a channel that does not exist, one nobody reads, an empty message:
+        // dropped, as upstream drops them, and the session goes on.
+        for text in ["0!!!!", "7aGk=", "1aGk=", "0", "0aGkK"] {
+            client.send(Message::Text(text.into())).await.unwrap();
+        }
+        let mut stdin = inputs.remove(&0).unwrap();
+        assert_eq!(stdin.recv().await, Some(Bytes::from_static(b"hi\n")));
+        session
+            .out
+            .send(WsOut::Data(1, Bytes::from_static(b"ok")))
+            .await
+            .unwrap();
+        assert_eq!(
+            client.next().await.unwrap().unwrap(),
+            Message::Text("1b2s=".into())
+        );
+        // The end: a close frame, and the session is over once the client has answered it.
+        let closing = tokio::spawn(session.close());
+        assert!(matches!(
+            client.next().await,
+            Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Normal
+        ));
+        // (On this single-threaded runtime every task that can run has run after a few
+        // yields: the session still waits.)
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!closing.is_finished(), "ended before the client answered");
+        // Reading on sends tungstenite's answer; the server then ends the connection.
+        assert!(client.next().await.is_none());
+        closing.await.unwrap();
+        assert_eq!(stdin.recv().await, None);
     }
 }

@@ -1,5 +1,5 @@
 //! Pod benchmark: latency of the pod and container lifecycle RPCs, then many pods started at
-//! once, with the daemon's peak RSS and the RSS of the per-container monitors.
+//! once, with the daemon's peak RSS and the RSS and PSS of the per-container monitors.
 //!
 //! ```text
 //! cargo build --release --bin crius --bin crius-monitor
@@ -439,22 +439,22 @@ async fn concurrent(target: &Target, n: usize) -> Result<Concurrent> {
     })
 }
 
-/// Per executable name: count, mean and max RSS in KiB.
-fn monitor_groups(monitors: &[ProcInfo]) -> BTreeMap<String, (usize, u64, u64)> {
-    let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+/// Per executable name: count, mean and max RSS, and mean PSS (of those whose PSS could be
+/// read), in KiB.
+fn monitor_groups(monitors: &[ProcInfo]) -> BTreeMap<String, (usize, u64, u64, Option<u64>)> {
+    let mut groups: BTreeMap<String, Vec<&ProcInfo>> = BTreeMap::new();
     for m in monitors {
-        groups
-            .entry(m.exe_name.clone())
-            .or_default()
-            .push(m.rss_kib);
+        groups.entry(m.exe_name.clone()).or_default().push(m);
     }
     groups
         .into_iter()
-        .map(|(name, rss)| {
-            let count = rss.len();
-            let mean = rss.iter().sum::<u64>() / count.max(1) as u64;
-            let max = rss.iter().copied().max().unwrap_or(0);
-            (name, (count, mean, max))
+        .map(|(name, procs)| {
+            let count = procs.len();
+            let mean = procs.iter().map(|p| p.rss_kib).sum::<u64>() / count.max(1) as u64;
+            let max = procs.iter().map(|p| p.rss_kib).max().unwrap_or(0);
+            let pss: Vec<u64> = procs.iter().filter_map(|p| p.pss_kib).collect();
+            let mean_pss = (!pss.is_empty()).then(|| pss.iter().sum::<u64>() / pss.len() as u64);
+            (name, (count, mean, max, mean_pss))
         })
         .collect()
 }
@@ -515,8 +515,11 @@ fn table(
     if groups.is_empty() {
         out += "monitors: none found\n";
     }
-    for (name, (count, mean, max)) in groups {
-        out += &format!("monitors: {count} x {name}, mean {mean} KiB, max {max} KiB\n");
+    for (name, (count, mean, max, pss)) in groups {
+        let pss = pss.map_or_else(|| "?".to_string(), |p| p.to_string());
+        out += &format!(
+            "monitors: {count} x {name}, RSS mean {mean} KiB, max {max} KiB; PSS mean {pss} KiB\n"
+        );
     }
     if let Some(leaks) = leaks {
         out += &format!("LEAKS after the run:\n{leaks}");
@@ -533,7 +536,7 @@ fn to_json(
 ) -> Value {
     let monitors: Vec<Value> = monitor_groups(&conc.monitors)
         .into_iter()
-        .map(|(exe, (count, mean, max))| json!({"exe": exe, "count": count, "mean_rss_kib": mean, "max_rss_kib": max}))
+        .map(|(exe, (count, mean, max, pss))| json!({"exe": exe, "count": count, "mean_rss_kib": mean, "max_rss_kib": max, "mean_pss_kib": pss}))
         .collect();
     json!({
         "socket": target.socket,
@@ -775,13 +778,18 @@ mod tests {
 
     #[test]
     fn monitors_group_by_executable() {
-        let p = |pid, name: &str, rss| ProcInfo {
+        let p = |pid, name: &str, rss, pss| ProcInfo {
             pid,
             exe_name: name.to_string(),
             rss_kib: rss,
+            pss_kib: pss,
         };
-        let groups = monitor_groups(&[p(1, "conmon", 100), p(2, "conmon", 300), p(3, "shim", 50)]);
-        assert_eq!(groups["conmon"], (2, 200, 300));
-        assert_eq!(groups["shim"], (1, 50, 50));
+        let groups = monitor_groups(&[
+            p(1, "conmon", 100, Some(40)),
+            p(2, "conmon", 300, Some(60)),
+            p(3, "shim", 50, None),
+        ]);
+        assert_eq!(groups["conmon"], (2, 200, 300, Some(50)));
+        assert_eq!(groups["shim"], (1, 50, 50, None));
     }
 }

@@ -1,6 +1,6 @@
-//! Looking at processes through `/proc`: resident memory, who owns a unix socket, and the
-//! per-container monitors of a runtime (found by the container or pod ids on their command
-//! line). Read-only.
+//! Looking at processes through `/proc`: resident and proportional memory, parent pids, who
+//! owns a unix socket, and the per-container monitors of a runtime (found by the container or
+//! pod ids on their command line). Read-only.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,15 +23,16 @@ pub fn parse_vm_rss(status: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// `Pss:` of `/proc/<pid>/smaps_rollup` in KiB: the process's proportional share of its
-/// resident pages (a page shared by n processes counts 1/n). `None` when gone or unreadable.
+/// `Pss` of `pid` in KiB, from `/proc/<pid>/smaps_rollup` (`None` when gone or unreadable):
+/// its private pages plus its share of each page it maps with other processes, so the PSS of
+/// many processes of one executable adds up to the memory they use together.
 pub fn pss_kib(pid: u32) -> Option<u64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    parse_rollup_pss(&rollup)
+    parse_pss(&rollup)
 }
 
 /// The `Pss:` value of `/proc/<pid>/smaps_rollup` text, in KiB.
-pub fn parse_rollup_pss(rollup: &str) -> Option<u64> {
+pub fn parse_pss(rollup: &str) -> Option<u64> {
     rollup
         .lines()
         .find_map(|l| l.strip_prefix("Pss:"))
@@ -93,6 +94,8 @@ pub struct ProcInfo {
     pub pid: u32,
     pub exe_name: String,
     pub rss_kib: u64,
+    /// `None` where `smaps_rollup` cannot be read (kernels before 4.14).
+    pub pss_kib: Option<u64>,
 }
 
 /// Processes (other than `exclude`) whose command line mentions any of `needles`, and whose
@@ -122,6 +125,7 @@ pub fn find_processes(
                 pid,
                 exe_name: name,
                 rss_kib: rss_kib(pid)?,
+                pss_kib: pss_kib(pid),
             })
         })
         .collect()
@@ -215,22 +219,25 @@ mod tests {
     }
 
     #[test]
-    fn rollup_pss_and_stat_ppid_parse() {
-        let rollup =
-            "00400000-7ffc [rollup]\nRss:\t     900 kB\nPss:\t     321 kB\nPss_Anon:\t 1 kB\n";
-        assert_eq!(parse_rollup_pss(rollup), Some(321));
-        assert_eq!(parse_rollup_pss("Rss: 5 kB\n"), None);
+    fn pss_parses() {
+        let rollup = "00400000-7fff [rollup]\nRss:\t  1200 kB\nPss:\t   97 kB\nPss_Anon:\t 80 kB\n";
+        assert_eq!(parse_pss(rollup), Some(97));
+        assert_eq!(parse_pss("Rss:\t  1200 kB\n"), None);
+    }
+
+    #[test]
+    fn stat_ppid_parses() {
         assert_eq!(parse_stat_ppid("42 (a) b) (c) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("42 (x"), None);
         let me = std::process::id();
         assert_eq!(ppid(me), Some(std::os::unix::process::parent_id()));
-        assert!(pss_kib(me).unwrap() > 0);
     }
 
     #[test]
     fn own_process_is_visible() {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
+        assert!(pss_kib(me).unwrap() > 0);
         assert!(!cmdline(me).is_empty());
         assert!(exe_name(me).is_some());
         let sampler = RssSampler::start(me, Duration::from_millis(1));

@@ -2,7 +2,12 @@
 //! crius' code): SPDY/3.1 ([`spdy`]) and channel-prefixed WebSocket ([`ws`]), plus exec and
 //! port-forward sessions over each.
 
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 pub mod spdy;
+pub mod urls;
 pub mod ws;
 
 /// Which streams a session asks for.
@@ -25,6 +30,8 @@ pub struct Output {
     pub stderr: Vec<u8>,
     /// The error stream (the JSON status from v4 on).
     pub error: String,
+    /// WebSocket: the channel and data of the server's first message.
+    pub first: Option<(u8, Vec<u8>)>,
 }
 
 impl Output {
@@ -59,4 +66,42 @@ pub fn split_url(url: &str) -> anyhow::Result<(String, String)> {
         .ok_or_else(|| anyhow::anyhow!("not an http URL: {url}"))?;
     let slash = rest.find('/').unwrap_or(rest.len());
     Ok((rest[..slash].to_string(), rest[slash..].to_string()))
+}
+
+/// Sends an HTTP/1.1 upgrade request by hand (`method`, `headers` as given, no body); returns
+/// the status and headers of the answer, and the stream after its head.
+pub async fn upgrade_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Vec<(String, String)>, TcpStream)> {
+    let (host, path) = split_url(url)?;
+    let mut tcp = TcpStream::connect(&host).await?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    // Read the response head byte by byte: what follows it is the new protocol.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let b = tcp.read_u8().await.context("reading the response head")?;
+        head.push(b);
+        if head.len() > 64 * 1024 {
+            bail!("response head too long");
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, tcp))
 }

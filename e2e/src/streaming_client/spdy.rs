@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-use super::{Output, Streams, split_url};
+use super::{Output, Streams};
 
 const DICTIONARY: &[u8] = include_bytes!("../../../src/streaming/spdy/dictionary.bin");
 
@@ -35,40 +35,13 @@ pub struct Client {
     pub protocol: String,
 }
 
-/// Sends the upgrade request; returns the status line and headers, and the stream.
+/// Sends the upgrade request as a POST (as the Go clients do); returns the status and
+/// headers, and the stream.
 pub async fn upgrade(
     url: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, Vec<(String, String)>, TcpStream)> {
-    let (host, path) = split_url(url)?;
-    let mut tcp = TcpStream::connect(&host).await?;
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    tcp.write_all(request.as_bytes()).await?;
-    // Read the response head byte by byte: what follows it is the new protocol.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let b = tcp.read_u8().await.context("reading the response head")?;
-        head.push(b);
-        if head.len() > 64 * 1024 {
-            bail!("response head too long");
-        }
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = text.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok((status, headers, tcp))
+    super::upgrade_request("POST", url, headers).await
 }
 
 impl Client {

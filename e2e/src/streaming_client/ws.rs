@@ -17,6 +17,27 @@ use super::{Output, Streams};
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The HTTP status of a WebSocket handshake to `url` by `method` offering `protocols`, with
+/// `Sec-WebSocket-Version: version`, made by hand (for refusals); and the answer's headers.
+pub async fn handshake_status(
+    url: &str,
+    method: &str,
+    protocols: &str,
+    version: &str,
+) -> Result<(u16, Vec<(String, String)>)> {
+    let mut headers = vec![
+        ("Connection", "Upgrade"),
+        ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", version),
+    ];
+    if !protocols.is_empty() {
+        headers.push(("Sec-WebSocket-Protocol", protocols));
+    }
+    let (status, headers, _) = super::upgrade_request(method, url, &headers).await?;
+    Ok((status, headers))
+}
+
 /// Connects offering `protocols` (none if empty); returns the socket and the protocol chosen.
 pub async fn connect(url: &str, protocols: &str) -> Result<(Ws, String)> {
     let ws_url = url.replacen("http://", "ws://", 1);
@@ -114,6 +135,9 @@ pub async fn run_session(
             let Some((ch, payload)) = frame(protocol, message)? else {
                 continue;
             };
+            if output.first.is_none() {
+                output.first = Some((ch, payload.clone()));
+            }
             match ch {
                 1 => output.take_stdout(&payload, keep),
                 2 => output.stderr.extend_from_slice(&payload),

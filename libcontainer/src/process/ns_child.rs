@@ -4,7 +4,9 @@
 //! A multi-threaded process may not unshare(CLONE_NEWUSER), so a new user namespace needs a new
 //! process. The child is cloned like fork (no CLONE_VM) and, as the child of a multi-threaded
 //! parent, runs only async-signal-safe calls: set the hostname, then block on a pipe until the
-//! parent, having written its id maps and bind-mounted its namespaces, lets it exit.
+//! parent, having written its id maps, says go; write the sysctls it was given (from inside the
+//! user namespace, so that values holding ids, `net.ipv4.ping_group_range`, are read in its
+//! terms), then block until the parent, having bind-mounted its namespaces, lets it exit.
 
 use std::ffi::CStr;
 use std::fs;
@@ -35,6 +37,16 @@ pub enum ChildError {
     },
     #[error("the namespace process {0}")]
     Exit(String),
+    /// The child could not write sysctl number `.0` of those it was given.
+    #[error("the namespace process could not write sysctl #{0}")]
+    Sysctl(usize),
+}
+
+/// A sysctl for the child to write: the absolute `/proc/sys/...` path and the value.
+#[derive(Debug, Clone)]
+pub struct SysctlWrite {
+    pub path: std::ffi::CString,
+    pub value: std::ffi::CString,
 }
 
 /// The child; killed and reaped on drop unless [`NsChild::finish`] ran.
@@ -47,12 +59,29 @@ pub struct NsChild {
 
 /// Exit codes of the child.
 const EXIT_HOSTNAME: i32 = 3;
+/// Plus the index of a sysctl it could not write.
+const EXIT_SYSCTL: i32 = 10;
+/// How many sysctls a child takes: their exit codes stay below 256.
+pub const MAX_SYSCTLS: usize = 200;
 
 impl NsChild {
     /// Clones a child into the namespaces of `flags`. With CLONE_NEWUSER the kernel makes the
     /// user namespace first, so it owns the others. `hostname` is set in its UTS namespace.
     pub fn spawn(flags: CloneFlags, hostname: Option<&CStr>) -> Result<NsChild, ChildError> {
+        Self::spawn_with_sysctls(flags, hostname, &[])
+    }
+
+    /// [`NsChild::spawn`], the child also writing `sysctls` once [`NsChild::write_maps`] has
+    /// run (at most [`MAX_SYSCTLS`]); a failure shows at [`NsChild::finish`].
+    pub fn spawn_with_sysctls(
+        flags: CloneFlags,
+        hostname: Option<&CStr>,
+        sysctls: &[SysctlWrite],
+    ) -> Result<NsChild, ChildError> {
         let err = |source| ChildError::Clone { flags, source };
+        if sysctls.len() > MAX_SYSCTLS {
+            return Err(err(Errno::E2BIG));
+        }
         let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(err)?;
         let host = hostname.map(|h| (h.as_ptr(), h.to_bytes().len()));
         // SAFETY: clone without CLONE_VM and with a null stack behaves like fork. The child
@@ -71,7 +100,8 @@ impl NsChild {
         match rc {
             -1 => Err(err(Errno::last())),
             0 => {
-                // SAFETY: see above; only close_range, sethostname, read and _exit.
+                // SAFETY: see above; only close_range, sethostname, read, open, write, close and
+                // _exit, on memory prepared before the clone.
                 unsafe {
                     // Every fd but our read end goes, above all the write ends of other
                     // children's pipes: holding one would keep that child from ever exiting.
@@ -86,14 +116,34 @@ impl NsChild {
                         libc::_exit(EXIT_HOSTNAME);
                     }
                     let mut byte = 0u8;
-                    // Returns at EOF, when the parent closes its end (or dies).
-                    while libc::read(
-                        read_end.as_raw_fd(),
-                        (&raw mut byte).cast::<libc::c_void>(),
-                        1,
-                    ) < 0
-                        && *libc::__errno_location() == libc::EINTR
-                    {}
+                    // One byte: the maps are written, go on. 0: EOF, the parent closed its end
+                    // (or died).
+                    let mut read = || loop {
+                        let n = libc::read(
+                            read_end.as_raw_fd(),
+                            (&raw mut byte).cast::<libc::c_void>(),
+                            1,
+                        );
+                        if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                            break n;
+                        }
+                    };
+                    if read() == 1 {
+                        for (i, w) in sysctls.iter().enumerate() {
+                            let fd = libc::open(
+                                w.path.as_ptr(),
+                                libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+                            );
+                            let len = w.value.as_bytes().len();
+                            if fd < 0
+                                || libc::write(fd, w.value.as_ptr().cast(), len) != len as isize
+                            {
+                                libc::_exit(EXIT_SYSCTL + i as i32);
+                            }
+                            libc::close(fd);
+                        }
+                        while read() > 0 {}
+                    }
                     libc::_exit(0)
                 }
             }
@@ -116,6 +166,10 @@ impl NsChild {
             let path = PathBuf::from(format!("/proc/{}/{file}", self.pid));
             fs::write(&path, text).map_err(|source| ChildError::Map { path, source })?;
         }
+        // Go: the child writes its sysctls now that its ids mean something.
+        if let Some(release) = &self.release {
+            let _ = nix::unistd::write(release, &[1]);
+        }
         Ok(())
     }
 
@@ -134,6 +188,11 @@ impl NsChild {
             Ok(WaitStatus::Exited(_, 0)) => Ok(()),
             Ok(WaitStatus::Exited(_, EXIT_HOSTNAME)) => {
                 Err(ChildError::Exit("could not set the hostname".into()))
+            }
+            Ok(WaitStatus::Exited(_, code))
+                if (EXIT_SYSCTL..EXIT_SYSCTL + MAX_SYSCTLS as i32).contains(&code) =>
+            {
+                Err(ChildError::Sysctl((code - EXIT_SYSCTL) as usize))
             }
             other => Err(ChildError::Exit(format!("ended with {other:?}"))),
         }

@@ -68,7 +68,7 @@ fn every_metric_matches_its_descriptor() {
         id: "p1".into(),
         base: base("POD", "p1"),
         cgroup: Some("/pods/p1".into()),
-        net_dev: Some(net_dev),
+        net_dev: Some(crate::pod::NetDev::Proc(net_dev)),
         created_at: 1_700_000_000_000_000_000,
         containers: vec![
             ContainerTarget {

@@ -25,6 +25,7 @@ const ALL: NsSet = NsSet {
     ipc: true,
     uts: true,
     user: None,
+    user_sysctls: Vec::new(),
 };
 
 fn inode(path: &Path) -> u64 {
