@@ -256,14 +256,23 @@ impl Store {
         })
     }
 
-    /// Drops `owner`'s hold, then deletes what nothing needs any more; no hold is fine.
+    /// Drops `owner`'s hold, then deletes what nothing needs any more; no hold is fine. The
+    /// collection (a walk of the store's directories) runs only when a layer of that hold is
+    /// needed by no image and no other holder: removing a container of an image still present
+    /// frees nothing.
     pub fn release_layers(&self, owner: &str) -> Result<()> {
-        let mut held = false;
+        let mut freed = false;
         self.update(|next| {
-            held = next.holds.remove(owner).is_some();
-            Ok(held)
+            let Some(held) = next.holds.remove(owner) else {
+                return Ok(false);
+            };
+            freed = held.iter().any(|layer| {
+                !next.holds.values().any(|h| h.contains(layer))
+                    && !next.images.values().any(|i| i.layers.contains(layer))
+            });
+            Ok(true)
         })?;
-        if !held {
+        if !freed {
             return Ok(());
         }
         self.collect_garbage()
@@ -657,6 +666,27 @@ mod tests {
         store.release_layers("c1").unwrap();
         assert!(!store.layer_dir(&layer).exists());
         assert!(store.holders().is_empty());
+    }
+
+    #[test]
+    fn a_layer_goes_with_its_last_holder_once_no_image_needs_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let layer = digest('8');
+        add_layer_dir(&store, &layer);
+        store
+            .commit(record(&digest('a'), &["r/a:1"], &[&layer]))
+            .unwrap();
+        store.hold_layers("c1", &[layer.to_string()]).unwrap();
+        store.hold_layers("c2", &[layer.to_string()]).unwrap();
+        // The image needs it: a release frees nothing.
+        store.release_layers("c1").unwrap();
+        assert!(store.layer_dir(&layer).is_dir());
+        store.update_image(digest('a').as_str(), None).unwrap();
+        // Another holder needs it.
+        assert!(store.layer_dir(&layer).is_dir());
+        store.release_layers("c2").unwrap();
+        assert!(!store.layer_dir(&layer).exists());
     }
 
     #[test]
