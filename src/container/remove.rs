@@ -43,8 +43,10 @@ pub(super) async fn remove_held(
     stop::stop_held(engine, container, Duration::ZERO).await?;
     let rec = container.record();
     if rec.phase != ContainerPhase::Removing {
+        // Not synced: if a power loss undoes it, the container is listed again and removed
+        // again (its runtime state and mounts went with the boot anyway).
         engine
-            .save_container(container, |r| r.phase = ContainerPhase::Removing)
+            .save_container_volatile(container, |r| r.phase = ContainerPhase::Removing)
             .await?;
         phases::lap("state");
     }
@@ -78,7 +80,11 @@ pub(super) async fn remove_held(
     })
     .await??;
     phases::lap("rootfs");
-    engine.store.remove(Kind::Container, &rec.id).await?;
+    // Not synced either, for the same reason.
+    engine
+        .store
+        .remove_volatile(Kind::Container, &rec.id)
+        .await?;
     phases::lap("state");
     engine.forget_container(&rec.id);
     engine.release_name(&rec.name, &rec.id);

@@ -227,6 +227,22 @@ impl Engine {
         Ok(record)
     }
 
+    /// [`Engine::save_container`] without the syncs (`StateStore::save_volatile`): for the
+    /// `Removing` mark, which a power loss may undo harmlessly.
+    pub async fn save_container_volatile(
+        &self,
+        container: &Container,
+        update: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord, PodError> {
+        let mut record = container.record();
+        update(&mut record);
+        self.store
+            .save_volatile(Kind::Container, &record.id, &record)
+            .await?;
+        *lock(&container.record) = record.clone();
+        Ok(record)
+    }
+
     /// Updates only the in-memory record, for facts a restart finds again on its own (an exit
     /// status read from the exit file).
     pub fn cache_container(

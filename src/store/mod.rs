@@ -105,25 +105,59 @@ impl StateStore {
         id: &str,
         record: &T,
     ) -> Result<(), StoreError> {
+        // Durable: recovery after any crash, power loss included, starts from these records.
+        self.save_as(kind, id, record, crius_atomic_file::Durability::Durable)
+            .await
+    }
+
+    /// [`StateStore::save`] without the syncs: atomic across a crash of the daemon, not across
+    /// a power loss. Only for a step whose loss is harmless because it is taken again: a
+    /// container marked `Removing` that comes back as it was (or, torn, is quarantined) after
+    /// a power loss is removed again, and the kubelet asks for that anyway.
+    pub async fn save_volatile<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        self.save_as(kind, id, record, crius_atomic_file::Durability::Volatile)
+            .await
+    }
+
+    async fn save_as<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        record: &T,
+        durability: crius_atomic_file::Durability,
+    ) -> Result<(), StoreError> {
         let path = self.path(kind, id);
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
             path: path.clone(),
             source,
         })?;
-        // Durable: recovery after any crash, power loss included, starts from these records.
-        blocking(move || {
-            crius_atomic_file::write(&path, &bytes, crius_atomic_file::Durability::Durable)
-                .map_err(io_err(&path))
-        })
-        .await
+        blocking(move || crius_atomic_file::write(&path, &bytes, durability).map_err(io_err(&path)))
+            .await
     }
 
-    /// Deletes the record; absent is fine.
+    /// Deletes the record (the directory synced after); absent is fine.
     pub async fn remove(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        self.remove_as(kind, id, true).await
+    }
+
+    /// [`StateStore::remove`] without the directory sync: a removal that a power loss undoes
+    /// brings back a record of something already removed, which is removed again (the same
+    /// reasoning as [`StateStore::save_volatile`]).
+    pub async fn remove_volatile(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        self.remove_as(kind, id, false).await
+    }
+
+    async fn remove_as(&self, kind: Kind, id: &str, sync: bool) -> Result<(), StoreError> {
         let path = self.path(kind, id);
         let dir = self.kind_dir(kind);
         blocking(move || match fs::remove_file(&path) {
-            Ok(()) => sync_dir(&dir),
+            Ok(()) if sync => sync_dir(&dir),
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&path)(e)),
         })
@@ -207,6 +241,34 @@ mod tests {
         store.remove(Kind::Sandbox, "a").await.unwrap();
         store.remove(Kind::Sandbox, "a").await.unwrap();
         assert!(store.load_all::<R>(Kind::Sandbox).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn volatile_saves_and_removals_read_back_as_durable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.save(Kind::Container, "c", &R { n: 1 }).await.unwrap();
+        store
+            .save_volatile(Kind::Container, "c", &R { n: 2 })
+            .await
+            .unwrap();
+        let read = |store: &StateStore| -> Vec<R> {
+            store
+                .load_all(Kind::Container)
+                .unwrap()
+                .into_iter()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(read(&store), vec![R { n: 2 }]);
+        // No temporary file is left beside it.
+        assert_eq!(
+            fs::read_dir(dir.path().join("containers")).unwrap().count(),
+            1
+        );
+        store.remove_volatile(Kind::Container, "c").await.unwrap();
+        store.remove_volatile(Kind::Container, "c").await.unwrap();
+        assert!(read(&store).is_empty());
     }
 
     #[test]
