@@ -188,6 +188,13 @@ pub fn pins_of(dir: &Path, id: &str) -> Pinned {
     }
 }
 
+/// Whether `path` is a pinned namespace (a file of the nsfs file system), not a plain file or
+/// nothing.
+pub fn holds_namespace(path: &Path) -> bool {
+    use nix::sys::statfs::{NSFS_MAGIC, statfs};
+    statfs(path).is_ok_and(|fs| fs.filesystem_type() == NSFS_MAGIC)
+}
+
 /// Unmounts (lazily) and removes each pinned file. Idempotent: an absent file is fine and a file
 /// that is no longer a mount point is just removed.
 pub fn unpin(p: &Pinned) -> Result<(), NsError> {

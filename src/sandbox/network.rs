@@ -108,13 +108,17 @@ pub async fn detach(engine: &Arc<Engine>, sandbox: &Sandbox) -> Result<(), PodEr
 
 fn del(engine: &Engine, record: &SandboxRecord, network: &str) -> Result<(), PodError> {
     let config = pod_config(record)?;
-    // A crash before the pins were recorded: they are named after the pod (plugins take a DEL
-    // whose namespace is gone).
-    let netns = record.pinned.net.clone().unwrap_or_else(|| {
-        namespaces::pins_of(&engine.paths.ns_dir(), &record.id)
-            .net
-            .unwrap_or_default()
-    });
+    // A crash before the pins were recorded: they are named after the pod. A path that holds
+    // no namespace (a crash between making the file and mounting on it, or the namespace
+    // already unpinned) is passed as none: plugins clean up by container id then, while a
+    // plain file would make them fail.
+    let netns = record
+        .pinned
+        .net
+        .clone()
+        .or_else(|| namespaces::pins_of(&engine.paths.ns_dir(), &record.id).net)
+        .filter(|path| namespaces::holds_namespace(path))
+        .unwrap_or_default();
     let a = attachment(&record.id, &netns, &config);
     match find_network(&engine.config.network.network_dir, network) {
         Some(net) => engine

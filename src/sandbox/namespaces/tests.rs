@@ -111,8 +111,15 @@ fn pins_only_net() {
     assert!(!dir.join("ipc").exists() && !dir.join("uts").exists());
     let net = pinned.net.as_ref().unwrap();
     assert_ne!(inode(net), inode(Path::new("/proc/thread-self/ns/net")));
+    assert!(holds_namespace(net));
+    // Nothing there, or (below) the plain file a crash between making it and mounting on it
+    // leaves.
+    assert!(!holds_namespace(&pins_of(&dir, "pod2").ipc.unwrap()));
     unpin(&pinned).unwrap();
     assert!(!net.exists());
+    std::fs::write(net, b"").unwrap();
+    assert!(!holds_namespace(net));
+    std::fs::remove_file(net).unwrap();
 }
 
 #[test]
