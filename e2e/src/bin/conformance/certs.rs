@@ -23,7 +23,7 @@ pub enum Client {
     ControllerManager,
     Scheduler,
     Kubelet,
-    ApiserverKubeletClient,
+    ApiserverToKubelet,
 }
 
 impl Client {
@@ -32,7 +32,7 @@ impl Client {
         Client::ControllerManager,
         Client::Scheduler,
         Client::Kubelet,
-        Client::ApiserverKubeletClient,
+        Client::ApiserverToKubelet,
     ];
 
     fn file_stem(self) -> &'static str {
@@ -41,7 +41,7 @@ impl Client {
             Client::ControllerManager => "controller-manager",
             Client::Scheduler => "scheduler",
             Client::Kubelet => "kubelet-client",
-            Client::ApiserverKubeletClient => "apiserver-kubelet-client",
+            Client::ApiserverToKubelet => "apiserver-kubelet-client",
         }
     }
 
@@ -52,7 +52,7 @@ impl Client {
             Client::ControllerManager => "/CN=system:kube-controller-manager".to_string(),
             Client::Scheduler => "/CN=system:kube-scheduler".to_string(),
             Client::Kubelet => format!("/O=system:nodes/CN=system:node:{node}"),
-            Client::ApiserverKubeletClient => {
+            Client::ApiserverToKubelet => {
                 "/O=system:masters/CN=kube-apiserver-kubelet-client".to_string()
             }
         }

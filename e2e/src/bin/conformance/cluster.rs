@@ -2,7 +2,7 @@
 //! kube-controller-manager, kube-scheduler and a kubelet, each a child process with its log in
 //! the work directory, stopped by PID (SIGTERM, then SIGKILL after 15 s).
 //!
-//! The node's address is a /32 on a dummy interface of its own (`crcnf<n>`), so the kubelet
+//! The node's address is a /32 on a portless bridge of its own (`crcnf<n>`), so the kubelet
 //! and the API server's kubelet client talk over an address no other machine routes to; the
 //! kubelet's cgroups live under a cgroup root of its own (`/crius-conformance-<n>`), its state
 //! under the work directory, and its kernel tunables (it sets six sysctls at start) are put
@@ -105,7 +105,16 @@ pub struct Layout {
     pub apiserver_port: u16,
     pub crius_socket: PathBuf,
     pub cgroup_root: String,
+    /// Whether [`KUBELET_FIXED_DIR`] was there before this run (else teardown removes it).
+    pub kubelet_dir_existed: bool,
 }
+
+/// The kubelet's port: the suite reaches kubelets through the API server's node proxy at
+/// `ports.KubeletPort`, a constant. Free on every host, as it listens on the node's own address.
+const KUBELET_PORT: u16 = 10250;
+
+/// Where the kubelet makes its device-plugin directory whatever `--root-dir` says.
+pub const KUBELET_FIXED_DIR: &str = "/var/lib/kubelet";
 
 impl Layout {
     pub fn logs(&self) -> PathBuf {
@@ -164,11 +173,11 @@ pub fn start_apiserver(layout: &Layout, etcd_port: u16) -> Result<Component> {
         ))
         .arg(format!(
             "--kubelet-client-certificate={}",
-            path(&pki.client_cert(Client::ApiserverKubeletClient))?
+            path(&pki.client_cert(Client::ApiserverToKubelet))?
         ))
         .arg(format!(
             "--kubelet-client-key={}",
-            path(&pki.client_key(Client::ApiserverKubeletClient))?
+            path(&pki.client_key(Client::ApiserverToKubelet))?
         ))
         .arg(format!(
             "--kubelet-certificate-authority={}",
@@ -296,7 +305,7 @@ evictionHard:
 
 pub fn start_kubelet(layout: &Layout) -> Result<Component> {
     let config = layout.work.join("kubelet.yaml");
-    std::fs::write(&config, kubelet_config(layout, free_port()?, free_port()?)?)
+    std::fs::write(&config, kubelet_config(layout, KUBELET_PORT, free_port()?)?)
         .with_context(|| format!("writing {}", config.display()))?;
     std::fs::create_dir_all(layout.kubelet_root())?;
     std::fs::create_dir_all(layout.pod_logs())?;
@@ -356,7 +365,8 @@ pub fn wait_until(
     }
 }
 
-/// The node's address: a /32 on a dummy link of its own. Deleted on drop.
+/// The node's address: a /32 on a portless bridge of its own (this kernel has no dummy
+/// links). Deleted on drop.
 pub struct NodeAddress {
     pub link: String,
     pub ip: String,
@@ -367,7 +377,7 @@ impl NodeAddress {
         let link = format!("crcnf{n}");
         let ip = format!("10.198.{n}.1");
         let _ = ip_cmd(&["link", "del", &link]);
-        ip_cmd(&["link", "add", &link, "type", "dummy"])?;
+        ip_cmd(&["link", "add", &link, "type", "bridge"])?;
         let address = NodeAddress { link, ip };
         ip_cmd(&[
             "addr",
