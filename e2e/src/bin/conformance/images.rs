@@ -7,7 +7,7 @@
 //!
 //! | upstream image | here |
 //! | --- | --- |
-//! | `e2e-test-images/agnhost:2.63.0` (and `2.55`, AgnhostPrev) | the `agnhost` binary from `K8S_BIN` (built from the same tree as `e2e.test`) as `/agnhost`, `/agnhost-2` linking to it, `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`, `/uploads`, user `user-defined-in-image` (1000) in group `group-defined-in-image` (50000), as upstream's Dockerfile, and `/var/registry` holding `pause:testing` for `agnhost fake-registry-server` (upstream downloads `pause:3.10.2` into it; here the pause image below); on a busybox root instead of Alpine, with the host's `curl` and `bash` and the libraries they load (no bind-tools, iperf or coredns) |
+//! | `e2e-test-images/agnhost:2.63.0` (and `2.55`, AgnhostPrev) | the `agnhost` binary from `K8S_BIN` (built from the same tree as `e2e.test`) as `/agnhost`, `/agnhost-2` linking to it, `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`, `/uploads`, a self-signed `/localhost.crt` + `.key`, user `user-defined-in-image` (1000) in group `group-defined-in-image` (50000), as upstream's Dockerfile, and `/var/registry` holding `pause:testing` for `agnhost fake-registry-server` (upstream downloads `pause:3.10.2` into it; here the pause image below); on a busybox root instead of Alpine, with the host's `curl` and `bash` and the libraries they load (no bind-tools, iperf or coredns) |
 //! | `e2e-test-images/busybox:1.37.0-1` | Debian's static busybox, applets as symlinks |
 //! | `e2e-test-images/nonroot:1.5` | busybox root with `USER 1234` (upstream: debian-base with `USER 1234`) |
 //! | `e2e-test-images/nonewprivs:1.4` | `/usr/local/bin/nnp`, setuid root, printing `Effective uid: <euid>` ([`crius_e2e::critest_images::nnp_elf`]; upstream: the same program in Go), `CMD ["nnp"]` |
@@ -126,6 +126,9 @@ fn agnhost(binary: &[u8], pause: &ImageBuild) -> Result<ImageBuild> {
         )?
         .dir("home", 0o755)?
         .dir_owned("home/user-defined-in-image", 0o755, 1000, 1000)?;
+    let (cert, key) = localhost_certificate()?;
+    tar.file("localhost.crt", 0o644, &cert)?
+        .file("localhost.key", 0o644, &key)?;
     let mut spec = spec("agnhost");
     spec.entrypoint = vec!["/agnhost".into()];
     spec.cmd = vec!["pause".into()];
@@ -139,6 +142,41 @@ fn agnhost(binary: &[u8], pause: &ImageBuild) -> Result<ImageBuild> {
             host_programs_layer(&HOST_PROGRAMS)?,
         ],
     )
+}
+
+/// `/localhost.crt` and `/localhost.key`: upstream's image adds a self-signed certificate for
+/// `localhost` (agnhost `porter`, and `netexec --tls-cert-file` in the https lifecycle-hook
+/// specs); here a fresh one from `openssl`.
+fn localhost_certificate() -> Result<(Vec<u8>, Vec<u8>)> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (
+        dir.path().join("localhost.crt"),
+        dir.path().join("localhost.key"),
+    );
+    let output = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok((std::fs::read(cert)?, std::fs::read(key)?))
 }
 
 /// Programs of the host copied into agnhost, with every shared library `ldd` names for them,

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo build -p crius -p crius-monitor -p crius-e2e --bin conformance
 //! target/debug/conformance --k8s-bin DIR [--etcd PATH] [--bin PATH-TO-CRIUS] [--serial]
-//!     [--procs N] [--report-dir DIR] [--keep] [--no-e2e] [-- E2E-ARGS...]
+//!     [--procs N] [--focus RE] [--skip RE] [--report-dir DIR] [--keep] [--no-e2e]
+//!     [-- E2E-ARGS...]
 //! ```
 //!
 //! `--k8s-bin` (or `$K8S_BIN`) holds `kube-apiserver`, `kube-controller-manager`,
@@ -22,6 +23,7 @@
 //! Modes: by default `[NodeConformance]` without `[Serial]`, `[Disruptive]`, `[Flaky]`,
 //! `[Slow]` and DNS specs, on `--procs` ginkgo processes (default 2); with `--serial`, the
 //! `[NodeConformance]` `[Serial]` specs (not `[Disruptive]` or `[Flaky]`) on one process.
+//! `--focus` and `--skip` replace the mode's regular expressions (to rerun single specs).
 //! `--keep` leaves the cluster up after the suite (or instead of it, with `--no-e2e`) until
 //! Ctrl-C and prints the kubeconfig. Exits with `e2e.test`'s status.
 
@@ -43,9 +45,9 @@ use crius_e2e::{Crius, cri};
 use crate::certs::Client;
 use crate::cluster::{Component, Layout, NodeAddress};
 
-const USAGE: &str =
-    "usage: conformance --k8s-bin DIR [--etcd PATH] [--bin PATH-TO-CRIUS] [--serial]
-                   [--procs N] [--report-dir DIR] [--keep] [--no-e2e] [-- E2E-ARGS...]";
+const USAGE: &str = "usage: conformance --k8s-bin DIR [--etcd PATH] [--bin PATH-TO-CRIUS]
+                   [--serial] [--procs N] [--focus RE] [--skip RE] [--report-dir DIR]
+                   [--keep] [--no-e2e] [-- E2E-ARGS...]";
 
 const FOCUS: &str = r"\[NodeConformance\]";
 const SKIP: &str = r"\[Serial\]|\[Disruptive\]|\[Flaky\]|\[Slow\]|DNS";
@@ -59,6 +61,8 @@ struct Options {
     bin: Option<PathBuf>,
     serial: bool,
     procs: Option<u32>,
+    focus: Option<String>,
+    skip: Option<String>,
     report_dir: PathBuf,
     keep: bool,
     no_e2e: bool,
@@ -73,6 +77,8 @@ fn parse_args() -> Result<Options> {
         bin: None,
         serial: false,
         procs: None,
+        focus: None,
+        skip: None,
         report_dir: PathBuf::from("conformance-report"),
         keep: false,
         no_e2e: false,
@@ -89,6 +95,8 @@ fn parse_args() -> Result<Options> {
             "--procs" => {
                 options.procs = Some(value("a number")?.parse().context("--procs")?);
             }
+            "--focus" => options.focus = Some(value("a regular expression")?),
+            "--skip" => options.skip = Some(value("a regular expression")?),
             "--report-dir" => options.report_dir = PathBuf::from(value("a directory")?),
             "--keep" => options.keep = true,
             "--no-e2e" => options.no_e2e = true,
@@ -317,6 +325,8 @@ fn e2e_args(options: &Options, env: &Env, report_dir: &Path) -> Result<Vec<Strin
     } else {
         (FOCUS, SKIP)
     };
+    let focus = options.focus.as_deref().unwrap_or(focus);
+    let skip = options.skip.as_deref().unwrap_or(skip);
     let layout = &env.layout;
     let mut args = vec![
         "--provider=local".to_string(),
