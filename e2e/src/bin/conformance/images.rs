@@ -7,7 +7,7 @@
 //!
 //! | upstream image | here |
 //! | --- | --- |
-//! | `e2e-test-images/agnhost:2.63.0` (and `2.55`, AgnhostPrev) | the `agnhost` binary from `K8S_BIN` (built from the same tree as `e2e.test`) as `/agnhost`, `/agnhost-2` linking to it, `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`, `/uploads`, a self-signed `/localhost.crt` + `.key`, user `user-defined-in-image` (1000) in group `group-defined-in-image` (50000), as upstream's Dockerfile, and `/var/registry` holding `pause:testing` for `agnhost fake-registry-server` (upstream downloads `pause:3.10.2` into it; here the pause image below); on a busybox root instead of Alpine, with the host's `curl` and `bash` and the libraries they load (no bind-tools, iperf or coredns) |
+//! | `e2e-test-images/agnhost:2.63.0` (and `2.55`, AgnhostPrev) | the `agnhost` binary from `K8S_BIN` (built from the same tree as `e2e.test`) as `/agnhost`, `/agnhost-2` linking to it, `ENTRYPOINT ["/agnhost"]`, `CMD ["pause"]`, `/uploads`, a self-signed `/localhost.crt` + `.key`, user `user-defined-in-image` (1000) in group `group-defined-in-image` (50000), as upstream's Dockerfile, and `/var/registry` holding `pause:testing` for `agnhost fake-registry-server` (upstream downloads `pause:3.10.2` into it; here the pause image below); on a busybox root instead of Alpine, with the host's `curl`, `bash`, `nc` (netcat-openbsd) and dash as `/bin/sh` and the libraries they load (no bind-tools, iperf or coredns) |
 //! | `e2e-test-images/busybox:1.37.0-1` | Debian's static busybox, applets as symlinks |
 //! | `e2e-test-images/nonroot:1.5` | busybox root with `USER 1234` (upstream: debian-base with `USER 1234`) |
 //! | `e2e-test-images/nonewprivs:1.4` | `/usr/local/bin/nnp`, setuid root, printing `Effective uid: <euid>` ([`crius_e2e::critest_images::nnp_elf`]; upstream: the same program in Go), `CMD ["nnp"]` |
@@ -139,7 +139,7 @@ fn agnhost(binary: &[u8], pause: &ImageBuild) -> Result<ImageBuild> {
             images::busybox_layer()?,
             Layer::from_tar(&tar.finish()?, Compression::Gzip(1))?,
             fake_registry_layer("pause", "testing", pause)?,
-            host_programs_layer(&HOST_PROGRAMS)?,
+            host_programs_layer(&AGNHOST_HOST_PROGRAMS)?,
         ],
     )
 }
@@ -179,26 +179,37 @@ fn localhost_certificate() -> Result<(Vec<u8>, Vec<u8>)> {
     Ok((std::fs::read(cert)?, std::fs::read(key)?))
 }
 
-/// Programs of the host copied into agnhost, with every shared library `ldd` names for them,
-/// each at the path the loader looks for: the suite runs `curl` (network specs) and
-/// `/bin/bash` (probe and lifecycle specs) in agnhost pods; upstream's image has Alpine's.
-const HOST_PROGRAMS: [&str; 2] = ["/usr/bin/curl", "/bin/bash"];
+/// Programs of the host copied into agnhost (host path, image path), with every shared
+/// library `ldd` names for them, each at the path the loader looks for. Upstream's image is
+/// Alpine with curl, bash and netcat-openbsd: the suite runs `curl` and `nc -u` (network
+/// specs) and `/bin/bash` (probe and lifecycle specs). `/bin/sh` is the host's dash, because
+/// Debian's static busybox shell runs its own applets before `$PATH` (its `nc` has no `-u`),
+/// which Alpine's does not.
+const AGNHOST_HOST_PROGRAMS: [(&str, &str); 4] = [
+    ("/usr/bin/curl", "/usr/bin/curl"),
+    ("/bin/bash", "/bin/bash"),
+    ("/bin/nc.openbsd", "/usr/bin/nc"),
+    ("/bin/dash", "/bin/sh"),
+];
 
-fn host_programs_layer(programs: &[&str]) -> Result<Layer> {
+fn host_programs_layer(programs: &[(&str, &str)]) -> Result<Layer> {
     let mut files = Vec::new();
-    for program in programs {
-        files.extend(with_libraries(Path::new(program))?);
+    for (program, in_image) in programs {
+        let mut with = with_libraries(Path::new(program))?.into_iter();
+        if with.next().is_some() {
+            files.push((std::path::PathBuf::from(program), in_image.to_string()));
+        }
+        files.extend(with.map(|lib| {
+            let name = lib.to_string_lossy().into_owned();
+            (lib, name)
+        }));
     }
     files.sort();
     files.dedup();
     let mut tar = TarBuilder::new();
     let mut made = std::collections::BTreeSet::new();
-    for file in files {
-        let name = file
-            .to_str()
-            .with_context(|| format!("non-UTF-8 path {}", file.display()))?
-            .trim_start_matches('/')
-            .to_string();
+    for (file, name) in files {
+        let name = name.trim_start_matches('/').to_string();
         let mut so_far = String::new();
         if let Some((dirs, _)) = name.rsplit_once('/') {
             for part in dirs.split('/') {
@@ -316,7 +327,7 @@ fn glibc_dns_testing() -> Result<ImageBuild> {
         &spec,
         vec![
             Layer::from_tar(&tar.finish()?, Compression::Gzip(6))?,
-            host_programs_layer(&["/bin/sh", "/bin/hostname"])?,
+            host_programs_layer(&[("/bin/sh", "/bin/sh"), ("/bin/hostname", "/bin/hostname")])?,
         ],
     )
 }
