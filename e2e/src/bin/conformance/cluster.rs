@@ -243,7 +243,9 @@ pub fn start_scheduler(layout: &Layout) -> Result<Component> {
 
 /// The kubelet's configuration file: cgroupfs under the node's own cgroup root, cgroup v1
 /// allowed, crius' socket, x509 + webhook authentication, loopback DNS for pods, eviction
-/// thresholds low enough that a full-ish disk of a development machine evicts nothing.
+/// thresholds in absolute bytes, low enough that the disk of a shared development machine
+/// (whose free space swings by gigabytes with the other builds) evicts nothing: with 1% of
+/// this 252 GB disk the node went into DiskPressure mid-run and evicted test pods.
 fn kubelet_config(layout: &Layout, port: u16, healthz: u16) -> Result<String> {
     let pki = &layout.pki;
     let socket = format!("unix://{}", path(&layout.crius_socket)?);
@@ -289,9 +291,9 @@ imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 evictionHard:
   memory.available: 100Mi
-  nodefs.available: 1%
+  nodefs.available: 500Mi
   nodefs.inodesFree: 1%
-  imagefs.available: 1%
+  imagefs.available: 500Mi
 ",
         node_ip = layout.node_ip,
         cert = path(&pki.cert("kubelet-serving"))?,
