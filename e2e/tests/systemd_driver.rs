@@ -1,11 +1,14 @@
 //! The systemd cgroup driver the way a kubelet with `cgroupDriver: systemd` uses it: a Burstable
 //! pod under `kubepods-burstable-pod<uid>.slice`, its containers in `crius-<id>.scope` units with
 //! their limits, stats read from the scopes, an OOM kill reported, and no unit left after
-//! removal. It needs daemons on the systemd driver (the VM node test's systemd pass,
+//! removal; and a pod parent given as the slice's expansion, the form a real kubelet sends. It
+//! needs daemons on the systemd driver (the VM node test's systemd pass,
 //! `CRIUS_E2E_CGROUP_MANAGER=systemd`); elsewhere it says so and returns.
 
 use std::process::Command;
 use std::time::Duration;
+
+use tonic::Code;
 
 use crius_e2e::cri::api::{LinuxContainerConfig, LinuxContainerResources};
 use crius_e2e::pods::{PodEnv, pod_config, shell_container, unique_uid};
@@ -26,6 +29,15 @@ impl Drop for KubepodsSlices {
         let _ = Command::new("systemctl")
             .args(["stop", "kubepods.slice"])
             .status();
+    }
+}
+
+/// Stops a test's own top slice on the way out (and with it every slice and scope in it).
+struct StopSlice(String);
+
+impl Drop for StopSlice {
+    fn drop(&mut self) {
+        let _ = Command::new("systemctl").args(["stop", &self.0]).status();
     }
 }
 
@@ -164,6 +176,56 @@ async fn a_kubelet_pod_slice_holds_scopes_with_limits_stats_and_oom_kills() {
         assert!(listed.is_empty(), "{unit} left: {listed}");
     }
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup{dir}")).exists());
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+/// A kubelet with `cgroupDriver: systemd` sends a pod's parent as its cgroup manager's name for
+/// it: the slice's expansion, `/<root>.slice/<root>-kubepods.slice/…/<…>-pod<uid>.slice`, not
+/// the bare slice name. The pod's containers land as scopes in that slice, and a path that is
+/// not the last slice's own expansion is refused. (Its own top slice, under which the kubelet's
+/// `cgroupRoot` puts kubepods, so that it does not share `kubepods.slice` with the test above.)
+#[tokio::test]
+async fn a_kubelets_slice_path_as_pod_parent_puts_the_containers_in_that_slice() {
+    if !crius_e2e::cgroups::systemd_driver() {
+        eprintln!("skipping: the daemons under test do not use the systemd cgroup driver");
+        return;
+    }
+    let uid = unique_uid();
+    let top = format!("crius_kpath_{}", uid.replace('-', "_"));
+    let _slices = StopSlice(format!("{top}.slice"));
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let slice = format!("{top}-kubepods-besteffort-pod{}.slice", uid.replace('-', "_"));
+    let parent = format!(
+        "/{top}.slice/{top}-kubepods.slice/{top}-kubepods-besteffort.slice/{slice}"
+    );
+
+    let mut refused = pod_config("kpath-bad", &env.log_dir("kpath-bad"));
+    refused.metadata.as_mut().unwrap().uid = unique_uid();
+    refused.linux.get_or_insert_default().cgroup_parent = format!("/{top}.slice/{slice}");
+    let err = flow.run_pod(&refused).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    let mut pod = pod_config("kpath", &env.log_dir("kpath"));
+    pod.metadata.as_mut().unwrap().uid = uid.clone();
+    pod.linux.get_or_insert_default().cgroup_parent = parent.clone();
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let sleeper = shell_container("sleeper", &env.image, "sleep 600");
+    let id = flow.create_and_start(&pod_id, &sleeper, &pod).await.unwrap();
+
+    let scope = format!("crius-{id}.scope");
+    assert_eq!(systemctl(&["is-active", &scope]), "active");
+    assert_eq!(
+        systemctl(&["show", "-p", "Slice", "--value", &scope]),
+        slice
+    );
+    let procs = cgroup_file(&format!("{parent}/{scope}"), "cgroup.procs");
+    assert!(!procs.is_empty(), "no process in {parent}/{scope}");
+
+    flow.remove_pod(&pod_id).await.unwrap();
+    let listed = systemctl(&["list-units", "--all", "--plain", "--no-legend", &scope]);
+    assert!(listed.is_empty(), "{scope} left: {listed}");
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }

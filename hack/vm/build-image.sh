@@ -24,7 +24,7 @@ set -euo pipefail
 CACHE=${CRIUS_VM_CACHE:-/var/cache/crius-vm}
 SUITE=bookworm
 # Bump when the image's content or the boot configuration changes.
-IMAGE_VERSION=4
+IMAGE_VERSION=5
 QEMU_VERSION_WANTED=7.2
 # Sparse: the e2e suites (registries' storage, unpacked layers, the 200 MiB `big` image, daemons'
 # roots) write to /tmp, which is on the root file system in bookworm (no tmpfs); with snapshot=on
@@ -170,11 +170,13 @@ cleanup
 
 # The base system, and what the e2e suites (hack/vm/node-test.sh) need: hack/install-deps.sh's
 # runtime packages, curl (streaming.rs' TLS test), dbus (a real systemd node has the system bus;
-# the systemd cgroup driver talks to systemd over it).
+# the systemd cgroup driver talks to systemd over it). For the NodeConformance run
+# (hack/vm/conformance.sh): etcd-server, and netcat-openbsd, dash, bash and hostname, which the
+# conformance harness copies into the suite's images with their libraries.
 GUEST_PACKAGES=(
   systemd systemd-sysv udev kmod linux-image-amd64 procps util-linux busybox-static cpio
   dbus ca-certificates docker-registry runc containernetworking-plugins openssl iproute2 iptables
-  curl
+  curl etcd-server netcat-openbsd dash bash hostname
 )
 log "debootstrap $SUITE from $MIRROR into $ROOTFS"
 debootstrap --variant=minbase \
@@ -251,7 +253,8 @@ ln -sf /etc/systemd/system/crius-vm-run.service \
 # Boot fast under emulation (every unit costs ~0.1-0.5 s under TCG): nothing periodic, no udev
 # (devtmpfs creates the device nodes, modules come from the initrd and modules-load.d), no login
 # prompts, no generator but the fstab one, a volatile journal, none of the units that only
-# matter on a real machine, no docker-registry (the e2e tests start their own). dbus stays: a
+# matter on a real machine, no docker-registry or etcd (the e2e tests and the conformance harness
+# start their own). dbus stays: a
 # real systemd node has the system bus.
 ln -sf /lib/systemd/system/multi-user.target "$ROOTFS/etc/systemd/system/default.target"
 mkdir -p "$ROOTFS/etc/systemd/system-generators" "$ROOTFS/etc/systemd/journald.conf.d"
@@ -275,7 +278,7 @@ for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer 
   systemd-ask-password-wall.path dpkg-db-backup.timer systemd-tmpfiles-clean.timer \
   proc-sys-fs-binfmt_misc.automount systemd-initctl.socket systemd-journald-audit.socket \
   systemd-repart.service systemd-pcrphase.service systemd-pcrphase-sysinit.service \
-  docker-registry.service; do
+  docker-registry.service etcd.service; do
   ln -sf /dev/null "$ROOTFS/etc/systemd/system/$u"
 done
 

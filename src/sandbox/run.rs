@@ -309,9 +309,10 @@ fn cgroup_parent(engine: &Engine, config: &api::PodSandboxConfig) -> Result<Stri
                     quote(requested)
                 )));
             }
-            crate::libcontainer::cgroups::systemd::expand_slice(requested).map_err(|e| {
-                PodError::InvalidArgument(format!("cgroup parent {}: {e}", quote(requested)))
-            })?;
+            // A kubelet sends the slice's expansion; the pod's record keeps the slice name.
+            return crate::libcontainer::cgroups::systemd::slice_of_parent(requested).map_err(
+                |e| PodError::InvalidArgument(format!("cgroup parent {}: {e}", quote(requested))),
+            );
         }
         Driver::Cgroupfs => {
             if requested.ends_with(".slice") {

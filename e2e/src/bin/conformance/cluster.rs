@@ -4,7 +4,8 @@
 //!
 //! The node's address is a /32 on a portless bridge of its own (`crcnf<n>`), so the kubelet
 //! and the API server's kubelet client talk over an address no other machine routes to; the
-//! kubelet's cgroups live under a cgroup root of its own (`/crius-conformance-<n>`), its state
+//! kubelet's cgroups live under a cgroup root of its own (`/crius-conformance-<n>`, a slice under
+//! the systemd driver: [`crate::node_cgroups`]), its state
 //! under the work directory, and its kernel tunables (it sets six sysctls at start) are put
 //! back on teardown.
 
@@ -14,12 +15,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crius_e2e::cgroups::CGROUP_ROOT;
 use crius_e2e::util::free_port;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::certs::{Client, Pki, path};
+use crate::node_cgroups::CgroupDriver;
 
 /// The sysctls a kubelet rewrites at start (`setupKernelTunables`), restored on teardown.
 pub const KUBELET_SYSCTLS: [&str; 6] = [
@@ -104,7 +105,9 @@ pub struct Layout {
     pub node_ip: String,
     pub apiserver_port: u16,
     pub crius_socket: PathBuf,
+    /// The kubelet's `cgroupRoot` (cgroupfs form) and `cgroupDriver`.
     pub cgroup_root: String,
+    pub cgroup_driver: CgroupDriver,
     /// Whether [`KUBELET_FIXED_DIR`] was there before this run (else teardown removes it).
     pub kubelet_dir_existed: bool,
 }
@@ -241,8 +244,8 @@ pub fn start_scheduler(layout: &Layout) -> Result<Component> {
     Component::spawn("kube-scheduler", &layout.logs(), &mut command)
 }
 
-/// The kubelet's configuration file: cgroupfs under the node's own cgroup root, cgroup v1
-/// allowed, crius' socket, x509 + webhook authentication, loopback DNS for pods, eviction
+/// The kubelet's configuration file: crius' cgroup driver under the node's own cgroup root,
+/// cgroup v1 allowed (this host), crius' socket, x509 + webhook authentication, loopback DNS for pods, eviction
 /// thresholds in absolute bytes, low enough that the disk of a shared development machine
 /// (whose free space swings by gigabytes with the other builds) evicts nothing: with 1% of
 /// this 252 GB disk the node went into DiskPressure mid-run and evicted test pods.
@@ -274,7 +277,7 @@ authentication:
     clientCAFile: {ca}
 authorization:
   mode: Webhook
-cgroupDriver: cgroupfs
+cgroupDriver: {cgroup_driver}
 cgroupRoot: {cgroup_root}
 cgroupsPerQOS: true
 failCgroupV1: false
@@ -300,6 +303,7 @@ evictionHard:
         key = path(&pki.key("kubelet-serving"))?,
         ca = path(&pki.ca_cert())?,
         cgroup_root = layout.cgroup_root,
+        cgroup_driver = layout.cgroup_driver.as_str(),
         pod_logs = path(&layout.pod_logs())?,
         resolv = path(&resolv)?,
     ))
@@ -410,32 +414,6 @@ fn ip_cmd(args: &[&str]) -> Result<()> {
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
         );
-    }
-    Ok(())
-}
-
-/// Creates the kubelet's cgroup root in every v1 hierarchy (cpuset's with the parent's cpus
-/// and mems, which a new v1 cpuset cgroup lacks), or once on a v2 host.
-pub fn create_cgroup_root(cgroup_root: &str) -> Result<()> {
-    let rel = cgroup_root.trim_start_matches('/');
-    let root = Path::new(CGROUP_ROOT);
-    if crius_e2e::cgroups::is_unified(root) {
-        std::fs::create_dir_all(root.join(rel))?;
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(root)?.flatten() {
-        let hierarchy = entry.path();
-        if entry.file_name() == "unified" || !hierarchy.join("cgroup.procs").exists() {
-            continue;
-        }
-        let dir = hierarchy.join(rel);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(value) = std::fs::read_to_string(hierarchy.join(file)) {
-                std::fs::write(dir.join(file), value.trim())
-                    .with_context(|| format!("writing {}", dir.join(file).display()))?;
-            }
-        }
     }
     Ok(())
 }

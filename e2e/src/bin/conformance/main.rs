@@ -4,8 +4,8 @@
 //! ```text
 //! cargo build -p crius -p crius-monitor -p crius-e2e --bin conformance
 //! target/debug/conformance --k8s-bin DIR [--etcd PATH] [--bin PATH-TO-CRIUS] [--serial]
-//!     [--procs N] [--focus RE] [--skip RE] [--report-dir DIR] [--keep] [--no-e2e]
-//!     [-- E2E-ARGS...]
+//!     [--procs N] [--focus RE] [--skip RE] [--timeout DURATION] [--report-dir DIR]
+//!     [--cgroup-driver cgroupfs|systemd] [--keep] [--no-e2e] [-- E2E-ARGS...]
 //! ```
 //!
 //! `--k8s-bin` (or `$K8S_BIN`) holds `kube-apiserver`, `kube-controller-manager`,
@@ -13,7 +13,8 @@
 //! `ginkgo`; `etcd` is taken from there, else from `$PATH`. In order it: starts a loopback
 //! registry and pushes the suite's images to it ([`images`]); reserves a CNI test network (no
 //! default route, no masquerading) and starts crius on it with a socket, root and cgroup parent
-//! of its own; generates the PKI ([`certs`]); starts etcd, the API server, the controller
+//! of its own, with the cgroup driver `--cgroup-driver` names (cgroupfs by default; systemd on
+//! a systemd host with pure cgroup v2, as in hack/vm/conformance.sh: [`node_cgroups`]); generates the PKI ([`certs`]); starts etcd, the API server, the controller
 //! manager, the scheduler and a kubelet ([`cluster`]) and waits for the node to be Ready; runs
 //! `e2e.test` with the selection of the mode (below) and the arguments after `--`, JUnit into
 //! `--report-dir`; then stops everything by PID, removes every pod through the CRI, unmounts
@@ -23,20 +24,22 @@
 //! Modes: by default `[NodeConformance]` without `[Serial]`, `[Disruptive]`, `[Flaky]`,
 //! `[Slow]` and DNS specs, on `--procs` ginkgo processes (default 2); with `--serial`, the
 //! `[NodeConformance]` `[Serial]` specs (not `[Disruptive]` or `[Flaky]`) on one process.
-//! `--focus` and `--skip` replace the mode's regular expressions (to rerun single specs).
+//! `--focus` and `--skip` replace the mode's regular expressions (to rerun single specs);
+//! `--timeout` is ginkgo's suite timeout (default 4h: past it the running specs are
+//! interrupted and the report still written).
 //! `--keep` leaves the cluster up after the suite (or instead of it, with `--no-e2e`) until
 //! Ctrl-C and prints the kubeconfig. Exits with `e2e.test`'s status.
 
 mod certs;
 mod cluster;
 mod images;
+mod node_cgroups;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use crius_e2e::pods::env::remove_cgroup_tree;
 use crius_e2e::pods::{TestNetwork, cleanup_all};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
 use crius_e2e::util::{free_port, workspace_root};
@@ -44,9 +47,11 @@ use crius_e2e::{Crius, cri};
 
 use crate::certs::Client;
 use crate::cluster::{Component, Layout, NodeAddress};
+use crate::node_cgroups::{CgroupDriver, NodeCgroups};
 
 const USAGE: &str = "usage: conformance --k8s-bin DIR [--etcd PATH] [--bin PATH-TO-CRIUS]
-                   [--serial] [--procs N] [--focus RE] [--skip RE] [--report-dir DIR]
+                   [--serial] [--procs N] [--focus RE] [--skip RE] [--timeout DURATION]
+                   [--report-dir DIR] [--cgroup-driver cgroupfs|systemd]
                    [--keep] [--no-e2e] [-- E2E-ARGS...]";
 
 const FOCUS: &str = r"\[NodeConformance\]";
@@ -63,7 +68,9 @@ struct Options {
     procs: Option<u32>,
     focus: Option<String>,
     skip: Option<String>,
+    timeout: String,
     report_dir: PathBuf,
+    cgroup_driver: CgroupDriver,
     keep: bool,
     no_e2e: bool,
     e2e_args: Vec<String>,
@@ -79,7 +86,9 @@ fn parse_args() -> Result<Options> {
         procs: None,
         focus: None,
         skip: None,
+        timeout: "4h".to_string(),
         report_dir: PathBuf::from("conformance-report"),
+        cgroup_driver: CgroupDriver::Cgroupfs,
         keep: false,
         no_e2e: false,
         e2e_args: Vec::new(),
@@ -97,7 +106,11 @@ fn parse_args() -> Result<Options> {
             }
             "--focus" => options.focus = Some(value("a regular expression")?),
             "--skip" => options.skip = Some(value("a regular expression")?),
+            "--timeout" => options.timeout = value("a duration (e.g. 90m)")?,
             "--report-dir" => options.report_dir = PathBuf::from(value("a directory")?),
+            "--cgroup-driver" => {
+                options.cgroup_driver = CgroupDriver::parse(&value("cgroupfs or systemd")?)?;
+            }
             "--keep" => options.keep = true,
             "--no-e2e" => options.no_e2e = true,
             "--" => options.e2e_args = args.by_ref().collect(),
@@ -172,6 +185,7 @@ fn crius_bin(options: &Options) -> Result<PathBuf> {
 struct Env {
     components: Vec<Component>,
     layout: Layout,
+    cgroups: NodeCgroups,
     crius: Crius,
     sysctls: Vec<(String, String)>,
     _node_address: NodeAddress,
@@ -194,7 +208,7 @@ async fn setup(options: &Options) -> Result<Env> {
         .nth(2)
         .and_then(|o| o.parse::<u8>().ok())
         .context("the test network's third octet")?;
-    let cgroup_root = format!("/crius-conformance-{n}");
+    let cgroups = NodeCgroups::new(options.cgroup_driver, n)?;
     let crius = Crius::builder()
         .bin(&crius_bin(options)?)
         .log_level("info")
@@ -202,20 +216,18 @@ async fn setup(options: &Options) -> Result<Env> {
         .insecure(&registry.host())
         // The fake registry the private-registry pull specs run (agnhost, host network).
         .insecure("localhost:5000")
-        .config_value("runtime.cgroup_manager", "cgroupfs")
-        .config_value("runtime.cgroup_parent", cgroup_root.as_str())
-        .config_value(
-            "runtime.monitor_cgroup",
-            format!("{cgroup_root}-monitors").as_str(),
-        )
+        .config_value("runtime.cgroup_manager", cgroups.driver.as_str())
+        .config_value("runtime.cgroup_parent", cgroups.crius_parent().as_str())
+        .config_value("runtime.monitor_cgroup", cgroups.monitor_cgroup().as_str())
         .start()
         .await
         .context("starting crius")?;
     eprintln!(
-        "conformance: crius pid {} on {}, network {}",
+        "conformance: crius pid {} on {}, network {}, cgroup driver {}",
         crius.pid().unwrap_or(0),
         crius.socket().display(),
-        network.subnet()
+        network.subnet(),
+        cgroups.driver.as_str()
     );
     let started = Instant::now();
     let pushed = images::push_all(&registry, &options.k8s_bin, &crius.runroot().join("pause"))
@@ -249,13 +261,15 @@ async fn setup(options: &Options) -> Result<Env> {
         node_ip: node_address.ip.clone(),
         apiserver_port,
         crius_socket: crius.socket().to_path_buf(),
-        cgroup_root: cgroup_root.clone(),
+        cgroup_root: cgroups.kubelet_root(),
+        cgroup_driver: cgroups.driver,
         kubelet_dir_existed: Path::new(cluster::KUBELET_FIXED_DIR).exists(),
     };
     let sysctls = cluster::save_sysctls();
     Ok(Env {
         components: Vec::new(),
         layout,
+        cgroups,
         crius,
         sysctls,
         _node_address: node_address,
@@ -283,7 +297,7 @@ fn start_cluster(env: &mut Env) -> Result<()> {
     env.components
         .push(cluster::start_controller_manager(layout)?);
     env.components.push(cluster::start_scheduler(layout)?);
-    cluster::create_cgroup_root(&layout.cgroup_root)?;
+    env.cgroups.create()?;
     env.components.push(cluster::start_kubelet(layout)?);
     let mut refs: Vec<&mut Component> = env.components.iter_mut().collect();
     cluster::wait_until(
@@ -348,7 +362,7 @@ fn e2e_args(options: &Options, env: &Env, report_dir: &Path) -> Result<Vec<Strin
         focus.to_string(),
         "--ginkgo.skip".to_string(),
         skip.to_string(),
-        "--ginkgo.timeout=4h".to_string(),
+        format!("--ginkgo.timeout={}", options.timeout),
         "--ginkgo.no-color".to_string(),
     ];
     args.extend(options.e2e_args.iter().cloned());
@@ -372,7 +386,7 @@ async fn run_e2e(options: &Options, env: &Env, report_dir: &Path) -> Result<i32>
         let mut command = tokio::process::Command::new(ginkgo);
         command
             .arg(format!("--procs={procs}"))
-            .arg("--timeout=4h")
+            .arg(format!("--timeout={}", options.timeout))
             .arg("--no-color")
             .arg(&e2e)
             .arg("--")
@@ -445,9 +459,7 @@ async fn teardown(mut env: Env, report_dir: &Path) -> Result<()> {
         let _ = std::fs::remove_dir_all(cluster::KUBELET_FIXED_DIR);
     }
     remove_dangling_container_logs(&env.layout.pod_logs());
-    let root = &env.layout.cgroup_root;
-    remove_cgroup_tree(root);
-    remove_cgroup_tree(&format!("{root}-monitors"));
+    env.cgroups.remove();
     cluster::restore_sysctls(&env.sysctls);
     env.registry.stop();
     drop(env);

@@ -24,7 +24,10 @@ use std::sync::{Mutex, MutexGuard};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-pub use path::{DEFAULT_PREFIX, DEFAULT_SLICE, SystemdPath, expand, expand_slice, is_systemd_form};
+pub use path::{
+    DEFAULT_PREFIX, DEFAULT_SLICE, SystemdPath, expand, expand_slice, is_systemd_form,
+    slice_of_parent,
+};
 
 use self::dbus::{DbusSystemd, Systemd};
 use self::props::Host;

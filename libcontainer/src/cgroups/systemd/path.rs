@@ -79,6 +79,27 @@ pub fn expand_slice(slice: &str) -> Result<String, CgroupError> {
     Ok(out)
 }
 
+/// A pod's cgroup parent under the systemd driver, as a slice name: either the name itself
+/// (`kubepods-burstable-pod1.slice`) or its expansion, which is what a kubelet with
+/// `cgroupDriver: systemd` sends (`/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice`,
+/// its cgroup manager's `Name`). The expansion must be the last component's own: systemd
+/// places a slice by its name alone, so any other path could not be honoured.
+pub fn slice_of_parent(parent: &str) -> Result<String, CgroupError> {
+    if !parent.contains('/') {
+        expand_slice(parent)?;
+        return Ok(parent.to_string());
+    }
+    let trimmed = parent.trim_end_matches('/');
+    let name = trimmed.rsplit('/').next().unwrap_or_default();
+    if expand_slice(name)? != trimmed {
+        return Err(invalid(
+            parent,
+            "a slice path must be the expansion of its last component (/a.slice/a-b.slice)",
+        ));
+    }
+    Ok(name.to_string())
+}
+
 /// Whether `cgroups_path` is in the systemd form (`slice:prefix:name`) rather than a path.
 pub fn is_systemd_form(cgroups_path: &str) -> bool {
     !cgroups_path.starts_with('/') && cgroups_path.split(':').count() == 3
@@ -170,6 +191,32 @@ fn implied_parent(slice: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubelet_slice_paths_become_slice_names() {
+        assert_eq!(
+            slice_of_parent("kubepods-burstable-pod1.slice").unwrap(),
+            "kubepods-burstable-pod1.slice"
+        );
+        assert_eq!(
+            slice_of_parent(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1_2.slice"
+            )
+            .unwrap(),
+            "kubepods-burstable-pod1_2.slice"
+        );
+        assert_eq!(
+            slice_of_parent("/kubepods.slice/kubepods-pod3.slice/").unwrap(),
+            "kubepods-pod3.slice"
+        );
+        assert_eq!(slice_of_parent("/a.slice").unwrap(), "a.slice");
+        // A path that is not the name's expansion, and names that are not slices.
+        assert!(slice_of_parent("/other.slice/kubepods-pod3.slice").is_err());
+        assert!(slice_of_parent("/kubepods.slice/x/kubepods-pod3.slice").is_err());
+        assert!(slice_of_parent("/kubepods.slice/kubepods-pod3").is_err());
+        assert!(slice_of_parent("kubepods").is_err());
+        assert!(slice_of_parent("/").is_err());
+    }
 
     #[test]
     fn slices_expand_like_systemd() {
