@@ -13,12 +13,15 @@
 # `--cgroup-driver systemd` is passed unless they name another driver.
 #
 # Results land in --out (default target/vm-conformance/result): output.log (the guest's
-# output: cluster start-up and ginkgo's), console.log, report/ (ginkgo's JUnit file and logs/ of
+# output: cluster start-up and ginkgo's), console.log, ps.log (the guest's busiest processes,
+# each minute), report/ (ginkgo's JUnit file and logs/ of
 # every component: crius, etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubelet). Exits with the guest's exit code (e2e.test's, 124 on the VM's timeout).
 #
 # Environment: CRIUS_VM_MEM (default 12288 MiB), CRIUS_VM_SMP (2), CRIUS_VM_TIMEOUT (default
-# 5 h), CRIUS_VM_PROFILE (cargo profile of crius and the harness, default dev), and run.sh's.
+# 5 h), CRIUS_VM_PROFILE (cargo profile of crius and the harness, default dev),
+# CRIUS_VM_CONFORMANCE_DIR (the share, default target/vm-conformance; a second one lets two
+# runs go at once), and run.sh's.
 # Not part of hack/test.sh: it needs the out-of-repository Kubernetes binaries.
 set -euo pipefail
 
@@ -56,7 +59,7 @@ for a in "${args[@]}"; do [[ $a == --cgroup-driver ]] && has_driver=1; done
 
 cd "$(dirname "$0")/../.."
 target_dir=${CARGO_TARGET_DIR:-$PWD/target}
-share=$target_dir/vm-conformance
+share=${CRIUS_VM_CONFORMANCE_DIR:-$target_dir/vm-conformance}
 t_start=$SECONDS
 
 bash hack/vm/build-image.sh
@@ -64,8 +67,17 @@ bash hack/vm/build-image.sh
 profile=${CRIUS_VM_PROFILE:-dev}
 profile_dir=$profile
 [[ $profile == dev ]] && profile_dir=debug
+# The compression and digest crates optimized even in a dev build: the harness gzips and hashes
+# ~100 MB of image layers at start and crius unpacks and verifies them, which unoptimized and
+# emulated took over 10 minutes before the cluster could start. (A dev build without these
+# settings, e.g. the lead's next `cargo build` in the same target directory, rebuilds them and
+# their dependents once: ~3-4 minutes.)
+opt=()
+for crate in adler2 crc32fast flate2 miniz_oxide zlib-rs sha2 digest block-buffer tar zstd-sys zstd-safe zstd; do
+  opt+=(--config "profile.$profile.package.$crate.opt-level=3")
+done
 echo "vm-conformance: building crius, crius-monitor and conformance (profile $profile)" >&2
-cargo build --profile "$profile" -p crius --bin crius -p crius-monitor --bin crius-monitor \
+cargo build "${opt[@]}" --profile "$profile" -p crius --bin crius -p crius-monitor --bin crius-monitor \
   -p crius-e2e --bin conformance
 
 # The share: our binaries without debug info, the Kubernetes ones hard-linked when the file
@@ -99,11 +111,18 @@ export RUST_BACKTRACE=1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ulimit -n 65536
 cd /tmp
+# What the guest is busy with, every minute (under emulation a stall is otherwise invisible).
+(while sleep 60; do
+  { echo "== $(date +%T) load $(cut -d' ' -f1-3 /proc/loadavg), $(free -m | awk '/^Mem:/ { print $3 " MiB used" }')"
+    ps -eo pid,etime,time,rss,args --sort=-time | head -12 | cut -c1-200; } >>/mnt/host/result/ps.log
+done) &
+ps_loop=$!
 start=$(date +%s)
 echo "== conformance $*"
 /opt/crius/conformance --k8s-bin /opt/k8s-bin --bin /opt/crius/crius \
   --report-dir /mnt/host/result/report "$@"
 rc=$?
+kill "$ps_loop" 2>/dev/null
 echo "== conformance exited $rc after $(($(date +%s) - start))s"
 echo "== leftovers: cgroups [$(ls -d /sys/fs/cgroup/crius* 2>/dev/null | tr '\n' ' ')]" \
   "units [$(systemctl list-units --all --plain --no-legend 'crius*' 2>/dev/null | cut -d' ' -f1 |
