@@ -147,16 +147,17 @@ else
   out=$share/result
 fi
 
-# Summary from ginkgo's JUnit file: totals and the failed specs' names.
+# Summary from ginkgo's JUnit file: the specs ([It]; not the suite's set-up and report nodes)
+# by status, and the names of those that did not pass.
 echo
 echo "================ vm-conformance summary ================"
 junit=$(find "$out/report" -maxdepth 1 -name 'junit*.xml' 2>/dev/null | head -1)
 if [[ -n $junit ]]; then
-  grep -o '<testsuite [^>]*>' "$junit" | head -1
-  grep -o '<testcase name="[^"]*"[^>]*status="\(failed\|timedout\|interrupted\|aborted\|panicked\)"' "$junit" |
-    sed -E 's/<testcase name="([^"]*)".*status="([a-z]+)"/  \2: \1/' || true
-  echo "passed: $(grep -c 'status="passed"' "$junit" || true)," \
-    "failed: $(grep -cE 'status="(failed|timedout|interrupted|aborted|panicked)"' "$junit" || true)"
+  specs=$(grep -o '<testcase name="\[It\][^"]*"[^>]*status="[a-z]*"' "$junit" |
+    sed -E 's/<testcase name="\[It\] ([^"]*)".*status="([a-z]+)"/\2 \1/' || true)
+  grep -vE '^(passed|skipped|pending) ' <<<"$specs" | sed 's/^/  /' || true
+  echo "specs: $(grep -cv '^skipped ' <<<"$specs" || true) run:" \
+    "$(cut -d' ' -f1 <<<"$specs" | grep -v '^skipped$' | sort | uniq -c | awk '{ printf "%s%s %s", sep, $1, $2; sep = ", " }')"
 else
   echo "no JUnit report in $out/report"
 fi
