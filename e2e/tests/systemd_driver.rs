@@ -196,10 +196,12 @@ async fn a_kubelets_slice_path_as_pod_parent_puts_the_containers_in_that_slice()
     let _slices = StopSlice(format!("{top}.slice"));
     let env = PodEnv::start().await.unwrap();
     let mut flow = env.flow().await.unwrap();
-    let slice = format!("{top}-kubepods-besteffort-pod{}.slice", uid.replace('-', "_"));
-    let parent = format!(
-        "/{top}.slice/{top}-kubepods.slice/{top}-kubepods-besteffort.slice/{slice}"
+    let slice = format!(
+        "{top}-kubepods-besteffort-pod{}.slice",
+        uid.replace('-', "_")
     );
+    let parent =
+        format!("/{top}.slice/{top}-kubepods.slice/{top}-kubepods-besteffort.slice/{slice}");
 
     let mut refused = pod_config("kpath-bad", &env.log_dir("kpath-bad"));
     refused.metadata.as_mut().unwrap().uid = unique_uid();
@@ -212,7 +214,10 @@ async fn a_kubelets_slice_path_as_pod_parent_puts_the_containers_in_that_slice()
     pod.linux.get_or_insert_default().cgroup_parent = parent.clone();
     let pod_id = flow.run_pod(&pod).await.unwrap();
     let sleeper = shell_container("sleeper", &env.image, "sleep 600");
-    let id = flow.create_and_start(&pod_id, &sleeper, &pod).await.unwrap();
+    let id = flow
+        .create_and_start(&pod_id, &sleeper, &pod)
+        .await
+        .unwrap();
 
     let scope = format!("crius-{id}.scope");
     assert_eq!(systemctl(&["is-active", &scope]), "active");
