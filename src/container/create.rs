@@ -263,6 +263,7 @@ async fn set_up(
         log_max_line: Some(engine.config.runtime.log_max_line),
         attach_socket: Some(&attach),
         control_socket: Some(&control),
+        monitor_cgroup: &engine.config.runtime.monitor_cgroup,
         terminal: config.tty,
         stdin: config.stdin,
         stdin_once: config.stdin && config.stdin_once,
@@ -270,8 +271,6 @@ async fn set_up(
     })
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
-    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
-    phases::lap("monitor.cgroup");
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
