@@ -276,8 +276,11 @@ async fn set_up(
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
         monitor_pid: launched.monitor_pid,
     };
+    // Not synced: the `Creating` record before the launch was, and a power loss that undoes
+    // this one also ended the process it names; a restart then finds a create that did not
+    // finish and undoes it, as after a crash mid-create. A daemon crash keeps it (page cache).
     engine
-        .save_container(container, |r| {
+        .save_container_volatile(container, |r| {
             r.process = Some(process);
             r.phase = ContainerPhase::Created;
             r.user = user;
