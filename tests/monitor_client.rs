@@ -74,6 +74,8 @@ fn unique(name: &str) -> String {
 struct Fixture {
     id: String,
     cgroup: String,
+    /// `[runtime] monitor_cgroup` for the launch; empty: the monitor stays put.
+    monitor_cgroup: String,
     dir: tempfile::TempDir,
     runtime: OciRuntime,
     monitor: PathBuf,
@@ -103,6 +105,7 @@ impl Fixture {
         };
         let fixture = Fixture {
             cgroup: format!("/crius-test-{id}"),
+            monitor_cgroup: String::new(),
             id,
             dir,
             runtime,
@@ -177,6 +180,7 @@ impl Fixture {
             log_max_line: None,
             attach_socket: Some(&attach),
             control_socket: Some(&control),
+            monitor_cgroup: &self.monitor_cgroup,
             terminal: false,
             stdin: false,
             stdin_once: false,
@@ -240,6 +244,9 @@ impl Drop for Fixture {
             reap_monitor(launched.monitor_pid);
         }
         remove_cgroup(&self.cgroup);
+        if !self.monitor_cgroup.is_empty() {
+            remove_cgroup(&self.monitor_cgroup);
+        }
     }
 }
 
@@ -363,8 +370,15 @@ async fn lifecycle(runtime: &str) {
     assert_eq!(f.status().await, None);
     f.runtime.delete(&f.id, false).await.expect("second delete");
     assert!(!cgroup_exists(&f.cgroup), "the runtime left the cgroup");
-    // The monitor removed its sockets on the way out.
-    assert!(!monitor::monitor_alive(&f.path("control.sock")).await);
+    // The monitor removes its sockets on the way out, just after the exit file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while monitor::monitor_alive(&f.path("control.sock")).await {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor kept its control socket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -450,6 +464,88 @@ async fn exec_sync_output_limit_and_timeout() {
     assert!(
         matches!(&missing, Err(MonitorError::Monitor { message: m, .. }) if m.contains("does not exist")),
         "{missing:?}"
+    );
+}
+
+/// The lines of `/proc/<pid>/cgroup` that place it in `cgroup`: one per v1 hierarchy joined
+/// (controllers or `name=systemd`), or v2's `0::`.
+fn hierarchies_in(pid: &str, cgroup: &str) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.ends_with(&format!(":{cgroup}")))
+        .map(|l| l.split(':').nth(1).unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The container's init, what it forks, and an exec are in the container's cgroup in every
+/// hierarchy (the runtime's fork moved itself there, or was born there, rather than being moved:
+/// libcontainer's `cgroup_fork`); the monitor moves itself into its own cgroup once it has
+/// answered.
+#[tokio::test]
+async fn container_exec_and_monitor_land_in_their_cgroups() {
+    require!();
+    let mut f = Fixture::new("crius", &["sh", "-c", "sleep 1000 & exec sleep 1000"]);
+    f.monitor_cgroup = format!("{}-monitor", f.cgroup);
+    let launched = f.run().await;
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let wanted: Vec<String> = if v2 {
+        vec![String::new()]
+    } else {
+        // Every v1 hierarchy mounted here (hybrid's `unified` is not one a container joins).
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        let mut subs: Vec<String> = mounts
+            .lines()
+            .filter(|l| l.contains(" - cgroup "))
+            .filter_map(|l| l.rsplit(',').next().map(str::to_string))
+            .collect();
+        subs.sort();
+        subs.dedup();
+        subs
+    };
+    let init = launched.pid.to_string();
+    let joined = hierarchies_in(&init, &f.cgroup);
+    assert_eq!(
+        joined.len(),
+        wanted.len(),
+        "init joined {joined:?}, expected one per {wanted:?}"
+    );
+    let cmd = ["sh", "-c", "cat /proc/self/cgroup"]
+        .map(String::from)
+        .to_vec();
+    let exec = monitor::exec_sync(
+        &f.monitor,
+        &f.runtime,
+        &f.id,
+        &cmd,
+        Some(Duration::from_secs(10)),
+        1 << 20,
+    )
+    .await
+    .expect("exec-sync");
+    assert_eq!(exec.exit_code, 0);
+    let seen = String::from_utf8_lossy(&exec.stdout).to_string();
+    let in_cgroup = seen
+        .lines()
+        .filter(|l| l.ends_with(&format!(":{}", f.cgroup)))
+        .count();
+    assert_eq!(in_cgroup, wanted.len(), "the exec is elsewhere:\n{seen}");
+    // The monitor: in the tracking hierarchies (v2's `0::`, or v1's `name=systemd` and
+    // hybrid's `unified`), once it has moved.
+    let monitor = launched.monitor_pid.to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hierarchies_in(&monitor, &f.monitor_cgroup).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor never moved: {}; its stderr: {}",
+            std::fs::read_to_string(format!("/proc/{monitor}/cgroup")).unwrap_or_default(),
+            f.monitor_stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        hierarchies_in(&monitor, &f.cgroup).is_empty(),
+        "the monitor is in the container's cgroup"
     );
 }
 

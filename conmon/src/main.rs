@@ -13,6 +13,7 @@ mod exit_file;
 mod footprint;
 mod monitor;
 mod oom_watcher;
+mod own_cgroup;
 mod runtime;
 mod sync_pipe;
 mod terminal;

@@ -23,6 +23,7 @@ use crate::cri_log::{CriLog, Stream};
 use crate::exit_file::ExitInfo;
 use crate::footprint;
 use crate::oom_watcher::OomWatcher;
+use crate::own_cgroup;
 use crate::runtime::{RuntimeCommands, WorkDir, read_pid_file};
 use crate::sync_pipe::SyncPipe;
 use crate::terminal::ConsoleSocket;
@@ -231,6 +232,15 @@ fn monitor(opts: &LaunchOptions, setup: Setup, sync: &mut SyncPipe) -> Result<()
     drop(console);
     drop(work);
     sync.send(&SyncMessage::started(pid));
+    if let (Mode::Container { .. }, Some(cgroup)) = (&opts.mode, &opts.cgroup)
+        && let Err(e) = own_cgroup::join(cgroup)
+    {
+        // Costs only the protection from a service manager's stop of the daemon.
+        eprintln!(
+            "crius-monitor: {}: moving into cgroup {cgroup}: {e}",
+            opts.id
+        );
+    }
 
     let oom = match opts.mode {
         Mode::Container { .. } => match OomWatcher::for_pid(pid) {

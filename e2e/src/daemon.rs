@@ -62,6 +62,7 @@ pub struct CriusBuilder {
     cas: Vec<(String, PathBuf)>,
     drop_ins: Vec<(String, String)>,
     extra_args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     bin: Option<PathBuf>,
     network: Option<(PathBuf, Vec<PathBuf>)>,
     config_values: Vec<(String, toml::Value)>,
@@ -82,6 +83,7 @@ impl Default for CriusBuilder {
             cas: Vec::new(),
             drop_ins: Vec::new(),
             extra_args: Vec::new(),
+            envs: Vec::new(),
             bin: None,
             network: None,
             // A test's own config_value calls come later and win.
@@ -206,6 +208,12 @@ impl CriusBuilder {
     /// Extra command line arguments (after the generated ones).
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.extra_args.push(arg.into());
+        self
+    }
+
+    /// An environment variable for the daemon (e.g. `RUST_LOG`).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((key.into(), value.into()));
         self
     }
 
@@ -338,6 +346,7 @@ pub struct Crius {
     bin: PathBuf,
     paths: Paths,
     extra_args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     child: Option<Child>,
     // Last field: removed after the child is gone.
     dir: TempDir,
@@ -409,6 +418,7 @@ impl Crius {
             bin: builder.bin.clone().unwrap_or_else(crius_bin),
             paths,
             extra_args: builder.extra_args,
+            envs: builder.envs,
             child: None,
             dir,
         })
@@ -528,6 +538,7 @@ impl Crius {
             .with_context(|| format!("opening {}", self.paths.log.display()))?;
         let child = Command::new(&bin)
             .args(self.args())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

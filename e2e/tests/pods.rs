@@ -44,11 +44,19 @@ async fn kubelet_flow_runs_logs_execs_stops_and_removes() {
     flow.start_container(&id).await.unwrap();
     let running = flow.container_status(&id).await.unwrap();
     assert_eq!(running.state, ContainerState::ContainerRunning as i32);
-    // Its monitor left the daemon's cgroup (a service manager's restart must spare it).
+    // Its monitor left the daemon's cgroup (a service manager's restart must spare it); it
+    // moves itself once it has answered the create, so give it a moment.
     let info = flow.container_info(&id).await.unwrap();
     let monitor_pid = info["monitorPid"].as_i64().unwrap();
-    let cgroups = std::fs::read_to_string(format!("/proc/{monitor_pid}/cgroup")).unwrap();
     let wanted = crius_e2e::pods::env::monitor_cgroup(&env.cgroup_parent);
+    let mut cgroups = String::new();
+    for _ in 0..100 {
+        cgroups = std::fs::read_to_string(format!("/proc/{monitor_pid}/cgroup")).unwrap();
+        if cgroups.contains(&wanted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(cgroups.contains(&wanted), "{cgroups}");
     assert!(running.started_at >= running.created_at && running.created_at > 0);
     assert_eq!(running.image.unwrap().image, env.image);

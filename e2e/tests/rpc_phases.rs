@@ -109,7 +109,6 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
             "pause.spec",
             "monitor.spawn",
             "runtime.create",
-            "monitor.cgroup",
             "runtime.start",
         ],
     );
@@ -123,7 +122,6 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
             "spec",
             "monitor.spawn",
             "runtime.create",
-            "monitor.cgroup",
         ],
     );
     assert_phases(&all, "StartContainer", &["runtime.start", "state"]);

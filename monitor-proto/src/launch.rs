@@ -31,6 +31,8 @@ options:
   --log-max-line BYTES    most content bytes in one log entry (default 16384)
   --attach-socket PATH    unix socket for attach clients
   --control-socket PATH   unix socket for `reopen-log` and `resize ROWS COLS`
+  --cgroup PATH           container: once it is created, move the monitor into this cgroup in
+                          the hierarchies a service manager tracks processes by
   --terminal              give the process a pty (received over a console socket)
   --stdin                 keep a stdin open for attach clients
   --stdin-once            close stdin when the first client that used it goes away
@@ -89,6 +91,9 @@ pub struct LaunchOptions {
     pub log_max_line: Option<usize>,
     pub attach_socket: Option<PathBuf>,
     pub control_socket: Option<PathBuf>,
+    /// Container mode: the cgroup (absolute cgroupfs path) the monitor moves itself into once
+    /// the container is created.
+    pub cgroup: Option<String>,
     pub terminal: bool,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -115,6 +120,7 @@ impl LaunchOptions {
             log_max_line: None,
             attach_socket: None,
             control_socket: None,
+            cgroup: None,
             terminal: false,
             stdin: false,
             stdin_once: false,
@@ -167,6 +173,9 @@ impl LaunchOptions {
         }
         if let Some(max) = self.log_max_line {
             pair("--log-max-line", max.to_string().into());
+        }
+        if let Some(cgroup) = &self.cgroup {
+            pair("--cgroup", cgroup.into());
         }
         if let Mode::ExecSync {
             timeout,
@@ -239,6 +248,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     let mut log_max_line = None;
     let mut attach_socket = None;
     let mut control_socket = None;
+    let mut cgroup = None;
     let mut terminal = false;
     let mut stdin = false;
     let mut stdin_once = false;
@@ -287,6 +297,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
                     "--log-max-line" => log_max_line = Some(number(&name, &text()?)?),
                     "--attach-socket" => attach_socket = Some(PathBuf::from(&value)),
                     "--control-socket" => control_socket = Some(PathBuf::from(&value)),
+                    "--cgroup" => cgroup = Some(text()?),
                     "--process" => process_file = Some(PathBuf::from(&value)),
                     "--timeout" => timeout = Some(number::<u64>(&name, &text()?)?),
                     "--output-limit" => output_limit = number(&name, &text()?)?,
@@ -349,6 +360,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
     if sync_fd < 0 {
         return Err("--sync-fd must not be negative".into());
     }
+    if cgroup.as_ref().is_some_and(|c| !is_absolute_cgroup(c)) {
+        return Err("--cgroup must be an absolute cgroup path below the root".into());
+    }
     Ok(Parsed::Run(Box::new(LaunchOptions {
         mode,
         id,
@@ -359,10 +373,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, String>
         log_max_line,
         attach_socket,
         control_socket,
+        cgroup,
         terminal,
         stdin,
         stdin_once,
     })))
+}
+
+/// `/a/b`: absolute, not the root, no `..`.
+fn is_absolute_cgroup(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.trim_start_matches('/').is_empty()
+        && !path.split('/').any(|c| c == "..")
 }
 
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T, String> {
@@ -479,6 +501,7 @@ mod tests {
             log_max_line: Some(10),
             attach_socket: Some("/a".into()),
             control_socket: Some("/c".into()),
+            cgroup: Some("/crius-monitors".into()),
             terminal: true,
             stdin: true,
             stdin_once: true,
@@ -522,6 +545,16 @@ mod tests {
                 runc(),
             ));
         }
+    }
+
+    #[test]
+    fn the_monitor_cgroup_must_be_absolute() {
+        for bad in ["crius", "/", "/a/../b"] {
+            let line = format!("container --id c1 --bundle /b --exit-file /e --cgroup {bad}");
+            assert!(run(&line).is_err(), "{bad} accepted");
+        }
+        let opts = run("container --id c1 --bundle /b --exit-file /e --cgroup /m/n").unwrap();
+        assert_eq!(opts.cgroup.as_deref(), Some("/m/n"));
     }
 
     #[test]

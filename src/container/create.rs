@@ -263,6 +263,7 @@ async fn set_up(
         log_max_line: Some(engine.config.runtime.log_max_line),
         attach_socket: Some(&attach),
         control_socket: Some(&control),
+        monitor_cgroup: &engine.config.runtime.monitor_cgroup,
         terminal: config.tty,
         stdin: config.stdin,
         stdin_once: config.stdin && config.stdin_once,
@@ -270,15 +271,16 @@ async fn set_up(
     })
     .await
     .map_err(|e| PodError::internal("creating the container", e))?;
-    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
-    phases::lap("monitor.cgroup");
     let process = ProcessRef {
         pid: launched.pid,
         start_time: proc_info::start_time(launched.pid).unwrap_or(0),
         monitor_pid: launched.monitor_pid,
     };
+    // Not synced: the `Creating` record before the launch was, and a power loss that undoes
+    // this one also ended the process it names; a restart then finds a create that did not
+    // finish and undoes it, as after a crash mid-create. A daemon crash keeps it (page cache).
     engine
-        .save_container(container, |r| {
+        .save_container_volatile(container, |r| {
             r.process = Some(process);
             r.phase = ContainerPhase::Created;
             r.user = user;

@@ -44,8 +44,10 @@ pub async fn start(engine: &Arc<Engine>, container: &Container) -> Result<(), Po
         .await
         .map_err(|e| PodError::internal("starting the container", e))?;
     phases::lap("runtime.start");
+    // Not synced: a power loss that undoes it also ended the process, and a restart reads the
+    // container as created-then-exited either way; a daemon crash keeps it (page cache).
     engine
-        .save_container(container, |r| {
+        .save_container_volatile(container, |r| {
             r.phase = ContainerPhase::Started;
             r.started_at = started_at;
         })

@@ -227,8 +227,9 @@ impl Engine {
         Ok(record)
     }
 
-    /// [`Engine::save_container`] without the syncs (`StateStore::save_volatile`): for the
-    /// `Removing` mark, which a power loss may undo harmlessly.
+    /// [`Engine::save_container`] without the syncs (`StateStore::save_volatile`): for steps a
+    /// power loss may undo harmlessly, because it also ends every container process — the
+    /// process of a create, the start, the `Removing` mark.
     pub async fn save_container_volatile(
         &self,
         container: &Container,

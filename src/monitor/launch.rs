@@ -30,6 +30,9 @@ pub struct Launch<'a> {
     pub log_max_line: Option<usize>,
     pub attach_socket: Option<&'a Path>,
     pub control_socket: Option<&'a Path>,
+    /// `[runtime] monitor_cgroup`: the monitor moves itself there once the container is
+    /// created (crius-monitor's `own_cgroup`); empty: it stays where it starts.
+    pub monitor_cgroup: &'a str,
     pub terminal: bool,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -58,6 +61,9 @@ impl Launch<'_> {
             log_max_line: self.log_max_line,
             attach_socket: self.attach_socket.map(Path::to_path_buf),
             control_socket: self.control_socket.map(Path::to_path_buf),
+            cgroup: Some(self.monitor_cgroup)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
             terminal: self.terminal,
             stdin: self.stdin,
             stdin_once: self.stdin_once,
@@ -231,6 +237,7 @@ mod tests {
             log_max_line: Some(100),
             attach_socket: None,
             control_socket: Some(Path::new("/c")),
+            monitor_cgroup: "",
             terminal: false,
             stdin: true,
             stdin_once: true,
@@ -269,6 +276,7 @@ mod tests {
             log_max_line: None,
             attach_socket: None,
             control_socket: None,
+            monitor_cgroup: "",
             terminal: false,
             stdin: false,
             stdin_once: false,

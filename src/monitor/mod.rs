@@ -3,7 +3,6 @@
 //! exec-sync. What goes over the wire (argument vectors, lines, the exit file) is defined once,
 //! for both sides, in `crius_monitor_proto`; this module does the I/O around it.
 
-pub mod cgroup;
 mod control;
 mod exec;
 mod exec_sync;

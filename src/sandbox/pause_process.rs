@@ -63,6 +63,7 @@ pub async fn start(
         log_max_line: None,
         attach_socket: None,
         control_socket: None,
+        monitor_cgroup: &engine.config.runtime.monitor_cgroup,
         terminal: false,
         stdin: false,
         stdin_once: false,
@@ -70,8 +71,6 @@ pub async fn start(
     })
     .await
     .map_err(|e| PodError::internal("creating the pause container", e))?;
-    monitor::cgroup::adopt_monitor(&engine.config.runtime.monitor_cgroup, launched.monitor_pid);
-    phases::lap("monitor.cgroup");
     record
         .runtime
         .start(&record.id)

@@ -111,9 +111,10 @@ impl StateStore {
     }
 
     /// [`StateStore::save`] without the syncs: atomic across a crash of the daemon, not across
-    /// a power loss. Only for a step whose loss is harmless because it is taken again: a
-    /// container marked `Removing` that comes back as it was (or, torn, is quarantined) after
-    /// a power loss is removed again, and the kubelet asks for that anyway.
+    /// a power loss. Only for a step whose loss is harmless because it is taken again or
+    /// because a power loss makes it moot: a container marked `Removing` that comes back as it
+    /// was (or, torn, is quarantined) after a power loss is removed again, and the kubelet asks
+    /// for that anyway; a create's process and a start name a process the power loss ended.
     pub async fn save_volatile<T: Serialize>(
         &self,
         kind: Kind,

@@ -8,6 +8,7 @@
 pub mod density;
 pub mod footprint;
 pub mod lifecycle;
+pub mod phases;
 pub mod serve;
 pub mod stats;
 pub mod suite;

@@ -16,6 +16,9 @@
 //! Ctrl-C. `--userns` gives every pod its own user namespace (mode POD, 65536 ids from 2^20),
 //! as the kubelet does for `hostUsers: false`.
 //!
+//! `--phases` has its own daemon log each lifecycle RPC's phases (docs/performance.md) and
+//! prints, at the end, the median of every phase per RPC (`crius_e2e::bench::phases`).
+//!
 //! `--subscribers N` keeps N `GetContainerEvents` streams open and read throughout, so the
 //! lifecycle numbers include building and sending the events (compare with `--subscribers 0`).
 //!
@@ -68,9 +71,11 @@ struct Options {
     userns: bool,
     metrics: usize,
     subscribers: usize,
+    /// Own daemon only: log the RPCs' phases and print their medians at the end.
+    phases: bool,
 }
 
-const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--subscribers N] [--bin PATH-TO-CRIUS]
+const USAGE: &str = "usage: pod-bench [--runs N] [--concurrent N] [--json] [--userns] [--metrics N] [--subscribers N] [--phases] [--bin PATH-TO-CRIUS]
        pod-bench --socket PATH --image REF [--daemon-pid PID] [--runs N] [--concurrent N] [--json] [--userns]
        pod-bench suite --socket PATH --image REF ... (pod-bench suite --help)
        pod-bench serve-images --out FILE --pause-bin PATH
@@ -88,6 +93,7 @@ fn parse_args() -> Result<Options> {
         userns: false,
         metrics: 0,
         subscribers: 0,
+        phases: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -109,6 +115,7 @@ fn parse_args() -> Result<Options> {
             }
             "--json" => options.json = true,
             "--userns" => options.userns = true,
+            "--phases" => options.phases = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -121,6 +128,9 @@ fn parse_args() -> Result<Options> {
     }
     if options.socket.is_some() && options.bin.is_some() {
         bail!("--bin is for the bench's own daemon, not with --socket");
+    }
+    if options.phases && options.socket.is_some() {
+        bail!("--phases reads the bench's own daemon's log, not with --socket");
     }
     Ok(options)
 }
@@ -225,6 +235,9 @@ async fn setup(options: &Options) -> Result<Target> {
         builder = builder
             .config_value("metrics.enable", true)
             .config_value("metrics.port", i64::from(port));
+    }
+    if options.phases {
+        builder = builder.env("RUST_LOG", "info,h2=warn,hyper=warn,crius::phases=debug");
     }
     let crius = builder
         .bin(&bin)
@@ -750,6 +763,12 @@ async fn main() -> Result<()> {
         r = bench(&target, &options) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
+    if options.phases
+        && let Some(own) = &target.own
+    {
+        let phases = crius_e2e::bench::phases::PhaseLog::parse(&own.crius.log());
+        print!("{}", phases.render());
+    }
     // In-flight RPCs were dropped with the bench future; the label finds what they created.
     let cleanup = target.cleanup().await;
     if let Some(own) = &target.own

@@ -15,10 +15,10 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use super::cgroup;
 use super::state::{
     ContainerId, EXEC_FIFO, State, Status, container_dir, proc_stat, rfc3339, write_atomic,
 };
+use super::{cgroup, cgroup_fork};
 use crate::cgroups::{Driver, Manager};
 use crate::error::{Error, IoContext, Result, SysContext};
 use crate::namespaces::{self, NamespacePlan};
@@ -282,11 +282,16 @@ pub fn create(o: &CreateOpts) -> Result<()> {
         preserve_fds: o.preserve_fds,
         sysctl_ns,
     };
-    let stage1 = match clone_fork(0).ctx("fork", "intermediate process")? {
+    // Born in the cgroup (v2) or moving itself there (v1): `cgroup_fork`. Its children, the
+    // init among them, are born there.
+    let (forked, pending) =
+        cgroup_fork::fork(guard.manager.as_deref()).ctx("fork", "intermediate process")?;
+    let stage1 = match forked {
         None => {
             drop(parent_ch);
             std::mem::forget(guard);
-            let r = stage1_main(&plan, args, &child_ch).map_err(|e| e.to_string());
+            let join = (&pending, cg_path.as_path());
+            let r = stage1_main(&plan, args, &child_ch, join).map_err(|e| e.to_string());
             exit_with(r, |e| {
                 let _ = child_ch.send(&Msg::Error(e.to_string()));
             })
@@ -296,10 +301,9 @@ pub fn create(o: &CreateOpts) -> Result<()> {
     drop(child_ch);
     drop(args);
     guard.children.push(stage1);
-    if let Some(m) = &guard.manager {
-        m.add_task(stage1)
-            .map_err(|e| Error::Invalid(format!("adding to cgroup {}: {e}", cg_path.display())))?;
-    }
+    pending
+        .parent_adds(guard.manager.as_deref(), stage1)
+        .map_err(|e| Error::Invalid(format!("adding to cgroup {}: {e}", cg_path.display())))?;
     parent_ch.send(&Msg::Continue)?;
 
     let created = rfc3339(SystemTime::now());
@@ -422,8 +426,18 @@ fn send_idmapped_mounts(
 
 /// The intermediate process: join and create namespaces, then fork the init into them (a new
 /// pid namespace only applies to children) and report its pid.
-fn stage1_main(plan: &NamespacePlan, args: InitArgs, ch: &Channel) -> Result<()> {
+/// `join`: the cgroup's part left to this process, and the cgroup's path.
+fn stage1_main(
+    plan: &NamespacePlan,
+    args: InitArgs,
+    ch: &Channel,
+    join: (&cgroup_fork::Pending, &Path),
+) -> Result<()> {
     ch.expect(&Msg::Continue)?;
+    let (pending, path) = join;
+    pending
+        .child_joins()
+        .map_err(|e| Error::Invalid(format!("adding to cgroup {}: {e}", path.display())))?;
     let oom = args.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     oom_score::preset(oom).map_err(|e| Error::Invalid(format!("setting oom_score_adj: {e}")))?;
     namespaces::join(&plan.join)?;

@@ -10,9 +10,9 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxPersonality, Process};
 
-use super::cgroup;
 use super::create::load_spec;
 use super::state::{ContainerId, State, Status, write_atomic};
+use super::{cgroup, cgroup_fork};
 use crate::error::{Error, Result, SysContext};
 use crate::process::channel::{self, Msg};
 use crate::process::fork::{clone_fork, exit_with};
@@ -110,7 +110,9 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
             .ctx("sigprocmask", "exec")?;
         Some(old)
     };
-    let stage1 = match clone_fork(0).ctx("fork", "exec")? {
+    // Born in the cgroup (v2) or joining it itself (v1): `cgroup_fork`.
+    let (forked, pending) = cgroup_fork::fork(Some(manager.as_ref())).ctx("fork", "exec")?;
+    let stage1 = match forked {
         None => {
             drop(parent_ch);
             if let Some(old) = &old_mask {
@@ -118,6 +120,9 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
             }
             let r = (|| -> Result<()> {
                 child_ch.expect(&Msg::Continue)?;
+                pending
+                    .child_joins()
+                    .map_err(|e| Error::Invalid(format!("joining cgroup: {e}")))?;
                 oom_score::preset(process.oom_score_adj())
                     .map_err(|e| Error::Invalid(format!("setting oom_score_adj: {e}")))?;
                 namespaces::join(&join)?;
@@ -147,7 +152,7 @@ pub fn exec(o: &ExecOpts) -> Result<i32> {
     };
     drop(child_ch);
     drop(console);
-    let added = manager.add_task(stage1);
+    let added = pending.parent_adds(Some(manager.as_ref()), stage1);
     let reap = |p: Pid| {
         let _ = waitpid(p, None);
     };

@@ -2,6 +2,7 @@
 //! delete, exec, pause, resume, update).
 
 pub mod cgroup;
+mod cgroup_fork;
 pub mod create;
 pub mod exec;
 pub mod ops;

@@ -113,11 +113,15 @@ pub fn kill_container(root: &Path, id: &ContainerId, sig: Signal, all: bool) -> 
 
 fn wait_dead(st: &State, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
+    // A SIGKILLed process is usually gone within a fraction of a millisecond: look again soon,
+    // then less often.
+    let mut pause = Duration::from_micros(200);
     while st.alive() {
         if Instant::now() > deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
     true
 }

@@ -31,7 +31,7 @@ pub use path::{
 
 use self::dbus::{DbusSystemd, Systemd};
 use self::props::Host;
-use super::{CgroupError, CgroupVersion, Manager, OomSource, Stats};
+use super::{CgroupError, CgroupVersion, FastJoin, Manager, OomSource, Stats};
 
 /// Where a new container's unit is in its life.
 #[derive(Debug, Default)]
@@ -162,6 +162,17 @@ impl Manager for SystemdManager {
         // v1: the hierarchies systemd does not manage still have the pid at the caller's cgroup.
         self.fs.add_task(pid)?;
         self.fs.apply(&resources)
+    }
+
+    fn fast_join(&self) -> Option<FastJoin> {
+        // A new unit is started with its first process, by systemd; an existing one (exec) is
+        // joined by path, as `add_task` does.
+        let pending = self.pending().ok()?;
+        if pending.creating && !pending.started {
+            return None;
+        }
+        drop(pending);
+        self.fs.fast_join()
     }
 
     fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {

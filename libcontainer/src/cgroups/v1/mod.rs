@@ -23,7 +23,7 @@ use oci_spec::runtime::LinuxResources;
 
 use super::common::{self, read_optional, read_u64_opt};
 use super::stats::{self, CpuStats, MemoryStats, PidsStats, Stats};
-use super::{CgroupError, CgroupVersion, Manager, OomSource};
+use super::{CgroupError, CgroupVersion, FastJoin, Manager, OomSource};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Subsystem {
@@ -243,6 +243,15 @@ impl Manager for V1Manager {
             common::write_file(&h.join(&self.rel), "cgroup.procs", &pid.to_string())?;
         }
         Ok(())
+    }
+
+    fn fast_join(&self) -> Option<FastJoin> {
+        Some(FastJoin::Tasks(
+            self.unique_hierarchies()
+                .into_iter()
+                .map(|(h, _)| h.join(&self.rel).join("tasks"))
+                .collect(),
+        ))
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {

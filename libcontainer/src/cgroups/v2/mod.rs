@@ -21,7 +21,7 @@ use oci_spec::runtime::LinuxResources;
 
 use super::common::{self, read_file, read_optional, read_u64_opt, write_file};
 use super::stats::{self, CpuStats, MemoryStats, PidsStats, Stats};
-use super::{CgroupError, CgroupVersion, Manager, OomSource};
+use super::{CgroupError, CgroupVersion, FastJoin, Manager, OomSource};
 
 /// Controllers a container may need; only those the parent offers (its
 /// `cgroup.controllers`) are enabled.
@@ -182,6 +182,11 @@ impl Manager for V2Manager {
 
     fn add_task(&self, pid: Pid) -> Result<(), CgroupError> {
         write_file(&self.dir, "cgroup.procs", &pid.to_string())
+    }
+
+    fn fast_join(&self) -> Option<FastJoin> {
+        // Only on a real cgroup2 mount: a fake tree's directory cannot hold a process.
+        self.attach_bpf.then(|| FastJoin::Birth(self.dir.clone()))
     }
 
     fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
