@@ -40,6 +40,26 @@ pub fn crius_bin() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/debug/crius"))
 }
 
+/// The daemon binary a tool (`conformance`, `critest-env`) runs: `explicit` (its `--bin`),
+/// `$CRIUS_BIN`, `$CARGO_TARGET_DIR/debug/crius`, `<workspace>/target/debug/crius`; an error
+/// naming the build when it does not exist.
+pub fn chosen_crius_bin(explicit: Option<&Path>) -> Result<PathBuf> {
+    let bin = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CRIUS_BIN").map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug/crius"))
+        })
+        .unwrap_or_else(|| workspace_root().join("target/debug/crius"));
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: cargo build -p crius -p crius-monitor --bins (or pass --bin)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 /// `[image.registries."<host>"]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryEntry {

@@ -218,13 +218,7 @@ impl Engine {
         container: &Container,
         update: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, PodError> {
-        let mut record = container.record();
-        update(&mut record);
-        self.store
-            .save(Kind::Container, &record.id, &record)
-            .await?;
-        *lock(&container.record) = record.clone();
-        Ok(record)
+        self.save_container_as(container, update, true).await
     }
 
     /// [`Engine::save_container`] without the syncs (`StateStore::save_volatile`): for steps a
@@ -235,11 +229,29 @@ impl Engine {
         container: &Container,
         update: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord, PodError> {
+        self.save_container_as(container, update, false).await
+    }
+
+    async fn save_container_as(
+        &self,
+        container: &Container,
+        update: impl FnOnce(&mut ContainerRecord),
+        synced: bool,
+    ) -> Result<ContainerRecord, PodError> {
         let mut record = container.record();
         update(&mut record);
-        self.store
-            .save_volatile(Kind::Container, &record.id, &record)
-            .await?;
+        match synced {
+            true => {
+                self.store
+                    .save(Kind::Container, &record.id, &record)
+                    .await?
+            }
+            false => {
+                self.store
+                    .save_volatile(Kind::Container, &record.id, &record)
+                    .await?
+            }
+        }
         *lock(&container.record) = record.clone();
         Ok(record)
     }

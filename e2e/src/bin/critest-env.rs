@@ -26,7 +26,6 @@ use crius_e2e::pods::env::remove_cgroup_tree;
 use crius_e2e::pods::requests::unique_uid;
 use crius_e2e::pods::{TestNetwork, cleanup_all};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
-use crius_e2e::util::workspace_root;
 use crius_e2e::{Crius, cri};
 
 const USAGE: &str = "usage: critest-env [--critest PATH] [--bin PATH-TO-CRIUS] [--log-level LEVEL]
@@ -105,25 +104,6 @@ fn critest_bin(options: &Options) -> Result<Option<PathBuf>> {
     Ok(Some(bin))
 }
 
-/// `--bin`, `$CRIUS_BIN`, `$CARGO_TARGET_DIR/debug/crius`, `<workspace>/target/debug/crius`.
-fn crius_bin(options: &Options) -> Result<PathBuf> {
-    let bin = options
-        .bin
-        .clone()
-        .or_else(|| std::env::var_os("CRIUS_BIN").map(PathBuf::from))
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug/crius"))
-        })
-        .unwrap_or_else(|| workspace_root().join("target/debug/crius"));
-    if !bin.exists() {
-        bail!(
-            "{} does not exist: cargo build -p crius -p crius-monitor --bins (or pass --bin)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 struct Env {
     crius: Crius,
     cgroup_parent: String,
@@ -144,7 +124,9 @@ async fn setup(options: &Options) -> Result<Env> {
     let network = TestNetwork::new()?;
     let cgroup_parent = format!("/crius-critest-{}", unique_uid());
     let builder = Crius::builder()
-        .bin(&crius_bin(options)?)
+        .bin(&crius_e2e::daemon::chosen_crius_bin(
+            options.bin.as_deref(),
+        )?)
         .log_level(&options.log_level)
         .network(&network)
         .config_value("runtime.cgroup_parent", cgroup_parent.as_str())

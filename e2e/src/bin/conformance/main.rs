@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use crius_e2e::pods::{TestNetwork, cleanup_all};
 use crius_e2e::registry::{RegistryMode, TestRegistry};
-use crius_e2e::util::{free_port, workspace_root};
+use crius_e2e::util::free_port;
 use crius_e2e::{Crius, cri};
 
 use crate::certs::Client;
@@ -162,25 +162,6 @@ fn etcd_bin(options: &Options) -> Result<PathBuf> {
         .context("no etcd: pass --etcd PATH (Debian: apt-get install etcd-server)")
 }
 
-/// `--bin`, `$CRIUS_BIN`, `$CARGO_TARGET_DIR/debug/crius`, `<workspace>/target/debug/crius`.
-fn crius_bin(options: &Options) -> Result<PathBuf> {
-    let bin = options
-        .bin
-        .clone()
-        .or_else(|| std::env::var_os("CRIUS_BIN").map(PathBuf::from))
-        .or_else(|| {
-            std::env::var_os("CARGO_TARGET_DIR").map(|d| PathBuf::from(d).join("debug/crius"))
-        })
-        .unwrap_or_else(|| workspace_root().join("target/debug/crius"));
-    if !bin.exists() {
-        bail!(
-            "{} does not exist: cargo build -p crius -p crius-monitor (or pass --bin)",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
 /// What runs while the suite runs; dropped in reverse order of declaration.
 struct Env {
     components: Vec<Component>,
@@ -210,7 +191,9 @@ async fn setup(options: &Options) -> Result<Env> {
         .context("the test network's third octet")?;
     let cgroups = NodeCgroups::new(options.cgroup_driver, n)?;
     let crius = Crius::builder()
-        .bin(&crius_bin(options)?)
+        .bin(&crius_e2e::daemon::chosen_crius_bin(
+            options.bin.as_deref(),
+        )?)
         .log_level("info")
         .network(&network)
         .insecure(&registry.host())
