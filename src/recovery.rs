@@ -2,8 +2,10 @@
 //! crash interrupted is finished or undone — half-made sandboxes and containers are torn down,
 //! half-removed ones removed, and so are those whose teardown failed before (`failure` set).
 //! A teardown that fails again here leaves its object listed (NOTREADY / EXITED, with the
-//! reason) and removable, never hidden; start-up goes on. Nothing else runs at start-up: no
-//! runtime or plugin is spawned for a pod that is fine.
+//! reason) and removable, never hidden; start-up goes on. A container created but not started
+//! gets undone what a StartContainer cut by the crash may have launched
+//! (`container::launch::undo_unrecorded`: the runtime is asked whether it knows the container).
+//! Nothing else runs at start-up: no runtime or plugin is spawned for a pod that is fine.
 //!
 //! Running containers and pods need nothing but a watcher of their monitor
 //! (`container::exit_watch`, `sandbox::pause_watch`, for the STOPPED event of their exit): their
@@ -45,6 +47,11 @@ pub async fn recover(engine: &Arc<Engine>) {
         if orphan || matches!(phase, ContainerPhase::Creating | ContainerPhase::Removing) {
             tracing::info!(container = %c.id, ?phase, orphan, "recovering: removing an unfinished container");
             if let Err(e) = container::remove::remove(engine, &c).await {
+                tracing::error!(container = %c.id, "recovering: {e}");
+            }
+        } else if phase == ContainerPhase::Created && c.record().process.is_none() {
+            // Created, not started; a StartContainer's launch may have been cut by the crash.
+            if let Err(e) = container::launch::undo_unrecorded(engine, &c).await {
                 tracing::error!(container = %c.id, "recovering: {e}");
             }
         } else {

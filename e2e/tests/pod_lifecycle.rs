@@ -1,15 +1,16 @@
 //! The lifecycle protocol against the real daemon: RunPodSandbox and CreateContainer cut at the
 //! client's deadline (a slow CNI plugin, a slow runtime) finish anyway and hand their retry the
-//! same id; a pod whose CNI ADD and DEL both fail, and a container whose create and undo both
-//! fail, stay listed and removable, across a restart, until their teardown works — and then
-//! nothing is left on the host; a kill -9 while a runtime `create` runs leaks nothing either.
+//! same id, and so does a cut StartContainer; a pod whose CNI ADD and DEL both fail, and a
+//! container whose launch fails, stay listed and removable, across a restart, until their
+//! teardown works — and then nothing is left on the host; a kill -9 while a runtime `create`
+//! runs leaks nothing either.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crius_e2e::cri::api::{
     ContainerConfig, ContainerState, CreateContainerRequest, PodSandboxConfig, PodSandboxState,
-    PodSandboxStatusRequest, RunPodSandboxRequest,
+    PodSandboxStatusRequest, RunPodSandboxRequest, StartContainerRequest,
 };
 use crius_e2e::daemon::crius_bin;
 use crius_e2e::pods::faults::{FaultyCni, SlowRuntime};
@@ -95,6 +96,39 @@ async fn create_container(
     }
 }
 
+/// StartContainer with a deadline.
+async fn start_container(
+    flow: &mut PodFlow,
+    id: &str,
+    deadline: Duration,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(StartContainerRequest {
+        container_id: id.to_string(),
+    });
+    request.set_timeout(deadline);
+    let call = flow.client.start_container(request);
+    match tokio::time::timeout(deadline + SECOND, call).await {
+        Ok(answer) => answer.map(|_| ()),
+        Err(_) => Err(tonic::Status::deadline_exceeded("the client gave up")),
+    }
+}
+
+/// Polls until the container runs (a cut StartContainer finishing on its own).
+async fn wait_container_running(flow: &mut PodFlow, id: &str) {
+    let deadline = Instant::now() + PATIENT;
+    loop {
+        let state = flow.container_status(id).await.unwrap().state;
+        if state == ContainerState::ContainerRunning as i32 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} never ran: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Asserts that a call was cut at its deadline (and not answered otherwise).
 fn assert_cut<T: std::fmt::Debug>(result: Result<T, tonic::Status>, what: &str) {
     match result {
@@ -122,23 +156,6 @@ async fn wait_pod_listed(flow: &mut PodFlow, name: &str) -> String {
             return id;
         }
         assert!(Instant::now() < deadline, "pod {name} never got listed");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_container_listed(flow: &mut PodFlow, pod_id: &str, name: &str) -> String {
-    let deadline = Instant::now() + PATIENT;
-    loop {
-        let found = flow.list_containers().await.unwrap().into_iter().find(|c| {
-            c.pod_sandbox_id == pod_id && c.metadata.as_ref().is_some_and(|m| m.name == name)
-        });
-        if let Some(c) = found {
-            return c.id;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "container {name} never got listed"
-        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -238,13 +255,10 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
         [(third.clone(), PodSandboxState::SandboxReady as i32)]
     );
 
-    // 5. CreateContainer cut while the runtime creates it; the retry waits for it.
+    // 5. CreateContainer makes no process, so a slow runtime `create` does not hold it up;
+    //    StartContainer, whose launch runs that create, is cut, and finishes on its own.
     let c = sleep_container("app", &env.image, 3600);
-    assert_cut(
-        create_container(&mut flow, &third, &c, &during_pause, CUT).await,
-        "CreateContainer",
-    );
-    let app = create_container(&mut flow, &third, &c, &during_pause, PATIENT)
+    let app = create_container(&mut flow, &third, &c, &during_pause, CUT)
         .await
         .unwrap();
     assert_eq!(
@@ -257,23 +271,27 @@ async fn creations_cut_at_the_deadline_are_handed_to_their_retry() {
         Err(Code::AlreadyExists),
         "{duplicate:?}"
     );
-
-    // 6. CreateContainer cut; the retry comes after it finished.
-    let c2 = sleep_container("late", &env.image, 3600);
     assert_cut(
-        create_container(&mut flow, &third, &c2, &during_pause, CUT).await,
-        "CreateContainer",
+        start_container(&mut flow, &app, CUT).await,
+        "StartContainer in the runtime's create",
     );
-    let listed = wait_container_listed(&mut flow, &third, "late").await;
+    wait_container_running(&mut flow, &app).await;
+    let again = start_container(&mut flow, &app, PATIENT).await;
+    assert_eq!(
+        again.as_ref().map_err(|s| s.code()),
+        Err(Code::FailedPrecondition),
+        "{again:?}"
+    );
+    faults.runtime.sleep("create", None).unwrap();
+
+    // 6. Another container starts at once (the slow create is gone).
+    let c2 = sleep_container("late", &env.image, 3600);
     let late = create_container(&mut flow, &third, &c2, &during_pause, PATIENT)
         .await
         .unwrap();
-    assert_eq!(late, listed);
-    faults.runtime.sleep("create", None).unwrap();
+    start_container(&mut flow, &late, PATIENT).await.unwrap();
 
     // What the retries got works.
-    flow.start_container(&app).await.unwrap();
-    flow.start_container(&late).await.unwrap();
     assert_eq!(
         flow.container_status(&app).await.unwrap().state,
         ContainerState::ContainerRunning as i32
@@ -375,8 +393,12 @@ async fn a_pod_whose_cni_add_and_del_fail_stays_listed_until_removed() {
     assert_nothing_left(&lab.env);
 }
 
+/// A runtime whose `create` fails: CreateContainer (which makes no process) works, and
+/// StartContainer fails with the runtime's words; the container is then listed EXITED
+/// (`StartError`, as containerd says), a retried start is refused, and its removal fails while
+/// the runtime's `delete` does and works once it does — and leaves nothing.
 #[tokio::test]
-async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable() {
+async fn a_container_whose_launch_fails_is_listed_exited_and_removable() {
     let lab = start().await;
     let (env, faults) = (&lab.env, &lab);
     let mut flow = env.flow().await.unwrap();
@@ -385,19 +407,36 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
     faults.runtime.fail("create", true).unwrap();
     faults.runtime.fail("delete", true).unwrap();
     let c = sleep_container("broken", &env.image, 3600);
-    let failed = create_container(&mut flow, &pod_id, &c, &pod, PATIENT).await;
-    assert!(failed.is_err(), "{failed:?}");
+    let id = create_container(&mut flow, &pod_id, &c, &pod, PATIENT)
+        .await
+        .unwrap();
+    let failed = start_container(&mut flow, &id, PATIENT).await;
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|s| s.message().contains("create fails by the test flag")),
+        "{failed:?}"
+    );
 
     let listed = flow.list_containers().await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    let id = listed[0].id.clone();
+    assert_eq!(listed[0].state, ContainerState::ContainerExited as i32);
     let status = flow.container_status(&id).await.unwrap();
     assert_eq!(status.state, ContainerState::ContainerExited as i32);
-    assert_eq!(status.reason, "CreateContainerError");
+    assert_eq!(
+        (status.reason.as_str(), status.exit_code),
+        ("StartError", 128)
+    );
     assert!(
-        status.message.contains("delete fails by the test flag"),
+        status.message.contains("create fails by the test flag"),
         "{}",
         status.message
+    );
+    let again = start_container(&mut flow, &id, PATIENT).await;
+    assert_eq!(
+        again.as_ref().map_err(|s| s.code()),
+        Err(Code::FailedPrecondition),
+        "{again:?}"
     );
 
     let refused = flow.remove_container(&id).await;
@@ -407,9 +446,7 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
     flow.remove_container(&id).await.unwrap();
     assert!(flow.list_containers().await.unwrap().is_empty());
     // The name is free again.
-    let again = create_container(&mut flow, &pod_id, &c, &pod, PATIENT)
-        .await
-        .unwrap();
+    let again = flow.create_and_start(&pod_id, &c, &pod).await.unwrap();
     assert_ne!(again, id);
     flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
@@ -420,7 +457,8 @@ async fn a_container_whose_create_and_undo_fail_is_listed_exited_and_removable()
 /// The daemon killed while a monitor is still inside the runtime's `create` (the record names
 /// no process yet): recovery lets that launch settle before it deletes, so the create that
 /// finishes after the restart leaves no init process waiting on its exec fifo in a cgroup
-/// nobody owns — for a container and for a pod's pause.
+/// nobody owns — for a container (whose StartContainer launched it: recovered created, and
+/// it starts) and for a pod's pause.
 #[tokio::test]
 async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
     let mut lab = start().await;
@@ -430,13 +468,17 @@ async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
 
     // A container: its create stalled half-way (init made, state not written) when the daemon
     // dies, so a forced delete then finds nothing to delete.
-    lab.runtime.stall_create(Some(SLOW_SECS)).unwrap();
     let sleeper = sleep_container("crash-in-create", &lab.env.image, 3600);
+    let id = create_container(&mut flow, &pod_id, &sleeper, &pod, PATIENT)
+        .await
+        .unwrap();
+    lab.runtime.stall_create(Some(SLOW_SECS)).unwrap();
     assert_cut(
-        create_container(&mut flow, &pod_id, &sleeper, &pod, CUT).await,
-        "CreateContainer in create",
+        start_container(&mut flow, &id, CUT).await,
+        "StartContainer in create",
     );
     lab.env.crius.kill9().await.unwrap();
+    lab.runtime.stall_create(None).unwrap();
     lab.env.crius.restart().await.unwrap();
     let mut flow = lab.env.flow().await.unwrap();
     let listed: Vec<_> = flow
@@ -445,8 +487,17 @@ async fn a_kill9_during_a_runtime_create_leaves_nothing_once_recovered() {
         .unwrap()
         .into_iter()
         .filter(|c| c.pod_sandbox_id == pod_id)
+        .map(|c| (c.id, c.state))
         .collect();
-    assert!(listed.is_empty(), "{listed:?}");
+    assert_eq!(
+        listed,
+        [(id.clone(), ContainerState::ContainerCreated as i32)]
+    );
+    start_container(&mut flow, &id, PATIENT).await.unwrap();
+    wait_container_running(&mut flow, &id).await;
+    flow.stop_container(&id, 0).await.unwrap();
+    flow.remove_container(&id).await.unwrap();
+    lab.runtime.stall_create(Some(SLOW_SECS)).unwrap();
 
     // A pod: its pause's create stalled the same way.
     let doomed = pod_config("crash-in-pause", &lab.env.log_dir("crash-in-pause"));

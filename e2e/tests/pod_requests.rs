@@ -295,11 +295,12 @@ async fn lists_filter_by_id_state_sandbox_and_labels() {
     assert!(leaks.is_empty(), "{leaks}");
 }
 
-/// The kubelet derives a container's next attempt from the files in the pod's log directory: a
-/// create that fails in the runtime (here: a file mounted over a directory of the image) must
-/// leave nothing there, or a pod that never ran shows restarts.
+/// A spec the runtime refuses (here: a file mounted over a directory of the image) fails the
+/// start, where the runtime's `create` runs, as under containerd: the container is then EXITED
+/// with `StartError` (exit code 128) and the runtime's words, and removable; the kubelet makes
+/// its next attempt a new container.
 #[tokio::test]
-async fn a_create_that_fails_in_the_runtime_leaves_no_log_file() {
+async fn a_start_that_fails_in_the_runtime_leaves_the_container_exited_with_start_error() {
     let env = PodEnv::start().await.unwrap();
     let mut flow = env.flow().await.unwrap();
     let pod = pod_config("faillog", &env.log_dir("faillog"));
@@ -312,23 +313,85 @@ async fn a_create_that_fails_in_the_runtime_leaves_no_log_file() {
         host_path: host_file.path().display().to_string(),
         ..Default::default()
     });
-    let err = flow.create_container(&pod_id, &c, &pod).await.unwrap_err();
-    assert_ne!(err.code(), Code::Ok);
-    let left: Vec<_> = std::fs::read_dir(env.log_dir("faillog"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert!(left.is_empty(), "left in the pod's log directory: {left:?}");
+    let id = flow.create_container(&pod_id, &c, &pod).await.unwrap();
+    let err = flow.start_container(&id).await.unwrap_err();
+    assert!(err.message().contains("Not a directory"), "{err:?}");
+    let status = flow.container_status(&id).await.unwrap();
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(
+        (status.exit_code, status.reason.as_str()),
+        (128, "StartError")
+    );
+    assert!(
+        status.message.contains("Not a directory"),
+        "{}",
+        status.message
+    );
+    // Stopping it changes nothing; removing it works.
+    flow.stop_container(&id, 0).await.unwrap();
+    assert_eq!(
+        flow.container_status(&id).await.unwrap().reason,
+        "StartError"
+    );
+    flow.remove_container(&id).await.unwrap();
+    assert!(flow.list_containers().await.unwrap().is_empty());
 
-    // A kubelet-made container directory stays, and only the attempt's file goes.
-    std::fs::create_dir_all(env.log_dir("faillog").join("broken")).unwrap();
-    flow.create_container(&pod_id, &c, &pod).await.unwrap_err();
-    let left: Vec<_> = std::fs::read_dir(env.log_dir("faillog").join("broken"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
-    assert!(env.log_dir("faillog").join("broken").is_dir());
+    flow.remove_pod(&pod_id).await.unwrap();
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
 
+/// A created container holds no process until it starts (its launch is part of the start): a
+/// resource update before the start lands in the cgroup the start makes, and a stop before it
+/// leaves it exited (137, as if its waiting process had been killed) and not startable.
+#[tokio::test]
+async fn a_created_container_takes_updates_before_its_start_and_a_stop_exits_it() {
+    let env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("unstarted", &env.log_dir("unstarted"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+
+    let id = flow
+        .create_container(&pod_id, &sleep_container("updated", &env.image, 3600), &pod)
+        .await
+        .unwrap();
+    let limit = 80i64 << 20;
+    flow.client
+        .update_container_resources(crius_e2e::cri::api::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(crius_e2e::cri::api::LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    flow.start_container(&id).await.unwrap();
+    let limit_file = crius_e2e::cgroups::cgroup_file(
+        &env.container_cgroup(&id),
+        "memory",
+        "memory.limit_in_bytes",
+        "memory.max",
+    );
+    let got = std::fs::read_to_string(&limit_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
+    assert_eq!(got.trim(), limit.to_string());
+
+    let stopped = flow
+        .create_container(&pod_id, &sleep_container("stopped", &env.image, 3600), &pod)
+        .await
+        .unwrap();
+    flow.stop_container(&stopped, 0).await.unwrap();
+    let status = flow.container_status(&stopped).await.unwrap();
+    assert_eq!(status.state, ContainerState::ContainerExited as i32);
+    assert_eq!(status.exit_code, 137);
+    let refused = flow.start_container(&stopped).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // A second stop is a no-op.
+    flow.stop_container(&stopped, 0).await.unwrap();
+
+    flow.stop_pod(&pod_id).await.unwrap();
     flow.remove_pod(&pod_id).await.unwrap();
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");

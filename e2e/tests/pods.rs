@@ -443,10 +443,9 @@ async fn a_runc_handler_runs_pods_like_the_builtin_runtime() {
         host_path: host_file.path().display().to_string(),
         ..Default::default()
     });
-    let err = flow
-        .create_container(&pod_id, &broken, &pod)
-        .await
-        .unwrap_err();
+    // The runtime's `create` runs when the container starts (as under containerd).
+    let broken_id = flow.create_container(&pod_id, &broken, &pod).await.unwrap();
+    let err = flow.start_container(&broken_id).await.unwrap_err();
     let message = err.message();
     let failure = message.find("not a directory").expect(message);
     // runc's warnings come after its failure, on the same line.

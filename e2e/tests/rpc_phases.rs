@@ -115,22 +115,20 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
     assert_phases(
         &all,
         "CreateContainer",
-        &[
-            "image",
-            "state",
-            "rootfs",
-            "spec",
-            "monitor.spawn",
-            "runtime.create",
-        ],
+        &["image", "state", "rootfs", "spec"],
     );
-    assert_phases(&all, "StartContainer", &["runtime.start", "state"]);
-    assert_phases(&all, "StopContainer", &["stop.kill", "stop.exit"]);
     assert_phases(
         &all,
-        "RemoveContainer",
-        &["state", "runtime.delete", "rootfs"],
+        "StartContainer",
+        &["monitor.spawn", "runtime.create", "runtime.start", "state"],
     );
+    assert_phases(
+        &all,
+        "StopContainer",
+        &["stop.kill", "stop.exit", "runtime.delete", "unmount"],
+    );
+    // The runtime delete and the unmounts were done at the stop.
+    assert_phases(&all, "RemoveContainer", &["state", "files", "layers"]);
     assert_phases(
         &all,
         "StopPodSandbox",

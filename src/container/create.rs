@@ -1,5 +1,6 @@
-//! CreateContainer: image → overlay rootfs, CRI request → OCI spec, then the runtime's `create`
-//! under a crius-monitor, which leaves the container's process waiting for StartContainer.
+//! CreateContainer: image → overlay rootfs, CRI request → OCI spec in the container's bundle.
+//! No process yet: StartContainer launches the monitor and the runtime's `create` (`launch`)
+//! right before its `start`, as containerd makes its task there.
 
 use std::fs;
 use std::path::PathBuf;
@@ -8,20 +9,17 @@ use std::sync::Arc;
 use oci_spec::image::ImageConfiguration;
 use prost::Message;
 
-use super::{events, exit_watch, image_name, remove};
+use super::{events, image_name, remove};
 use crate::api::{self, ContainerEventType, NamespaceMode};
 use crate::engine::{Container, Engine, PodError, new_id};
 use crate::image::ImageRecord;
 use crate::layers::image_volume::{self, ImageVolume};
 use crate::layers::{self, Mounts};
-use crate::monitor::{self, Launch};
 use crate::oci::{self, ContainerContext};
 use crate::phases;
 use crate::pod::{PodContextParts, pod_config};
 use crate::proc_info;
-use crate::store::{
-    ContainerPhase, ContainerRecord, Kind, ProcessRef, ProcessUser, SandboxPhase, now_nanos,
-};
+use crate::store::{ContainerPhase, ContainerRecord, Kind, ProcessUser, SandboxPhase, now_nanos};
 use crate::validate::quote;
 
 /// What identifies a CreateContainer request for its retries: `<pod sandbox id>/<name>`.
@@ -129,7 +127,6 @@ pub async fn create(
                 &container,
                 ContainerEventType::ContainerCreatedEvent,
             );
-            exit_watch::watch(engine, container.clone());
             Ok(id)
         }
         Err(err) => {
@@ -249,39 +246,11 @@ async fn set_up(
             .map_err(|e| PodError::internal(format!("creating {}", parent.display()), e))?;
     }
     phases::lap("spec");
-    let exit_file = engine.paths.exit_file(&id);
-    let attach = engine.paths.attach_socket(&id);
-    let control = engine.paths.control_socket(&id);
-    let monitor_log = engine.paths.monitor_log(&id);
-    let launched = monitor::launch_container(&Launch {
-        monitor: &engine.paths.monitor,
-        runtime: &rec.runtime,
-        id: &id,
-        bundle: &run_dir,
-        exit_file: &exit_file,
-        log_path: Some(&log_path),
-        log_max_line: Some(engine.config.runtime.log_max_line),
-        attach_socket: Some(&attach),
-        control_socket: Some(&control),
-        monitor_cgroup: &engine.config.runtime.monitor_cgroup,
-        terminal: config.tty,
-        stdin: config.stdin,
-        stdin_once: config.stdin && config.stdin_once,
-        stderr_log: Some(&monitor_log),
-    })
-    .await
-    .map_err(|e| PodError::internal("creating the container", e))?;
-    let process = ProcessRef {
-        pid: launched.pid,
-        start_time: proc_info::start_time(launched.pid).unwrap_or(0),
-        monitor_pid: launched.monitor_pid,
-    };
-    // Not synced: the `Creating` record before the launch was, and a power loss that undoes
-    // this one also ended the process it names; a restart then finds a create that did not
-    // finish and undoes it, as after a crash mid-create. A daemon crash keeps it (page cache).
+    // Not synced: the `Creating` record before was, and a power loss that undoes this one
+    // finds a create that did not finish and undoes it, as after a crash mid-create. A daemon
+    // crash keeps it (page cache). The process comes with StartContainer (`launch`).
     engine
         .save_container_volatile(container, |r| {
-            r.process = Some(process);
             r.phase = ContainerPhase::Created;
             r.user = user;
         })

@@ -102,10 +102,17 @@ pub async fn update_resources(
     }
     let oci = crate::oci::linux_resources(resources, engine.runtimes.spec_options())?;
     let rec = container.record();
-    rec.runtime
-        .update(&rec.id, &oci)
-        .await
-        .map_err(|e| PodError::internal("updating the container's resources", e))?;
+    if rec.process.is_some() {
+        rec.runtime
+            .update(&rec.id, &oci)
+            .await
+            .map_err(|e| PodError::internal("updating the container's resources", e))?;
+    } else {
+        // Not launched yet: its launch applies them.
+        let bundle = engine.paths.container_run_dir(&rec.id);
+        tokio::task::spawn_blocking(move || crate::pod::update_spec_resources(&bundle, &oci))
+            .await??;
+    }
     // Status reports what was last asked for.
     let mut config = super::status::container_config(&rec)?;
     config.linux.get_or_insert_with(Default::default).resources = Some(resources.clone());

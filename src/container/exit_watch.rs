@@ -1,6 +1,7 @@
 //! Notices a container's exit when it happens, not when someone next asks: one task per
 //! container waits for its crius-monitor to exit (`monitor::MonitorExit`, a pidfd), then reads
-//! the exit file and publishes CONTAINER_STOPPED.
+//! the exit file, releases what the exited container no longer needs (`release`) and publishes
+//! CONTAINER_STOPPED.
 //!
 //! A monitor that is killed (no exit file) leaves its container running unwatched: no log is
 //! written and no exit status will come. That container is killed here, so it is reported
@@ -14,7 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{events, status};
+use super::{events, release, status};
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine};
 use crate::monitor::MonitorExit;
@@ -61,6 +62,7 @@ pub fn watch(engine: &Arc<Engine>, container: Arc<Container>) {
         if status::exit_status(&engine, &container).is_none() {
             stop_unmonitored(&container).await;
         }
+        release::after_exit(&engine, &container).await;
         events::container_event(
             &engine,
             &container,

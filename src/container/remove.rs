@@ -1,13 +1,13 @@
-//! RemoveContainer: kill if running, delete from the runtime, unmount the image volumes and the
-//! rootfs, delete the container's files and release its hold on image layers — all but its log,
-//! which the kubelet manages. Idempotent; also undoes a failed CreateContainer and finishes
+//! RemoveContainer: kill if running, delete from the runtime and unmount the image volumes and
+//! the rootfs (unless done at its exit: `release`), delete the container's files and release
+//! its hold on image layers — all but its log, which the kubelet manages. Idempotent; also undoes a failed CreateContainer and finishes
 //! removals a crash interrupted. A removal that fails leaves the container listed and removable
 //! ([`keep_failed`]); the next call, or the next start-up, tries again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{events, stop};
+use super::{events, release, stop};
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::layers;
@@ -51,15 +51,13 @@ pub(super) async fn remove_held(
         phases::lap("state");
     }
     if rec.process.is_none() {
-        // A launch nobody saw finish (a crash during CreateContainer) must not create the
+        // A launch nobody saw finish (a crash in StartContainer's launch) must not create the
         // container after this delete.
         crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
     }
-    rec.runtime
-        .delete(&rec.id, true)
-        .await
-        .map_err(|e| PodError::internal("deleting the container from the runtime", e))?;
-    phases::lap("runtime.delete");
+    if !release::released(container) {
+        release::release(engine, &rec).await?;
+    }
     let run_dir = engine.paths.container_run_dir(&rec.id);
     let dir = engine.paths.container_dir(&rec.id);
     let sockets = [
@@ -68,18 +66,18 @@ pub(super) async fn remove_held(
     ];
     let images = engine.images.clone();
     let id = rec.id.clone();
-    tokio::task::spawn_blocking(move || {
-        layers::unmount(&run_dir.join("rootfs"), Some(&run_dir))?;
+    tokio::task::spawn_blocking(phases::carry_blocking(move || {
         layers::remove_tree(&run_dir)?;
         layers::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
+        phases::lap("files");
         // Last: the layers may go once nothing of the container mounts them.
         layers::release(&images, &id)
-    })
+    }))
     .await??;
-    phases::lap("rootfs");
+    phases::lap("layers");
     // Not synced either, for the same reason.
     engine
         .store

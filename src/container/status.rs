@@ -42,6 +42,10 @@ pub fn state(engine: &Engine, container: &Container) -> (api::ContainerState, Op
         return (api::ContainerState::ContainerExited, Some(exit));
     }
     match (rec.phase, rec.process) {
+        // A launch that failed (StartContainer).
+        (ContainerPhase::Created, _) if rec.failure.is_some() => {
+            (api::ContainerState::ContainerExited, None)
+        }
         (ContainerPhase::Created, _) => (api::ContainerState::ContainerCreated, None),
         (ContainerPhase::Started, Some(p)) if proc_info::is_alive(p.pid, p.start_time) => {
             (api::ContainerState::ContainerRunning, None)
@@ -124,6 +128,10 @@ pub fn status(
             (e.exit_code, e.finished_at_unix_nano, reason, message)
         }
         (None, api::ContainerState::ContainerExited) => match &rec.failure {
+            // Never started: containerd's word and exit code for a failed start.
+            Some(why) if rec.phase == ContainerPhase::Created => {
+                (128, 0, "StartError", why.clone())
+            }
             // Never created: the kubelet's own word for that.
             Some(why) if rec.process.is_none() => (255, 0, "CreateContainerError", why.clone()),
             Some(why) => (255, 0, "Error", why.clone()),

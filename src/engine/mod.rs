@@ -45,6 +45,9 @@ pub struct Container {
     pub id: String,
     record: Mutex<ContainerRecord>,
     pub op: tokio::sync::Mutex<()>,
+    /// Its exit was seen and what it no longer needs released (`container::release`); in
+    /// memory only: after a restart, RemoveContainer releases again (each step is idempotent).
+    pub released: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +77,7 @@ impl Container {
             id: record.id.clone(),
             record: Mutex::new(record),
             op: tokio::sync::Mutex::new(()),
+            released: Default::default(),
         })
     }
 

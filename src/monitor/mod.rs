@@ -20,7 +20,7 @@ pub use exec_sync::{ExecSyncResult, exec_sync};
 pub use exit_file::{ExitStatus, read_exit_file, wait_exit_file};
 pub use exit_watch::MonitorExit;
 pub use launch::{Launch, Launched, launch_container};
-pub use unfinished::settle_launch;
+pub use unfinished::{monitor_of, settle_launch};
 
 use crate::oci_runtime::OciRuntime;
 

@@ -48,3 +48,87 @@ fn restrict_oom_score_adj(spec: &mut oci_spec::runtime::Spec) {
         }
     }
 }
+
+/// A resource update for a container not launched yet: merged into its bundle's spec, which the
+/// runtime's `create` then applies (as the runtime's `update` would have: what `update` leaves
+/// unset keeps its value; the device rules stay).
+pub fn update_spec_resources(
+    bundle: &Path,
+    update: &oci_spec::runtime::LinuxResources,
+) -> Result<(), PodError> {
+    let path = bundle.join("config.json");
+    let mut spec = oci_spec::runtime::Spec::load(&path)
+        .map_err(|e| PodError::internal(format!("reading {}", path.display()), e))?;
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    if update.cpu().is_some() {
+        resources.set_cpu(update.cpu().clone());
+    }
+    if update.memory().is_some() {
+        resources.set_memory(*update.memory());
+    }
+    if update.pids().is_some() {
+        resources.set_pids(*update.pids());
+    }
+    if update.hugepage_limits().is_some() {
+        resources.set_hugepage_limits(update.hugepage_limits().clone());
+    }
+    if update.unified().is_some() {
+        resources.set_unified(update.unified().clone());
+    }
+    if update.block_io().is_some() {
+        resources.set_block_io(update.block_io().clone());
+    }
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    write_spec(bundle, spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::{
+        LinuxBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec,
+    };
+
+    use super::*;
+
+    #[test]
+    fn an_update_before_the_launch_lands_in_the_bundle_and_keeps_the_device_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let deny_all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .build()
+            .unwrap();
+        let before = LinuxResourcesBuilder::default()
+            .devices(vec![deny_all.clone()])
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(1 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let mut spec = Spec::default();
+        spec.set_linux(Some(
+            LinuxBuilder::default().resources(before).build().unwrap(),
+        ));
+        write_spec(dir.path(), spec).unwrap();
+
+        let update = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(64 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        update_spec_resources(dir.path(), &update).unwrap();
+
+        let after = Spec::load(dir.path().join("config.json")).unwrap();
+        let resources = after.linux().clone().unwrap().resources().clone().unwrap();
+        assert_eq!(resources.memory().as_ref().unwrap().limit(), Some(64 << 20));
+        assert_eq!(resources.devices().clone().unwrap(), vec![deny_all]);
+    }
+}

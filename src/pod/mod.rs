@@ -11,7 +11,7 @@ mod status;
 
 use std::collections::HashMap;
 
-pub use bundle::write_spec;
+pub use bundle::{update_spec_resources, write_spec};
 pub use context::{
     PodContextParts, PodFiles, is_node, namespace_options, needs_pause, pod_config, pod_userns,
 };
