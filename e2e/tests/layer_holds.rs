@@ -1,8 +1,8 @@
 //! The image layers under a running pod stay on disk whatever happens to the image's name: a
-//! configured pause image's layers are held by the pod (as a container's rootfs and image
-//! volumes are held by the container) from before its root is mounted until RemovePodSandbox
-//! unmounts it — across a RemoveImage, the image garbage collection that follows, and a daemon
-//! restart — and collected once the pod is gone.
+//! configured pause image's layers are held by the pod from before its root is mounted until
+//! RemovePodSandbox unmounts it — across a RemoveImage, the image garbage collection that
+//! follows, and a daemon restart — and collected once the pod is gone; a container's rootfs
+//! (and image volumes) are held by the container until its exit unmounts them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,6 +122,69 @@ async fn a_running_pods_pause_image_layers_outlive_remove_image_and_a_restart() 
         "the pause image's layer outlived its pod"
     );
     assert_eq!(mounts_under(&[&pause_root]), []);
+    let leaks = env.leaks();
+    assert!(leaks.is_empty(), "{leaks}");
+}
+
+/// A container's image layers: held while it runs (across RemoveImage and the collection after
+/// it), released at its exit — its rootfs unmounted then, as containerd deletes its task — so an
+/// image removed meanwhile is collected as soon as the container has stopped, before it is
+/// removed.
+#[tokio::test]
+async fn a_containers_image_layers_are_held_while_it_runs_and_released_at_its_exit() {
+    let env = PodEnv::start().await.unwrap();
+    let mut spec = ConfigSpec::new("held-app");
+    spec.cmd = vec!["sleep".into(), "3600".into()];
+    let layers = vec![
+        images::busybox_layer().unwrap(),
+        marker_layer("app-marker", b"mine\n", Compression::Gzip(6)).unwrap(),
+    ];
+    let build = ImageBuild::new(Format::Oci, &spec, layers).unwrap();
+    let image = images::push_image(&env.registry, "e2e/held-app", "v1", &build)
+        .await
+        .unwrap();
+    let mut client = env.crius.images().await.unwrap();
+    client.pull(&image.reference).await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("held-app", &env.log_dir("held-app"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let id = flow
+        .create_and_start(
+            &pod_id,
+            &sleep_container("app", &image.reference, 3600),
+            &pod,
+        )
+        .await
+        .unwrap();
+    let marker_hex = image.diff_ids[1].trim_start_matches("sha256:").to_owned();
+    let marker_layer: PathBuf = env.crius.layers_dir().join(&marker_hex);
+    let rootfs = env
+        .crius
+        .runroot()
+        .join("containers")
+        .join(&id)
+        .join("rootfs");
+
+    client.remove(&image.reference).await.unwrap();
+    collect_garbage(&env, "v1").await;
+    assert!(marker_layer.is_dir(), "collected under a running container");
+    let r = flow
+        .exec_sync(&id, &["cat", "/app-marker"], 10 * SECOND)
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, b"mine\n");
+
+    // Stopped: unmounted, and its layers collected with the next collection.
+    flow.stop_container(&id, 0).await.unwrap();
+    assert_eq!(mounts_under(&[&rootfs]), []);
+    collect_garbage(&env, "v2").await;
+    assert!(
+        !marker_layer.exists(),
+        "the layer of an image nobody runs outlived the container's exit"
+    );
+    flow.remove_container(&id).await.unwrap();
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }

@@ -125,10 +125,16 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
     assert_phases(
         &all,
         "StopContainer",
-        &["stop.kill", "stop.exit", "runtime.delete", "unmount"],
+        &[
+            "stop.kill",
+            "stop.exit",
+            "runtime.delete",
+            "unmount",
+            "layers",
+        ],
     );
-    // The runtime delete and the unmounts were done at the stop.
-    assert_phases(&all, "RemoveContainer", &["state", "files", "layers"]);
+    // The runtime delete, the unmounts and the layer hold's end were done at the stop.
+    assert_phases(&all, "RemoveContainer", &["state", "files"]);
     assert_phases(
         &all,
         "StopPodSandbox",

@@ -1,5 +1,6 @@
 //! What an exited container no longer needs — its runtime state and cgroup (the runtime's
-//! `delete`), its rootfs and image-volume mounts — released as soon as its exit is seen, by
+//! `delete`), its rootfs and image-volume mounts and its hold on their image layers — released
+//! as soon as its exit is seen, by
 //! StopContainer or by the exit watcher, not by RemoveContainer: containerd deletes its task
 //! (runc delete, unmount) at the exit too. The container's files (writable layer, bundle, log)
 //! and its record stay until RemoveContainer, which does the release itself when it did not
@@ -33,7 +34,7 @@ pub fn released(container: &Container) -> bool {
 }
 
 /// Deletes the container from its runtime (a forced delete: whatever is left of it in its
-/// cgroup is killed), then unmounts its image volumes and rootfs.
+/// cgroup is killed), unmounts its image volumes and rootfs, and ends its hold on their layers.
 pub async fn release(engine: &Engine, rec: &ContainerRecord) -> Result<(), PodError> {
     rec.runtime
         .delete(&rec.id, true)
@@ -41,10 +42,15 @@ pub async fn release(engine: &Engine, rec: &ContainerRecord) -> Result<(), PodEr
         .map_err(|e| PodError::internal("deleting the container from the runtime", e))?;
     phases::lap("runtime.delete");
     let run_dir = engine.paths.container_run_dir(&rec.id);
+    let images = engine.images.clone();
+    let id = rec.id.clone();
     tokio::task::spawn_blocking(phases::carry_blocking(move || {
-        layers::unmount(&run_dir.join("rootfs"), Some(&run_dir))
+        layers::unmount(&run_dir.join("rootfs"), Some(&run_dir))?;
+        phases::lap("unmount");
+        // Nothing mounts its layers now, and an exited container is never mounted again.
+        layers::release(&images, &id)
     }))
     .await??;
-    phases::lap("unmount");
+    phases::lap("layers");
     Ok(())
 }

@@ -1,6 +1,6 @@
-//! RemoveContainer: kill if running, delete from the runtime and unmount the image volumes and
-//! the rootfs (unless done at its exit: `release`), delete the container's files and release
-//! its hold on image layers — all but its log, which the kubelet manages. Idempotent; also undoes a failed CreateContainer and finishes
+//! RemoveContainer: kill if running; delete from the runtime, unmount the image volumes and the
+//! rootfs and end the hold on their image layers (unless done at its exit: `release`); delete
+//! the container's files — all but its log, which the kubelet manages. Idempotent; also undoes a failed CreateContainer and finishes
 //! removals a crash interrupted. A removal that fails leaves the container listed and removable
 //! ([`keep_failed`]); the next call, or the next start-up, tries again.
 
@@ -64,20 +64,16 @@ pub(super) async fn remove_held(
         engine.paths.attach_socket(&rec.id),
         engine.paths.control_socket(&rec.id),
     ];
-    let images = engine.images.clone();
-    let id = rec.id.clone();
     tokio::task::spawn_blocking(phases::carry_blocking(move || {
         layers::remove_tree(&run_dir)?;
         layers::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
-        phases::lap("files");
-        // Last: the layers may go once nothing of the container mounts them.
-        layers::release(&images, &id)
+        Ok::<_, PodError>(())
     }))
     .await??;
-    phases::lap("layers");
+    phases::lap("files");
     // Not synced either, for the same reason.
     engine
         .store
