@@ -356,27 +356,9 @@ async fn a_created_container_takes_updates_before_its_start_and_a_stop_exits_it(
         .await
         .unwrap();
     let limit = 80i64 << 20;
-    flow.client
-        .update_container_resources(crius_e2e::cri::api::UpdateContainerResourcesRequest {
-            container_id: id.clone(),
-            linux: Some(crius_e2e::cri::api::LinuxContainerResources {
-                memory_limit_in_bytes: limit,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    flow.set_memory_limit(&id, limit).await.unwrap();
     flow.start_container(&id).await.unwrap();
-    let limit_file = crius_e2e::cgroups::cgroup_file(
-        &env.container_cgroup(&id),
-        "memory",
-        "memory.limit_in_bytes",
-        "memory.max",
-    );
-    let got = std::fs::read_to_string(&limit_file)
-        .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
-    assert_eq!(got.trim(), limit.to_string());
+    assert_eq!(env.container_memory_limit(&id), limit.to_string());
 
     let stopped = flow
         .create_container(&pod_id, &sleep_container("stopped", &env.image, 3600), &pod)

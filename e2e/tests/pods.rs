@@ -565,26 +565,8 @@ async fn log_reopen_follows_rotation_and_resources_update_the_live_cgroup() {
 
     // A new memory limit lands in the running container's cgroup.
     let limit = 96i64 << 20;
-    flow.client
-        .update_container_resources(crius_e2e::cri::api::UpdateContainerResourcesRequest {
-            container_id: id.clone(),
-            linux: Some(LinuxContainerResources {
-                memory_limit_in_bytes: limit,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let limit_file = crius_e2e::cgroups::cgroup_file(
-        &env.container_cgroup(&id),
-        "memory",
-        "memory.limit_in_bytes",
-        "memory.max",
-    );
-    let got = std::fs::read_to_string(&limit_file)
-        .unwrap_or_else(|e| panic!("{}: {e}", limit_file.display()));
-    assert_eq!(got.trim(), limit.to_string());
+    flow.set_memory_limit(&id, limit).await.unwrap();
+    assert_eq!(env.container_memory_limit(&id), limit.to_string());
     let status = flow.container_status(&id).await.unwrap();
     assert_eq!(
         status

@@ -101,6 +101,21 @@ impl PodEnv {
         cgroups::container_cgroup(&self.cgroup_parent, id)
     }
 
+    /// The memory limit in container `id`'s cgroup (v1 `memory.limit_in_bytes`, v2
+    /// `memory.max`), as the file holds it.
+    pub fn container_memory_limit(&self, id: &str) -> String {
+        let file = cgroups::cgroup_file(
+            &self.container_cgroup(id),
+            "memory",
+            "memory.limit_in_bytes",
+            "memory.max",
+        );
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+
     pub fn socket(&self) -> &Path {
         self.crius.socket()
     }

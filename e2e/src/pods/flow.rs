@@ -101,6 +101,21 @@ impl PodFlow {
             .ok_or_else(|| Status::internal("ContainerStatus answered no status"))
     }
 
+    /// UpdateContainerResources with only a memory limit.
+    pub async fn set_memory_limit(&mut self, id: &str, bytes: i64) -> Result<(), Status> {
+        self.client
+            .update_container_resources(cri::api::UpdateContainerResourcesRequest {
+                container_id: id.to_string(),
+                linux: Some(cri::api::LinuxContainerResources {
+                    memory_limit_in_bytes: bytes,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The verbose ContainerStatus' `info` document (crius': `pid`, `monitorPid`, …).
     pub async fn container_info(&mut self, id: &str) -> Result<serde_json::Value, Status> {
         let info = self
