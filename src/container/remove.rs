@@ -12,7 +12,7 @@ use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::layers;
 use crate::phases;
-use crate::store::{ContainerPhase, Kind};
+use crate::store::{ContainerPhase, ContainerRecord, Kind};
 
 /// How long a removal waits for a launch that a crash interrupted (`monitor::settle_launch`).
 const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
@@ -42,44 +42,58 @@ pub(super) async fn remove_held(
 ) -> Result<(), PodError> {
     stop::stop_held(engine, container, Duration::ZERO).await?;
     let rec = container.record();
-    if rec.phase != ContainerPhase::Removing {
-        // Not synced: if a power loss undoes it, the container is listed again and removed
-        // again (its runtime state and mounts went with the boot anyway).
-        engine
-            .save_container_volatile(container, |r| r.phase = ContainerPhase::Removing)
-            .await?;
-        phases::lap("state");
-    }
-    if rec.process.is_none() {
-        // A launch nobody saw finish (a crash in StartContainer's launch) must not create the
-        // container after this delete.
-        crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
-    }
+    // The mark comes first: a crash after it finishes the removal at start-up. Not synced: if a
+    // power loss undoes it, the container is listed again and removed again (its runtime state
+    // and mounts went with the boot anyway).
+    let mut mark = (rec.phase != ContainerPhase::Removing).then(|| ContainerRecord {
+        phase: ContainerPhase::Removing,
+        ..rec.clone()
+    });
     if !release::released(container) {
+        if let Some(marked) = mark.take() {
+            engine
+                .save_container_volatile(container, |r| *r = marked)
+                .await?;
+            phases::lap("state");
+        }
+        if rec.process.is_none() {
+            // A launch nobody saw finish (a crash in StartContainer's launch) must not create
+            // the container after this delete.
+            crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
+        }
         release::release(engine, &rec).await?;
+    } else if let Some(marked) = &mark {
+        engine.cache_container(container, |r| *r = marked.clone());
     }
+    // Released (the usual case: at its exit): the mark, the files and the record's removal
+    // on one blocking thread, in that order — under load each hand-off to a thread costs more
+    // than the work.
     let run_dir = engine.paths.container_run_dir(&rec.id);
     let dir = engine.paths.container_dir(&rec.id);
     let sockets = [
         engine.paths.attach_socket(&rec.id),
         engine.paths.control_socket(&rec.id),
     ];
+    let id = rec.id.clone();
+    let blocking_engine = engine.clone();
     tokio::task::spawn_blocking(phases::carry_blocking(move || {
+        let store = &blocking_engine.store;
+        if let Some(marked) = mark {
+            store.save_volatile_blocking(Kind::Container, &id, &marked)?;
+            phases::lap("state");
+        }
         layers::remove_tree(&run_dir)?;
         layers::remove_tree(&dir)?;
         for s in sockets {
             let _ = std::fs::remove_file(s);
         }
+        phases::lap("files");
+        // Not synced either, for the same reason.
+        store.remove_volatile_blocking(Kind::Container, &id)?;
+        phases::lap("state");
         Ok::<_, PodError>(())
     }))
     .await??;
-    phases::lap("files");
-    // Not synced either, for the same reason.
-    engine
-        .store
-        .remove_volatile(Kind::Container, &rec.id)
-        .await?;
-    phases::lap("state");
     engine.forget_container(&rec.id);
     engine.release_name(&rec.name, &rec.id);
     Ok(())

@@ -141,28 +141,36 @@ impl StateStore {
             .await
     }
 
+    /// [`StateStore::save_volatile`] on the calling thread, for a step that already runs on a
+    /// blocking thread with more file work (one hand-off instead of several).
+    pub fn save_volatile_blocking<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        let path = self.path(kind, id);
+        let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        crius_atomic_file::write(&path, &bytes, crius_atomic_file::Durability::Volatile)
+            .map_err(io_err(&path))
+    }
+
+    /// [`StateStore::remove`] without the directory sync, on the calling thread (see
+    /// [`StateStore::save_volatile_blocking`]): a removal that a power loss undoes brings back
+    /// a record of something already removed, which is removed again (the reasoning of
+    /// [`StateStore::save_volatile`]).
+    pub fn remove_volatile_blocking(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
+        remove_record(&self.path(kind, id), None)
+    }
+
     /// Deletes the record (the directory synced after); absent is fine.
     pub async fn remove(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
-        self.remove_as(kind, id, true).await
-    }
-
-    /// [`StateStore::remove`] without the directory sync: a removal that a power loss undoes
-    /// brings back a record of something already removed, which is removed again (the same
-    /// reasoning as [`StateStore::save_volatile`]).
-    pub async fn remove_volatile(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
-        self.remove_as(kind, id, false).await
-    }
-
-    async fn remove_as(&self, kind: Kind, id: &str, sync: bool) -> Result<(), StoreError> {
         let path = self.path(kind, id);
         let dir = self.kind_dir(kind);
-        blocking(move || match fs::remove_file(&path) {
-            Ok(()) if sync => sync_dir(&dir),
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&path)(e)),
-        })
-        .await
+        blocking(move || remove_record(&path, Some(&dir))).await
     }
 
     /// Moves an unreadable record out of the way, to `<dir>/quarantine/<kind>/<file>`: kept
@@ -207,6 +215,15 @@ async fn blocking(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+}
+
+/// Deletes a record file, then syncs `sync_dir` if given; absent is fine.
+fn remove_record(path: &Path, sync: Option<&Path>) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => sync.map_or(Ok(()), sync_dir),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -267,8 +284,12 @@ mod tests {
             fs::read_dir(dir.path().join("containers")).unwrap().count(),
             1
         );
-        store.remove_volatile(Kind::Container, "c").await.unwrap();
-        store.remove_volatile(Kind::Container, "c").await.unwrap();
+        store
+            .remove_volatile_blocking(Kind::Container, "c")
+            .unwrap();
+        store
+            .remove_volatile_blocking(Kind::Container, "c")
+            .unwrap();
         assert!(read(&store).is_empty());
     }
 
