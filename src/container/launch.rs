@@ -14,8 +14,9 @@ use crate::monitor::{self, Launch};
 use crate::proc_info;
 use crate::store::ProcessRef;
 
-/// How long undoing an unrecorded launch waits for it to settle (`monitor::settle_launch`).
-const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
+/// How long undoing an unrecorded launch waits for it to settle (`monitor::settle_launch`);
+/// RemoveContainer waits as long.
+pub(super) const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
 
 /// Launches `container`'s monitor, whose runtime `create` makes the init; the caller holds the
 /// container's `op` lock and records the process.

@@ -7,15 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{events, release, stop};
+use super::{events, launch, release, stop};
 use crate::api::ContainerEventType;
 use crate::engine::{Container, Engine, PodError};
 use crate::layers;
 use crate::phases;
 use crate::store::{ContainerPhase, ContainerRecord, Kind};
-
-/// How long a removal waits for a launch that a crash interrupted (`monitor::settle_launch`).
-const LAUNCH_SETTLE: Duration = Duration::from_secs(30);
 
 pub async fn remove(engine: &Arc<Engine>, container: &Container) -> Result<(), PodError> {
     let _op = container.op.lock().await;
@@ -59,7 +56,7 @@ pub(super) async fn remove_held(
         if rec.process.is_none() {
             // A launch nobody saw finish (a crash in StartContainer's launch) must not create
             // the container after this delete.
-            crate::monitor::settle_launch(&rec.runtime, &rec.id, LAUNCH_SETTLE).await;
+            crate::monitor::settle_launch(&rec.runtime, &rec.id, launch::LAUNCH_SETTLE).await;
         }
         release::release(engine, &rec).await?;
     } else if let Some(marked) = &mark {
