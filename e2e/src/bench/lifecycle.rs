@@ -29,7 +29,7 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Step name → `{"n", "p50_ms", "p99_ms", "max_ms"}`.
+    /// Step name → `Samples::json`.
     pub fn json(&self) -> Value {
         json!({
             "RunPodSandbox": self.run_pod.json(),

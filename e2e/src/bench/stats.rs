@@ -24,13 +24,16 @@ impl Samples {
         percentile(&self.0, p) * 1e3
     }
 
-    /// `{"n", "p50_ms", "p99_ms", "max_ms"}`.
+    /// `{"n", "p50_ms", "p99_ms", "max_ms", "ms"}`; `ms` is every sample in the order taken,
+    /// for reading a tail (which run it was) from a kept run's JSON.
     pub fn json(&self) -> Value {
+        let ms: Vec<f64> = self.0.iter().map(|s| (s * 1e6).round() / 1e3).collect();
         json!({
             "n": self.0.len(),
             "p50_ms": self.percentile_ms(50.0),
             "p99_ms": self.percentile_ms(99.0),
             "max_ms": self.percentile_ms(100.0),
+            "ms": ms,
         })
     }
 }

@@ -745,7 +745,12 @@ async fn subscribe(target: &Target, n: usize) -> Result<Vec<tokio::task::JoinHan
     Ok(readers)
 }
 
-#[tokio::main]
+// One thread: each RPC's send and receive run on the thread that times it. With tokio's
+// multi-thread scheduler a call hopped to a worker thread (tonic's channel hands requests to a
+// task), and on this 2-core machine that worker often waited behind the container just
+// started — a third of a PodSandboxStatus sample and most of its tail (perf sched) were the
+// client's own. The same for every runtime measured.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     // The side-by-side modes of hack/bench.sh (`crius_e2e::bench`).
     let mut args = std::env::args().skip(1).peekable();
