@@ -70,6 +70,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let listener = bind(&config.api.listen)?;
     let incoming = UnixListenerStream::new(listener);
     let events = engine.clone();
+    let deferred = engine.clone();
     let server = Arc::new(CriServer::new(engine, streaming));
 
     let runtime_service = RuntimeServiceServer::from_arc(server.clone())
@@ -108,6 +109,8 @@ async fn serve(config: Config) -> Result<(), String> {
         served = serving => served.map_err(|e| format!("serving {}: {e}", config.api.listen.display())),
         () = grace => Ok(()),
     };
+    // Removals answered but not yet finished; a crash would leave them to the next start-up.
+    deferred.deferred.finish(None).await;
     let _ = fs::remove_file(&config.api.listen);
     tracing::info!("crius stopped");
     result

@@ -46,7 +46,9 @@ pub async fn recover(engine: &Arc<Engine>) {
         let phase = c.record().phase;
         if orphan || matches!(phase, ContainerPhase::Creating | ContainerPhase::Removing) {
             tracing::info!(container = %c.id, ?phase, orphan, "recovering: removing an unfinished container");
-            if let Err(e) = container::remove::remove(engine, &c).await {
+            if let Err(e) =
+                container::remove::remove(engine, &c, container::remove::Files::Now).await
+            {
                 tracing::error!(container = %c.id, "recovering: {e}");
             }
         } else if phase == ContainerPhase::Created && c.record().process.is_none() {

@@ -175,9 +175,10 @@ async fn an_image_volume_is_the_merged_image_read_only() {
     flow.remove_container(&id).await.unwrap();
     assert_eq!(env.crius.layer_dirs().len(), layers_before - 2);
     assert_eq!(mounts_under(&[&run_dir]), []);
-    assert!(!run_dir.exists());
 
+    // The directories go after RemoveContainer's answer, and before RemovePodSandbox's.
     flow.remove_pod(&pod_id).await.unwrap();
+    assert!(!run_dir.exists());
     let leaks = env.leaks();
     assert!(leaks.is_empty(), "{leaks}");
 }

@@ -3,7 +3,8 @@
 //! same id, and so does a cut StartContainer; a pod whose CNI ADD and DEL both fail, and a
 //! container whose launch fails, stay listed and removable, across a restart, until their
 //! teardown works — and then nothing is left on the host; a kill -9 while a runtime `create`
-//! runs leaks nothing either.
+//! runs leaks nothing either, nor one right after a RemoveContainer whose files were still to
+//! be deleted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -553,4 +554,81 @@ async fn concurrent_removals_of_one_pod_all_succeed_and_leave_nothing() {
     assert!(flow.list_pods().await.unwrap().is_empty());
     assert!(flow.list_containers().await.unwrap().is_empty());
     assert_nothing_left(env);
+}
+
+/// What RemoveContainer leaves to delete after its answer (`Files::AfterReply`): the
+/// container's run directory, its directory and its record.
+fn files_of(env: &PodEnv, id: &str) -> Vec<std::path::PathBuf> {
+    [
+        env.crius.runroot().join("containers").join(id),
+        env.crius.root().join("containers").join(id),
+        env.crius
+            .root()
+            .join("state/containers")
+            .join(format!("{id}.json")),
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .collect()
+}
+
+/// RemoveContainer answers before the container's directories and record are deleted: they
+/// go soon after while the pod lives; a daemon stopped right after the answer deletes them
+/// before it exits; one killed (-9) right after leaves them to start-up, which finishes the
+/// removal — in every case the container is never listed again.
+#[tokio::test]
+async fn a_removed_containers_files_go_after_the_answer_even_across_a_stop_or_a_kill9() {
+    let mut env = PodEnv::start().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    let pod = pod_config("late-files", &env.log_dir("late-files"));
+    let pod_id = flow.run_pod(&pod).await.unwrap();
+    let mut ids = Vec::new();
+    for name in ["live", "stopped", "killed"] {
+        let c = sleep_container(name, &env.image, 3600);
+        ids.push(flow.create_and_start(&pod_id, &c, &pod).await.unwrap());
+    }
+    let listed = |flow: &mut PodFlow| {
+        let mut flow = flow.clone();
+        async move {
+            let mut ids: Vec<String> = flow
+                .list_containers()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+
+    // While the pod lives.
+    assert!(!files_of(&env, &ids[0]).is_empty());
+    flow.remove_container(&ids[0]).await.unwrap();
+    assert!(!listed(&mut flow).await.contains(&ids[0]));
+    let deadline = Instant::now() + PATIENT;
+    while !files_of(&env, &ids[0]).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", files_of(&env, &ids[0]));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A clean stop right after the answer.
+    flow.remove_container(&ids[1]).await.unwrap();
+    assert!(env.crius.stop().await.unwrap().success());
+    assert_eq!(files_of(&env, &ids[1]), Vec::<std::path::PathBuf>::new());
+    env.crius.restart().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    assert_eq!(listed(&mut flow).await, [ids[2].clone()]);
+
+    // A kill -9 right after the answer (before or after the deletion: either way).
+    flow.remove_container(&ids[2]).await.unwrap();
+    env.crius.kill9().await.unwrap();
+    env.crius.restart().await.unwrap();
+    let mut flow = env.flow().await.unwrap();
+    assert_eq!(listed(&mut flow).await, Vec::<String>::new());
+    assert_eq!(files_of(&env, &ids[2]), Vec::<std::path::PathBuf>::new());
+
+    flow.stop_pod(&pod_id).await.unwrap();
+    flow.remove_pod(&pod_id).await.unwrap();
+    assert_nothing_left(&env);
 }

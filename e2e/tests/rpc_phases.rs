@@ -133,8 +133,9 @@ async fn a_debug_daemon_logs_the_phases_of_each_lifecycle_rpc() {
             "layers",
         ],
     );
-    // The runtime delete, the unmounts and the layer hold's end were done at the stop.
-    assert_phases(&all, "RemoveContainer", &["state", "files"]);
+    // The runtime delete, the unmounts and the layer hold's end were done at the stop; the
+    // directories and the record go after the answer.
+    assert_phases(&all, "RemoveContainer", &["state"]);
     assert_phases(
         &all,
         "StopPodSandbox",

@@ -131,7 +131,7 @@ pub async fn create(
         }
         Err(err) => {
             tracing::warn!(container = %id, "CreateContainer failed, undoing: {err}");
-            if let Err(undo) = remove::remove_held(engine, &container).await {
+            if let Err(undo) = remove::remove_held(engine, &container, remove::Files::Now).await {
                 let why = format!("CreateContainer failed ({err}), and undoing it failed: {undo}");
                 remove::keep_failed(engine, &container, why).await;
             }

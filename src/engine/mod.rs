@@ -11,6 +11,7 @@
 //! `sandbox/` and `container/` take it (docs/architecture.md, "Pods and containers").
 
 mod cpu_samples;
+mod deferred;
 mod error;
 mod paths;
 mod pause_bin;
@@ -19,6 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use cpu_samples::CpuSamples;
+pub use deferred::Deferred;
 pub use error::PodError;
 pub use paths::Paths;
 
@@ -98,6 +100,8 @@ pub struct Engine {
     pub cpu_samples: CpuSamples,
     /// The container events hub (`GetContainerEvents`); `container::events` publishes.
     pub events: Events,
+    /// Removals finished after their reply (`container::remove`).
+    pub deferred: Deferred,
     sandboxes: Mutex<BTreeMap<String, Arc<Sandbox>>>,
     containers: Mutex<BTreeMap<String, Arc<Container>>>,
     /// Reserved names → the id holding them.
@@ -121,6 +125,7 @@ impl Engine {
             runtimes,
             cpu_samples: Default::default(),
             events,
+            deferred: Deferred::default(),
             sandboxes: Mutex::new(BTreeMap::new()),
             containers: Mutex::new(BTreeMap::new()),
             names: Mutex::new(HashMap::new()),

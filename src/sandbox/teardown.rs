@@ -86,8 +86,10 @@ pub(super) async fn destroy_held(engine: &Arc<Engine>, sandbox: &Sandbox) -> Res
     // The containers' own phases are this one lap.
     phases::muted(async {
         for c in engine.containers_of(&sandbox.id) {
-            container::remove::remove(engine, &c).await?;
+            container::remove::remove(engine, &c, container::remove::Files::Now).await?;
         }
+        // And those of its containers removed before it (RemoveContainer's answer came first).
+        engine.deferred.finish(Some(&sandbox.id)).await;
         Ok::<_, PodError>(())
     })
     .await?;

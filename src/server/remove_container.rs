@@ -1,4 +1,5 @@
-//! `RemoveContainer`: idempotent; kills a running container first; keeps its log.
+//! `RemoveContainer`: idempotent; kills a running container first; keeps its log. Its
+//! directories and record are deleted after the answer (`container::remove::Files`).
 
 use tonic::Status;
 
@@ -18,6 +19,9 @@ pub async fn handle(
         Err(e) => return Err(e.into()),
     };
     let engine = server.engine.clone();
-    detached(async move { container::remove::remove(&engine, &c).await }).await?;
+    detached(async move {
+        container::remove::remove(&engine, &c, container::remove::Files::AfterReply).await
+    })
+    .await?;
     Ok(api::RemoveContainerResponse {})
 }

@@ -137,21 +137,8 @@ impl StateStore {
         blocking(move || write_record(&path, &bytes, durability)).await
     }
 
-    /// [`StateStore::save_volatile`] on the calling thread, for a step that already runs on a
-    /// blocking thread with more file work (one hand-off instead of several).
-    pub fn save_volatile_blocking<T: Serialize>(
-        &self,
-        kind: Kind,
-        id: &str,
-        record: &T,
-    ) -> Result<(), StoreError> {
-        let path = self.path(kind, id);
-        let bytes = encode(&path, record)?;
-        write_record(&path, &bytes, crius_atomic_file::Durability::Volatile)
-    }
-
-    /// [`StateStore::remove`] without the directory sync, on the calling thread (see
-    /// [`StateStore::save_volatile_blocking`]): a removal that a power loss undoes brings back
+    /// [`StateStore::remove`] without the directory sync, on the calling thread (for work
+    /// already on a blocking thread): a removal that a power loss undoes brings back
     /// a record of something already removed, which is removed again (the reasoning of
     /// [`StateStore::save_volatile`]).
     pub fn remove_volatile_blocking(&self, kind: Kind, id: &str) -> Result<(), StoreError> {
