@@ -149,6 +149,16 @@ async fn listed_pods(flow: &mut PodFlow, name: &str) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// The ids of the listed containers.
+async fn listed_containers(flow: &mut PodFlow) -> Vec<String> {
+    flow.list_containers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
+}
+
 /// Polls until `pred` holds of the pod list (the first, cut request finishing on its own).
 async fn wait_pod_listed(flow: &mut PodFlow, name: &str) -> String {
     let deadline = Instant::now() + PATIENT;
@@ -587,25 +597,11 @@ async fn a_removed_containers_files_go_after_the_answer_even_across_a_stop_or_a_
         let c = sleep_container(name, &env.image, 3600);
         ids.push(flow.create_and_start(&pod_id, &c, &pod).await.unwrap());
     }
-    let listed = |flow: &mut PodFlow| {
-        let mut flow = flow.clone();
-        async move {
-            let mut ids: Vec<String> = flow
-                .list_containers()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|c| c.id)
-                .collect();
-            ids.sort();
-            ids
-        }
-    };
 
     // While the pod lives.
     assert!(!files_of(&env, &ids[0]).is_empty());
     flow.remove_container(&ids[0]).await.unwrap();
-    assert!(!listed(&mut flow).await.contains(&ids[0]));
+    assert!(!listed_containers(&mut flow).await.contains(&ids[0]));
     let deadline = Instant::now() + PATIENT;
     while !files_of(&env, &ids[0]).is_empty() {
         assert!(Instant::now() < deadline, "{:?}", files_of(&env, &ids[0]));
@@ -618,14 +614,14 @@ async fn a_removed_containers_files_go_after_the_answer_even_across_a_stop_or_a_
     assert_eq!(files_of(&env, &ids[1]), Vec::<std::path::PathBuf>::new());
     env.crius.restart().await.unwrap();
     let mut flow = env.flow().await.unwrap();
-    assert_eq!(listed(&mut flow).await, [ids[2].clone()]);
+    assert_eq!(listed_containers(&mut flow).await, [ids[2].clone()]);
 
     // A kill -9 right after the answer (before or after the deletion: either way).
     flow.remove_container(&ids[2]).await.unwrap();
     env.crius.kill9().await.unwrap();
     env.crius.restart().await.unwrap();
     let mut flow = env.flow().await.unwrap();
-    assert_eq!(listed(&mut flow).await, Vec::<String>::new());
+    assert_eq!(listed_containers(&mut flow).await, Vec::<String>::new());
     assert_eq!(files_of(&env, &ids[2]), Vec::<std::path::PathBuf>::new());
 
     flow.stop_pod(&pod_id).await.unwrap();

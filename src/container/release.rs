@@ -1,10 +1,10 @@
 //! What an exited container no longer needs — its runtime state and cgroup (the runtime's
 //! `delete`), its rootfs and image-volume mounts and its hold on their image layers — released
 //! as soon as its exit is seen, by StopContainer or by the exit watcher, not by
-//! RemoveContainer: containerd deletes its task (runc delete, unmount) at the exit too. The container's files (writable layer, bundle, log)
-//! and its record stay until RemoveContainer, which does the release itself when it did not
-//! happen (it failed, or the daemon restarted since: the mark is in memory only, and every
-//! step is idempotent).
+//! RemoveContainer: containerd deletes its task (runc delete, unmount) at the exit too. The
+//! container's files (writable layer, bundle, log) and its record stay until RemoveContainer,
+//! which does the release itself when it did not happen (it failed, or the daemon restarted
+//! since: the mark is in memory only, and every step is idempotent).
 
 use std::sync::atomic::Ordering;
 

@@ -133,8 +133,12 @@ impl StateStore {
         durability: crius_atomic_file::Durability,
     ) -> Result<(), StoreError> {
         let path = self.path(kind, id);
-        let bytes = encode(&path, record)?;
-        blocking(move || write_record(&path, &bytes, durability)).await
+        let bytes = serde_json::to_vec(record).map_err(|source| StoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        blocking(move || crius_atomic_file::write(&path, &bytes, durability).map_err(io_err(&path)))
+            .await
     }
 
     /// [`StateStore::remove`] without the directory sync, on the calling thread (for work
@@ -194,23 +198,6 @@ async fn blocking(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
-}
-
-/// A record's JSON (`path` names it in the error).
-fn encode<T: Serialize>(path: &Path, record: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(record).map_err(|source| StoreError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Writes a record file atomically, with `durability`.
-fn write_record(
-    path: &Path,
-    bytes: &[u8],
-    durability: crius_atomic_file::Durability,
-) -> Result<(), StoreError> {
-    crius_atomic_file::write(path, bytes, durability).map_err(io_err(path))
 }
 
 /// Deletes a record file, then syncs `sync_dir` if given; absent is fine.
